@@ -1,0 +1,94 @@
+# tlsshim build. `make` builds build/libtlsshim.so and build/tlsshim (and the wolfSSL they link, once).
+# `make WOLFSSL=system` links Debian's libwolfssl with Debian's headers instead.
+BUILD    ?= build
+WOLFSSL  ?= static
+CC       ?= gcc
+CFLAGS   ?= -O2 -g
+WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+BASEFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden -I. $(WARN)
+
+ifeq ($(WOLFSSL),system)
+  WOLF_CFLAGS = -DTLSSHIM_WOLFSSL_SYSTEM
+  WOLF_LIBS   = -lwolfssl
+  WOLF_DEP    =
+  WOLF_DESC   = system
+else
+  WOLF_DIR    = $(BUILD)/wolfssl
+  WOLF_CFLAGS = -I$(WOLF_DIR)/include
+  WOLF_LIBS   = $(WOLF_DIR)/lib/libwolfssl.a -lm
+  WOLF_DEP    = $(WOLF_DIR)/lib/libwolfssl.a
+  WOLF_DESC   = static
+endif
+
+POLICY_SRC  = $(wildcard policy/*.c)
+PRELOAD_SRC = $(wildcard preload/*.c)
+TOOLS_SRC   = $(wildcard tools/*.c)
+# The pieces of preload/ the CLI reuses (the same TLS setup the library applies).
+SHARED_SRC  = preload/tlsctx.c preload/verify.c preload/log.c
+
+OBJ = $(BUILD)/obj
+policy_objs  = $(POLICY_SRC:%.c=$(OBJ)/%.o)
+preload_objs = $(PRELOAD_SRC:%.c=$(OBJ)/%.o)
+tools_objs   = $(TOOLS_SRC:%.c=$(OBJ)/%.o) $(SHARED_SRC:%.c=$(OBJ)/cli/%.o)
+
+.PHONY: all check unit integration demo asan valgrind fuzz bench clean format install
+all: $(BUILD)/libtlsshim.so $(BUILD)/tlsshim
+
+$(WOLF_DIR)/lib/libwolfssl.a: scripts/build-wolfssl.sh
+	bash scripts/build-wolfssl.sh $(BUILD)
+
+$(OBJ)/%.o: %.c $(WOLF_DEP) $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(WOLF_CFLAGS) $(CFLAGS) $(EXTRA_CFLAGS) -MMD -c $< -o $@
+
+$(OBJ)/cli/%.o: %.c $(WOLF_DEP) $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(WOLF_CFLAGS) -DTLSSHIM_CLI $(CFLAGS) $(EXTRA_CFLAGS) -MMD -c $< -o $@
+
+# Only the hooks are exported (preload/exports.map); wolfSSL stays inside, hidden.
+$(BUILD)/libtlsshim.so: $(preload_objs) $(policy_objs) $(WOLF_DEP) preload/exports.map
+	$(CC) -shared -o $@ $(preload_objs) $(policy_objs) $(WOLF_LIBS) -ldl -lpthread \
+	  -Wl,--version-script=preload/exports.map -Wl,--exclude-libs,ALL -Wl,-z,now -Wl,-z,relro -Wl,-z,defs $(LDFLAGS)
+
+$(BUILD)/tlsshim: $(tools_objs) $(policy_objs) $(WOLF_DEP)
+	$(CC) -o $@ $(tools_objs) $(policy_objs) $(WOLF_LIBS) -lpthread $(LDFLAGS)
+
+# ---- tests ----
+UNIT_SRC = $(wildcard tests/unit/*.c)
+UNIT_PRELOAD = preload/fdtab.c preload/names.c
+$(BUILD)/unit-tests: $(UNIT_SRC) $(POLICY_SRC) $(UNIT_PRELOAD) $(wildcard */*.h)
+	$(CC) $(BASEFLAGS) $(CFLAGS) -DTLSSHIM_UNIT_TEST -o $@ $(UNIT_SRC) $(POLICY_SRC) $(UNIT_PRELOAD) -lcriterion -lpthread
+
+CLIENT_SRC = $(wildcard tests/clients/*.c)
+CLIENTS = $(CLIENT_SRC:tests/clients/%.c=$(BUILD)/clients/%)
+$(BUILD)/clients/%: tests/clients/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o $@ $< -lpthread
+
+deps:
+	bash scripts/install-deps.sh
+
+unit: deps $(BUILD)/unit-tests
+	$(BUILD)/unit-tests --jobs 2
+
+check: deps all $(BUILD)/unit-tests $(CLIENTS)
+	bash tests/run-all.sh $(BUILD)
+
+demo: deps all
+	bash scripts/demo.sh $(BUILD)
+
+asan:
+	$(MAKE) BUILD=build/asan CC=clang CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	  LDFLAGS="-fsanitize=address,undefined" WOLF_DIR=build/wolfssl all
+	TLSSHIM_ASAN=1 bash tests/run-all.sh build/asan
+
+valgrind: all $(CLIENTS)
+	TLSSHIM_VALGRIND=1 bash tests/integration/valgrind.sh $(BUILD)
+
+format:
+	clang-format -i $(POLICY_SRC) $(PRELOAD_SRC) $(TOOLS_SRC) $(wildcard */*.h) $(UNIT_SRC) $(CLIENT_SRC)
+
+clean:
+	rm -rf $(BUILD)/obj $(BUILD)/libtlsshim.so $(BUILD)/tlsshim $(BUILD)/unit-tests $(BUILD)/clients
+
+-include $(shell find $(OBJ) -name '*.d' 2>/dev/null)

@@ -1,0 +1,474 @@
+/* options.c: the tls option table. One row per key: its name, what a valid value looks like, the
+ * parser that stores a value into struct policy_tls_opts, and the copier that applies a `defaults`
+ * value to a rule. Also the built-in defaults and the strict base64 decoder used by pin-sha256.
+ * The grammar (where options appear, duplicates, merging order) lives in parse.c. */
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/cursor.h"
+#include "policy/internal.h"
+
+#define FIELD(o, d, type) ((type *)(void *)((char *)(o) + (d)->off))
+#define CFIELD(o, d, type) ((const type *)(const void *)((const char *)(o) + (d)->off))
+
+__attribute__((format(printf, 3, 4))) static int fail(struct pol_opt_err *e, size_t off, const char *fmt, ...)
+{
+	va_list ap;
+
+	e->off = off;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int bad_value(const struct pol_opt_def *d, struct pol_opt_err *e, const char *v, size_t n)
+{
+	char q[64];
+
+	return fail(e, 0, "invalid %s value '%s' (expected %s)", d->key, pol_quote(q, sizeof(q), v, n, 40),
+		    d->expect);
+}
+
+static int oom(struct pol_opt_err *e)
+{
+	return fail(e, 0, "out of memory");
+}
+
+/* Replaces *dst with a copy of v (n bytes). */
+static int set_str(char **dst, const char *v, size_t n)
+{
+	char *s = malloc(n + 1);
+
+	if (!s)
+		return -1;
+	memcpy(s, v, n);
+	s[n] = '\0';
+	free(*dst);
+	*dst = s;
+	return 0;
+}
+
+/* Index of v in words (a NULL-terminated list), or -1. */
+static int word_index(const char *const *words, const char *v, size_t n)
+{
+	int i;
+
+	for (i = 0; words[i]; i++)
+		if (strlen(words[i]) == n && memcmp(words[i], v, n) == 0)
+			return i;
+	return -1;
+}
+
+static bool printable_ascii(int c)
+{
+	return c > 0x20 && c < 0x7f;
+}
+
+/* ---- parsers ---- */
+
+static int parse_path(const struct pol_opt_def *d, struct policy_tls_opts *o, const char *v, size_t n,
+		      struct pol_opt_err *e)
+{
+	return set_str(FIELD(o, d, char *), v, n) ? oom(e) : 0;
+}
+
+/* name=: a host name (stored lower-case without trailing dot) or an IP literal (stored in the
+ * canonical inet_ntop form, brackets removed, IPv4-mapped IPv6 as IPv4). */
+static int parse_name(const struct pol_opt_def *d, struct policy_tls_opts *o, const char *v, size_t n,
+		      struct pol_opt_err *e)
+{
+	uint8_t a[16];
+	char txt[INET6_ADDRSTRLEN];
+	const char *s = v;
+	size_t len = n;
+
+	if (n >= 2 && v[0] == '[' && v[n - 1] == ']') {
+		s = v + 1;
+		len = n - 2;
+		if (!pol_parse_ipv6(s, len, a))
+			return bad_value(d, e, v, n);
+	} else if (memchr(v, ':', n)) {
+		if (!pol_parse_ipv6(s, len, a))
+			return bad_value(d, e, v, n);
+	} else if (pol_digits_dots(v, n)) {
+		if (!pol_parse_ipv4(v, n, a))
+			return fail(e, 0, "invalid IPv4 address '%.*s' in name=", (int)(n > 40 ? 40 : n), v);
+		return set_str(FIELD(o, d, char *), v, n) ? oom(e) : 0;
+	} else {
+		char *low;
+
+		if (!pol_hostname_ok(v, n))
+			return bad_value(d, e, v, n);
+		low = pol_lower_dup(v, n);
+		if (!low)
+			return oom(e);
+		free(o->name);
+		o->name = low;
+		return 0;
+	}
+	if (pol_is_v4_mapped(a))
+		inet_ntop(AF_INET, a + 12, txt, sizeof(txt));
+	else
+		inet_ntop(AF_INET6, a, txt, sizeof(txt));
+	return set_str(FIELD(o, d, char *), txt, strlen(txt)) ? oom(e) : 0;
+}
+
+/* sni=: a host name or the word off. SNI never carries an IP address (RFC 6066). */
+static int parse_sni(const struct pol_opt_def *d, struct policy_tls_opts *o, const char *v, size_t n,
+		     struct pol_opt_err *e)
+{
+	uint8_t a[16];
+	char *low;
+
+	if (n == 3 && memcmp(v, "off", 3) == 0) {
+		free(o->sni);
+		o->sni = NULL;
+		o->sni_off = true;
+		return 0;
+	}
+	if (pol_digits_dots(v, n) || pol_parse_ipv6(v, n, a) ||
+	    (n >= 2 && v[0] == '[' && pol_parse_ipv6(v + 1, n - 2, a)))
+		return fail(e, 0, "sni= takes a host name or off, not an IP address (SNI never carries one)");
+	if (!pol_hostname_ok(v, n))
+		return bad_value(d, e, v, n);
+	low = pol_lower_dup(v, n);
+	if (!low)
+		return oom(e);
+	free(o->sni);
+	o->sni = low;
+	o->sni_off = false;
+	return 0;
+}
+
+static int parse_version(const struct pol_opt_def *d, struct policy_tls_opts *o, const char *v, size_t n,
+			 struct pol_opt_err *e)
+{
+	static const char *const words[] = {"1.2", "1.3", NULL};
+	int i = word_index(words, v, n);
+
+	if (i < 0)
+		return bad_value(d, e, v, n);
+	*FIELD(o, d, int) = 12 + i;
+	return 0;
+}
+
+static int parse_ciphers(const struct pol_opt_def *d, struct policy_tls_opts *o, const char *v, size_t n,
+			 struct pol_opt_err *e)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!printable_ascii((unsigned char)v[i]))
+			return fail(e, i, "invalid byte 0x%02x in ciphers= (expected %s)", (unsigned char)v[i],
+				    d->expect);
+	return set_str(&o->ciphers, v, n) ? oom(e) : 0;
+}
+
+/* alpn=: comma-separated protocol ids of 1-255 printable ASCII bytes each, no empty items. */
+static int parse_alpn(const struct pol_opt_def *d, struct policy_tls_opts *o, const char *v, size_t n,
+		      struct pol_opt_err *e)
+{
+	struct cursor c = cur_make(v, 0, n);
+
+	for (;;) {
+		size_t item = c.pos, comma = cur_find(&c, ',');
+
+		if (comma == item)
+			return fail(e, item, "empty protocol in alpn= (expected %s)", d->expect);
+		if (comma - item > 255)
+			return fail(e, item, "alpn= protocol longer than 255 bytes");
+		for (; c.pos < comma; cur_next(&c))
+			if (!printable_ascii(cur_peek(&c)))
+				return fail(e, c.pos, "invalid byte 0x%02x in alpn= (expected printable ASCII)",
+					    (unsigned)cur_peek(&c));
+		if (!cur_eat(&c, ','))
+			break;
+	}
+	return set_str(&o->alpn, v, n) ? oom(e) : 0;
+}
+
+/* handshake-timeout=: N (seconds), Ns or Nms; 1 ms to 300 s. */
+static int parse_timeout(const struct pol_opt_def *d, struct policy_tls_opts *o, const char *v, size_t n,
+			 struct pol_opt_err *e)
+{
+	struct cursor c = cur_make(v, 0, n);
+	unsigned long num, unit, ms;
+
+	if (cur_peek(&c) < '0' || cur_peek(&c) > '9')
+		return bad_value(d, e, v, n);
+	if (!cur_take_uint(&c, 1000000ul, &num))
+		return fail(e, 0, "handshake-timeout= '%.*s' is out of range (expected 1ms to 300s)",
+			    (int)(n > 40 ? 40 : n), v);
+	if (cur_done(&c) || (cur_left(&c) == 1 && cur_peek(&c) == 's'))
+		unit = 1000;
+	else if (cur_left(&c) == 2 && cur_peek(&c) == 'm' && cur_peek_at(&c, 1) == 's')
+		unit = 1;
+	else
+		return fail(e, c.pos, "invalid unit in handshake-timeout= (expected %s)", d->expect);
+	ms = num * unit;
+	if (ms < 1 || ms > 300000)
+		return fail(e, 0, "handshake-timeout= '%.*s' is out of range (expected 1ms to 300s)",
+			    (int)(n > 40 ? 40 : n), v);
+	o->handshake_timeout_ms = (unsigned)ms;
+	return 0;
+}
+
+static int parse_verify(const struct pol_opt_def *d, struct policy_tls_opts *o, const char *v, size_t n,
+			struct pol_opt_err *e)
+{
+	static const char *const words[] = {"on", "off", "pin-only", NULL};
+	static const enum policy_verify vals[] = {POLICY_VERIFY_ON, POLICY_VERIFY_OFF, POLICY_VERIFY_PIN_ONLY};
+	int i = word_index(words, v, n);
+
+	if (i < 0)
+		return bad_value(d, e, v, n);
+	o->verify = vals[i];
+	return 0;
+}
+
+static int parse_ocsp(const struct pol_opt_def *d, struct policy_tls_opts *o, const char *v, size_t n,
+		      struct pol_opt_err *e)
+{
+	static const char *const words[] = {"require", "prefer", "off", NULL};
+	static const enum policy_ocsp vals[] = {POLICY_OCSP_REQUIRE, POLICY_OCSP_PREFER, POLICY_OCSP_OFF};
+	int i = word_index(words, v, n);
+
+	if (i < 0)
+		return bad_value(d, e, v, n);
+	o->ocsp_stapling = vals[i];
+	return 0;
+}
+
+static int parse_truncation(const struct pol_opt_def *d, struct policy_tls_opts *o, const char *v, size_t n,
+			    struct pol_opt_err *e)
+{
+	static const char *const words[] = {"error", "allow", NULL};
+	static const enum policy_truncation vals[] = {POLICY_TRUNCATION_ERROR, POLICY_TRUNCATION_ALLOW};
+	int i = word_index(words, v, n);
+
+	if (i < 0)
+		return bad_value(d, e, v, n);
+	o->truncation = vals[i];
+	return 0;
+}
+
+static int parse_resumption(const struct pol_opt_def *d, struct policy_tls_opts *o, const char *v, size_t n,
+			    struct pol_opt_err *e)
+{
+	static const char *const words[] = {"on", "off", NULL};
+	int i = word_index(words, v, n);
+
+	if (i < 0)
+		return bad_value(d, e, v, n);
+	o->session_resumption = i == 0;
+	return 0;
+}
+
+/* pin-sha256=: comma-separated base64 SHA-256 digests, appended to the pins already set on the line. */
+static int parse_pins(const struct pol_opt_def *d, struct policy_tls_opts *o, const char *v, size_t n,
+		      struct pol_opt_err *e)
+{
+	struct cursor c = cur_make(v, 0, n);
+
+	for (;;) {
+		size_t item = c.pos, comma = cur_find(&c, ',');
+		uint8_t digest[48];
+		long len;
+		char q[64];
+
+		if (comma == item)
+			return fail(e, item, "empty item in pin-sha256= (expected %s)", d->expect);
+		len = pol_base64_decode(v + item, comma - item, digest, sizeof(digest));
+		if (len < 0)
+			return fail(e, item, "pin-sha256= '%s' is not valid base64",
+				    pol_quote(q, sizeof(q), v + item, comma - item, 48));
+		if (len != 32)
+			return fail(e, item, "pin-sha256= '%s' decodes to %ld bytes (expected 32: a SHA-256 digest)",
+				    pol_quote(q, sizeof(q), v + item, comma - item, 48), len);
+		if (o->n_pins >= POLICY_MAX_PINS)
+			return fail(e, item, "too many pin-sha256 values (at most %d per rule)", POLICY_MAX_PINS);
+		memcpy(o->pins[o->n_pins++], digest, 32);
+		cur_skip(&c, comma - item);
+		if (!cur_eat(&c, ','))
+			break;
+	}
+	return 0;
+}
+
+/* ---- copiers (defaults -> rule) ---- */
+
+static int copy_str(const struct pol_opt_def *d, struct policy_tls_opts *dst, const struct policy_tls_opts *src)
+{
+	const char *s = *CFIELD(src, d, char *);
+	char **t = FIELD(dst, d, char *);
+
+	if (!s) {
+		free(*t);
+		*t = NULL;
+		return 0;
+	}
+	return set_str(t, s, strlen(s));
+}
+
+static int copy_raw(const struct pol_opt_def *d, struct policy_tls_opts *dst, const struct policy_tls_opts *src)
+{
+	memcpy((char *)dst + d->off, (const char *)src + d->off, d->size);
+	return 0;
+}
+
+static int copy_sni(const struct pol_opt_def *d, struct policy_tls_opts *dst, const struct policy_tls_opts *src)
+{
+	dst->sni_off = src->sni_off;
+	return copy_str(d, dst, src);
+}
+
+static int copy_pins(const struct pol_opt_def *d, struct policy_tls_opts *dst, const struct policy_tls_opts *src)
+{
+	dst->n_pins = src->n_pins;
+	memcpy(dst->pins, src->pins, sizeof(dst->pins));
+	return 0;
+}
+
+/* ---- the table ---- */
+
+#define ROW(id, k, what, p, c, field)                                                                         \
+	[id] = {k, what, p, c, offsetof(struct policy_tls_opts, field),                                        \
+		sizeof(((struct policy_tls_opts *)0)->field)}
+
+#define PATH "a file path"
+#define DIR  "a directory path"
+
+const struct pol_opt_def pol_opts[POL_OPT_COUNT] = {
+	ROW(POL_OPT_NAME, "name", "a host name or an IP address", parse_name, copy_str, name),
+	ROW(POL_OPT_SNI, "sni", "a host name, or off", parse_sni, copy_sni, sni),
+	ROW(POL_OPT_CA_FILE, "ca-file", PATH, parse_path, copy_str, ca_file),
+	ROW(POL_OPT_CA_DIR, "ca-dir", DIR, parse_path, copy_str, ca_dir),
+	ROW(POL_OPT_MIN_VERSION, "min-version", "1.2 or 1.3", parse_version, copy_raw, min_version),
+	ROW(POL_OPT_MAX_VERSION, "max-version", "1.2 or 1.3", parse_version, copy_raw, max_version),
+	ROW(POL_OPT_CIPHERS, "ciphers", "colon-separated cipher suite names", parse_ciphers, copy_str, ciphers),
+	ROW(POL_OPT_ALPN, "alpn", "comma-separated protocols, e.g. h2,http/1.1", parse_alpn, copy_str, alpn),
+	ROW(POL_OPT_HANDSHAKE_TIMEOUT, "handshake-timeout", "1ms to 300s, e.g. 10, 10s or 500ms", parse_timeout,
+	    copy_raw, handshake_timeout_ms),
+	ROW(POL_OPT_VERIFY, "verify", "on, off or pin-only", parse_verify, copy_raw, verify),
+	ROW(POL_OPT_CERT, "cert", PATH, parse_path, copy_str, cert),
+	ROW(POL_OPT_KEY, "key", PATH, parse_path, copy_str, key),
+	ROW(POL_OPT_KEY_PASSWORD_FILE, "key-password-file", PATH, parse_path, copy_str, key_password_file),
+	ROW(POL_OPT_PIN_SHA256, "pin-sha256", "base64 SHA-256 digests, comma-separated", parse_pins, copy_pins,
+	    pins),
+	ROW(POL_OPT_CRL_FILE, "crl-file", PATH, parse_path, copy_str, crl_file),
+	ROW(POL_OPT_CRL_DIR, "crl-dir", DIR, parse_path, copy_str, crl_dir),
+	ROW(POL_OPT_OCSP_STAPLING, "ocsp-stapling", "require, prefer or off", parse_ocsp, copy_raw, ocsp_stapling),
+	ROW(POL_OPT_TRUNCATION, "truncation", "error or allow", parse_truncation, copy_raw, truncation),
+	ROW(POL_OPT_SESSION_RESUMPTION, "session-resumption", "on or off", parse_resumption, copy_raw,
+	    session_resumption),
+};
+
+const struct pol_opt_def *pol_opt_find(const char *key, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < POL_OPT_COUNT; i++)
+		if (strlen(pol_opts[i].key) == n && memcmp(pol_opts[i].key, key, n) == 0)
+			return &pol_opts[i];
+	return NULL;
+}
+
+char *pol_opt_list(char *buf, size_t cap)
+{
+	size_t i, o = 0;
+
+	if (cap == 0)
+		return buf;
+	buf[0] = '\0';
+	for (i = 0; i < POL_OPT_COUNT && o < cap; i++) {
+		int k = snprintf(buf + o, cap - o, "%s%s", i ? ", " : "", pol_opts[i].key);
+
+		if (k < 0)
+			break;
+		o += (size_t)k;
+	}
+	return buf;
+}
+
+void pol_opts_init(struct policy_tls_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->handshake_timeout_ms = POLICY_DEFAULT_HANDSHAKE_TIMEOUT_MS;
+	o->verify = POLICY_VERIFY_ON;
+	o->ocsp_stapling = POLICY_OCSP_PREFER;
+	o->truncation = POLICY_TRUNCATION_ERROR;
+	o->session_resumption = true;
+}
+
+void pol_opts_free(struct policy_tls_opts *o)
+{
+	char **strs[] = {&o->name, &o->sni,  &o->ca_file, &o->ca_dir,		&o->ciphers, &o->alpn,
+			 &o->cert, &o->key, &o->crl_file, &o->key_password_file, &o->crl_dir};
+	size_t i;
+
+	for (i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+		free(*strs[i]);
+		*strs[i] = NULL;
+	}
+}
+
+/* ---- base64 ---- */
+
+static int b64_value(int c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+long pol_base64_decode(const char *s, size_t n, uint8_t *out, size_t cap)
+{
+	size_t i, o = 0;
+
+	if (n % 4 != 0)
+		return -1;
+	for (i = 0; i < n; i += 4) {
+		unsigned v[4], pad = 0, k;
+		unsigned long bits;
+
+		for (k = 0; k < 4; k++) {
+			int c = (unsigned char)s[i + k], x;
+
+			if (c == '=') {
+				pad++;
+				v[k] = 0;
+				continue;
+			}
+			x = b64_value(c);
+			if (x < 0 || pad)
+				return -1;
+			v[k] = (unsigned)x;
+		}
+		if (pad > 2 || (pad && i + 4 != n))
+			return -1;
+		/* Canonical: the bits below the last full byte must be zero. */
+		if ((pad == 1 && (v[2] & 0x3)) || (pad == 2 && (v[1] & 0xf)))
+			return -1;
+		if (o + 3 - pad > cap)
+			return -1;
+		bits = (unsigned long)v[0] << 18 | (unsigned long)v[1] << 12 | (unsigned long)v[2] << 6 | v[3];
+		out[o++] = (uint8_t)(bits >> 16);
+		if (pad < 2)
+			out[o++] = (uint8_t)(bits >> 8);
+		if (pad < 1)
+			out[o++] = (uint8_t)bits;
+	}
+	return (long)o;
+}

@@ -1,0 +1,121 @@
+/* policy.h: the policy language. Text in, a frozen rule set out, and one question answered:
+ * "what does the policy say about this destination?" Pure C: no sockets, no hooks, no globals.
+ * The preload library builds one struct policy at load time and never changes it afterwards,
+ * so readers need no lock. */
+#ifndef TLSSHIM_POLICY_H
+#define TLSSHIM_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum policy_action { POLICY_PLAIN = 0, POLICY_TLS, POLICY_DENY };
+
+enum policy_host_kind {
+	POLICY_HOST_ANY,    /* '*' */
+	POLICY_HOST_NAME,   /* exact name, compared case-insensitively */
+	POLICY_HOST_SUFFIX, /* '*.suffix': one or more labels before suffix */
+	POLICY_HOST_ADDR,   /* IPv4 literal or [IPv6] */
+	POLICY_HOST_CIDR,   /* 10.0.0.0/8 or [fd00::]/8 */
+};
+
+enum policy_verify { POLICY_VERIFY_ON = 0, POLICY_VERIFY_OFF, POLICY_VERIFY_PIN_ONLY };
+enum policy_ocsp { POLICY_OCSP_PREFER = 0, POLICY_OCSP_REQUIRE, POLICY_OCSP_OFF };
+enum policy_truncation { POLICY_TRUNCATION_ERROR = 0, POLICY_TRUNCATION_ALLOW };
+
+#define POLICY_MAX_PINS 8
+#define POLICY_DEFAULT_HANDSHAKE_TIMEOUT_MS 10000u
+
+/* TLS options of one rule (after `defaults` were applied). Strings are NUL-terminated, owned by the
+ * policy, NULL when unset. Versions are 12 or 13 (0 = unset: the library applies min 1.2, max 1.3). */
+struct policy_tls_opts {
+	char *name;       /* name= : the name to verify (and send as SNI) */
+	char *sni;        /* sni=NAME (NULL: same as the verify name) */
+	bool sni_off;     /* sni=off */
+	char *ca_file;    /* ca-file= (NULL and no ca_dir: the system trust store) */
+	char *ca_dir;     /* ca-dir= */
+	int min_version;  /* min-version= */
+	int max_version;  /* max-version= */
+	char *ciphers;    /* ciphers= : colon-separated suite names, as given */
+	char *alpn;       /* alpn= : comma-separated protocol list, as given */
+	unsigned handshake_timeout_ms; /* handshake-timeout= (e.g. 10, 10s, 500ms); default 10 s */
+	enum policy_verify verify;     /* verify=on|off|pin-only */
+	char *cert;                    /* cert= client certificate (PEM or DER) */
+	char *key;                     /* key= client key */
+	char *key_password_file;       /* key-password-file= */
+	unsigned n_pins;               /* pin-sha256= (comma-separated, may repeat) */
+	uint8_t pins[POLICY_MAX_PINS][32];
+	char *crl_file; /* crl-file= */
+	char *crl_dir;  /* crl-dir= */
+	enum policy_ocsp ocsp_stapling;       /* ocsp-stapling=require|prefer|off */
+	enum policy_truncation truncation;    /* truncation=error|allow */
+	bool session_resumption;              /* session-resumption=on|off (default on) */
+};
+
+struct policy_rule {
+	enum policy_action action;
+	enum policy_host_kind host_kind;
+	char *host;          /* NAME: lower-case name without trailing dot; SUFFIX: ".suffix" (leading dot kept) */
+	int family;          /* ADDR/CIDR: AF_INET or AF_INET6 (IPv4-mapped IPv6 is stored as AF_INET) */
+	uint8_t addr[16];    /* ADDR/CIDR: network byte order, 4 or 16 bytes used */
+	unsigned prefix_len; /* CIDR: prefix length; ADDR: 32 or 128 */
+	uint16_t port_lo, port_hi; /* inclusive; '*' is 0-65535 */
+	struct policy_tls_opts tls; /* meaningful for POLICY_TLS only */
+	const char *source;  /* "TLSSHIM_RULES" or the policy file's path (owned by the policy) */
+	unsigned line;       /* 1-based line (for TLSSHIM_RULES: 1-based index of the ';'-separated rule) */
+};
+
+struct policy {
+	struct policy_rule *rules;
+	size_t n_rules;
+	char **sources; /* owned source names, freed with the policy */
+	size_t n_sources;
+};
+
+/* Where and why parsing stopped. column is 1-based (byte offset in the line + 1). */
+struct policy_error {
+	char source[256];
+	unsigned line;
+	unsigned column;
+	char message[256];
+};
+
+/* Parses rules from text and appends them to p. source names the text in errors and in rules.
+ * rules_mode: true for TLSSHIM_RULES syntax (rules separated by ';' or newlines), false for a file
+ * (one rule a line, '#' comments). Returns 0, or -1 with *err filled (p keeps the rules parsed before).
+ * A `defaults` line applies to the tls rules after it within the same text. */
+int policy_parse(struct policy *p, const char *text, size_t len, const char *source, bool rules_mode,
+		 struct policy_error *err);
+
+/* Builds the process policy: TLSSHIM_RULES' rules first (when rules_text is not NULL), then the file's
+ * (when file_path is not NULL). Refuses files that are not regular, larger than 1 MiB, or contain NUL
+ * bytes. Returns 0 or -1 with *err filled; on failure *p is emptied. */
+int policy_load(struct policy *p, const char *rules_text, const char *file_path, struct policy_error *err);
+
+void policy_free(struct policy *p);
+
+/* A destination as the connect hook sees it. */
+struct policy_dest {
+	int family;           /* AF_INET or AF_INET6 (IPv4-mapped IPv6 is matched as IPv4) */
+	const uint8_t *addr;  /* 4 or 16 bytes, network order */
+	uint16_t port;        /* host order */
+	const char *name;     /* the name the program resolved this address from, or NULL */
+};
+
+/* Asks the caller whether host name `name` resolves to the destination's address (used for NAME rules
+ * when the destination's remembered name is not that name: curl's own 'localhost', c-ares, ...).
+ * May be NULL: then NAME rules match remembered names only. */
+typedef bool (*policy_name_has_addr_fn)(void *ctx, const char *name, int family, const uint8_t *addr);
+
+/* First matching rule, or NULL (which means plain). */
+const struct policy_rule *policy_match(const struct policy *p, const struct policy_dest *d,
+				       policy_name_has_addr_fn resolve, void *resolve_ctx);
+
+/* Helpers shared with the CLI. */
+const char *policy_action_name(enum policy_action a);
+/* Writes "host:port" of a rule as it would be written in a policy (e.g. "[::1]:8443", "*.corp:8000-8100"). */
+void policy_rule_pattern(const struct policy_rule *r, char *buf, size_t len);
+/* Checks a DNS host name (LDH labels, 1-63 bytes each, <= 253 total, optional trailing dot). */
+bool policy_valid_hostname(const char *name);
+
+#endif

@@ -1,0 +1,635 @@
+/* conn.c: a TLS connection's life: handshake, reads, writes, shutdown and the last close (see conn.h). */
+#include "preload/conn.h"
+#include "preload/fdtab.h"
+#include "preload/libc.h"
+#include "preload/log.h"
+#include "preload/tlsctx.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+#include <wolfssl/error-ssl.h>
+
+/* Largest plaintext in one TLS record: each wolfSSL_write is given at most this much, so after a
+ * would-block we know exactly how many bytes the committed record holds. */
+#define RECORD_PLAINTEXT_MAX 16384
+
+/* Recycled connections (type-stable memory, see conn.h). Guarded by free_lock; touched only when a
+ * TLS connection starts or ends, never on the data path. */
+static pthread_mutex_t free_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct conn *free_list;
+
+/* ---- references ---- */
+
+struct conn *conn_get(int fd)
+{
+	for (int tries = 0; tries < 8; tries++) {
+		struct conn *c = fdtab_load(fd);
+		if (!c)
+			return NULL;
+		int r = atomic_load_explicit(&c->refs, memory_order_acquire);
+		while (r > 0 && !atomic_compare_exchange_weak_explicit(&c->refs, &r, r + 1, memory_order_acq_rel,
+								       memory_order_acquire))
+			;
+		if (r > 0) {
+			if (fdtab_load(fd) == c)
+				return c;
+			conn_put(c); /* recycled for another fd meanwhile: look again */
+		}
+	}
+	return NULL;
+}
+
+static void conn_free(struct conn *c)
+{
+	if (c->ssl) {
+		wolfSSL_free(c->ssl);
+		c->ssl = NULL;
+	}
+	pthread_mutex_lock(&free_lock);
+	c->next_free = free_list;
+	free_list = c;
+	pthread_mutex_unlock(&free_lock);
+}
+
+void conn_put(struct conn *c)
+{
+	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
+		conn_free(c);
+}
+
+struct conn *conn_new(const struct policy_rule *rule)
+{
+	pthread_mutex_lock(&free_lock);
+	struct conn *c = free_list;
+	if (c)
+		free_list = c->next_free;
+	pthread_mutex_unlock(&free_lock);
+	if (!c) {
+		c = calloc(1, sizeof(*c));
+		if (!c)
+			return NULL;
+		pthread_mutex_init(&c->lock, NULL);
+	}
+	pthread_mutex_lock(&c->lock);
+	c->next_free = NULL;
+	c->state = CONN_CONNECTING;
+	c->fd_count = 0;
+	c->owner = getpid();
+	c->ssl = NULL;
+	c->io_fd = -1;
+	c->io_errno = 0;
+	c->tcp_eof = c->read_eof = c->write_shut = false;
+	c->out_committed = 0;
+	c->rule = rule;
+	memset(&c->verify, 0, sizeof(c->verify));
+	c->dest[0] = '\0';
+	c->bytes_in = c->bytes_out = 0;
+	pthread_mutex_unlock(&c->lock);
+	atomic_store_explicit(&c->refs, 1, memory_order_release);
+	return c;
+}
+
+int conn_attach_fd(struct conn *c, int fd)
+{
+	atomic_fetch_add_explicit(&c->refs, 1, memory_order_acq_rel);
+	pthread_mutex_lock(&c->lock);
+	c->fd_count++;
+	pthread_mutex_unlock(&c->lock);
+	struct conn *old = fdtab_store(fd, c);
+	if (old == (struct conn *)-1) {
+		pthread_mutex_lock(&c->lock);
+		c->fd_count--;
+		pthread_mutex_unlock(&c->lock);
+		conn_put(c);
+		return -1;
+	}
+	if (old) /* a stale entry (the fd was closed behind our back, e.g. by a raw syscall) */
+		conn_detach_fd(old, -1);
+	/* A TLS fd never survives exec: the new image could not continue the session and would write
+	 * plaintext into it (documented in README). */
+	libc.fcntl(fd, F_SETFD, libc.fcntl(fd, F_GETFD) | FD_CLOEXEC);
+	return 0;
+}
+
+/* ---- waiting (never with the lock held) ---- */
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits until fd is ready for `events` or the deadline (ms, monotonic; -1: none) passes.
+ * Returns 1 ready, 0 timed out, -1 with errno (EINTR). */
+static int wait_fd(int fd, short events, long long deadline)
+{
+	int timeout = -1;
+	if (deadline >= 0) {
+		long long left = deadline - now_ms();
+		timeout = left < 0 ? 0 : (int)(left > INT_MAX ? INT_MAX : left);
+	}
+	struct pollfd p = {.fd = fd, .events = events};
+	int n = libc.poll(&p, 1, timeout);
+	return n < 0 ? -1 : n > 0;
+}
+
+static bool fd_is_nonblocking(int fd, int flags)
+{
+	if (flags & MSG_DONTWAIT)
+		return true;
+	int fl = libc.fcntl(fd, F_GETFL);
+	return fl >= 0 && (fl & O_NONBLOCK);
+}
+
+/* The SO_SNDTIMEO of fd as a deadline (-1: none). */
+static long long send_deadline(int fd)
+{
+	struct timeval tv;
+	socklen_t len = sizeof(tv);
+	if (libc.getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) != 0 || (tv.tv_sec == 0 && tv.tv_usec == 0))
+		return -1;
+	return now_ms() + (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* Blocks until the kernel socket has a byte to read (or EOF/error), the way a plain recv() would:
+ * the kernel's own SO_RCVTIMEO, SA_RESTART and O_NONBLOCK apply. Returns 0 to retry the TLS read, or
+ * -1 with errno (EAGAIN, EINTR) to hand to the program. */
+static int wait_readable(int fd, int flags)
+{
+	char peek_byte;
+	ssize_t n = libc.recv(fd, &peek_byte, 1, MSG_PEEK | (flags & MSG_DONTWAIT));
+	if (n >= 0)
+		return 0;
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+		return -1;
+	return 0; /* a socket error: the TLS read will see it and report it */
+}
+
+/* ---- wolfSSL I/O callbacks: the real recv/send, never blocking, never a hooked symbol ---- */
+
+static int io_recv(struct WOLFSSL *ssl, char *buf, int sz, void *ctx)
+{
+	struct conn *c = ctx;
+	for (;;) {
+		ssize_t n = libc.recv(c->io_fd, buf, (size_t)sz, MSG_DONTWAIT);
+		if (n > 0)
+			return (int)n;
+		if (n == 0) {
+			c->tcp_eof = true;
+			return WOLFSSL_CBIO_ERR_CONN_CLOSE;
+		}
+		if (errno == EINTR)
+			continue;
+		c->io_errno = errno;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return WOLFSSL_CBIO_ERR_WANT_READ;
+		if (errno == ECONNRESET)
+			return WOLFSSL_CBIO_ERR_CONN_RST;
+		return WOLFSSL_CBIO_ERR_GENERAL;
+	}
+}
+
+static int io_send(struct WOLFSSL *ssl, char *buf, int sz, void *ctx)
+{
+	struct conn *c = ctx;
+	for (;;) {
+		ssize_t n = libc.send(c->io_fd, buf, (size_t)sz, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n >= 0)
+			return (int)n;
+		if (errno == EINTR)
+			continue;
+		c->io_errno = errno;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return WOLFSSL_CBIO_ERR_WANT_WRITE;
+		if (errno == ECONNRESET)
+			return WOLFSSL_CBIO_ERR_CONN_RST;
+		if (errno == EPIPE)
+			return WOLFSSL_CBIO_ERR_CONN_CLOSE;
+		return WOLFSSL_CBIO_ERR_GENERAL;
+	}
+}
+
+/* ---- handshake ---- */
+
+static int set_nodelay(int fd, int on)
+{
+	return libc.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+}
+
+/* The sentence for a failed handshake, from what the verify callback, wolfSSL and the socket said. */
+static void handshake_reason(struct conn *c, int err, char *buf, size_t len, int *errno_out)
+{
+	*errno_out = ECONNREFUSED;
+	if (c->verify.failed) {
+		const char *advice = strstr(c->verify.reason, "name mismatch") || strstr(c->verify.reason, "address mismatch")
+					     ? "fix the certificate or set name="
+					     : strstr(c->verify.reason, "pin") ? "check pin-sha256= against `tlsshim probe --pins`"
+									       : "fix the server's certificate or the rule's ca-file=";
+		snprintf(buf, len, "%s; %s", c->verify.reason, advice);
+		return;
+	}
+	if (c->tcp_eof || err == SOCKET_PEER_CLOSED_E) {
+		snprintf(buf, len, "the server closed the connection during the handshake (does it speak TLS 1.2+ "
+				   "with AEAD suites? a client certificate required?); check the server or set min-version=/ciphers=");
+		return;
+	}
+	if (err == SOCKET_ERROR_E && c->io_errno) {
+		snprintf(buf, len, "socket error during the handshake: %s", strerror(c->io_errno));
+		return;
+	}
+	if (err == FATAL_ERROR) {
+		WOLFSSL_ALERT_HISTORY h;
+		if (c->ssl && wolfSSL_get_alert_history(c->ssl, &h) == WOLFSSL_SUCCESS && h.last_rx.code > 0) {
+			snprintf(buf, len, "the server sent alert %d (%s); check the server's TLS versions, suites and client "
+					   "certificate requirements",
+				 h.last_rx.code, wolfSSL_alert_desc_string_long(h.last_rx.code));
+			return;
+		}
+	}
+	snprintf(buf, len, "handshake failed: %s; %s", verify_error_text(err), verify_error_advice(err));
+}
+
+int conn_handshake(struct conn *c, int fd, const char *name, const char *sni, int family, const uint8_t *addr,
+		   void *wolf_ctx)
+{
+	const struct policy_tls_opts *o = &c->rule->tls;
+	char err[400];
+	pthread_mutex_lock(&c->lock);
+	verify_begin(&c->verify, o, name, family, addr);
+	c->ssl = tlsctx_new_session(wolf_ctx, o, sni, &c->verify, err, sizeof(err));
+	if (!c->ssl) {
+		c->state = CONN_FAILED;
+		pthread_mutex_unlock(&c->lock);
+		log_msg(LOG_ERROR, "%s: %s", c->dest, err);
+		errno = ECONNREFUSED;
+		return -1;
+	}
+	wolfSSL_SSLSetIORecv(c->ssl, io_recv);
+	wolfSSL_SSLSetIOSend(c->ssl, io_send);
+	wolfSSL_SetIOReadCtx(c->ssl, c);
+	wolfSSL_SetIOWriteCtx(c->ssl, c);
+	c->io_fd = fd;
+
+	/* Nagle plus delayed ACKs stall handshakes: TCP_NODELAY while handshaking, then the program's value. */
+	int nodelay = 0;
+	socklen_t nlen = sizeof(nodelay);
+	bool restore_nodelay = libc.getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &nlen) == 0 && !nodelay;
+	if (restore_nodelay)
+		set_nodelay(fd, 1);
+
+	long long started = now_ms();
+	long long deadline = started + o->handshake_timeout_ms;
+	int ret, werr = 0;
+	for (;;) {
+		ret = wolfSSL_connect(c->ssl);
+		if (ret == WOLFSSL_SUCCESS)
+			break;
+		werr = wolfSSL_get_error(c->ssl, ret);
+		if (werr != WOLFSSL_ERROR_WANT_READ && werr != WOLFSSL_ERROR_WANT_WRITE)
+			break;
+		int w = wait_fd(fd, werr == WOLFSSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline);
+		if (w == 0) {
+			werr = -ETIMEDOUT;
+			break;
+		}
+		/* EINTR: a signal does not abandon a half-done handshake; go on until the deadline. */
+	}
+	if (restore_nodelay)
+		set_nodelay(fd, 0);
+
+	if (ret == WOLFSSL_SUCCESS) {
+		c->state = CONN_ESTABLISHED;
+		if (o->verify == POLICY_VERIFY_OFF)
+			log_msg(LOG_WARN, "%s: verify=off: the server's certificate was NOT checked; anyone on the path can "
+					  "read and change this connection",
+				c->dest);
+		if (log_enabled(LOG_INFO)) {
+			char *alpn = NULL;
+			unsigned short alen = 0;
+			bool has_alpn = o->alpn && wolfSSL_ALPN_GetProtocol(c->ssl, &alpn, &alen) == WOLFSSL_SUCCESS;
+			log_msg(LOG_INFO, "%s: handshake done: %s %s, peer %s%s%.*s%s, %lld ms", c->dest,
+				wolfSSL_get_version(c->ssl), wolfSSL_get_cipher_name(c->ssl),
+				name ? name : "(address)", has_alpn ? ", alpn " : "", has_alpn ? (int)alen : 0,
+				has_alpn ? alpn : "", wolfSSL_session_reused(c->ssl) ? ", resumed" : "",
+				now_ms() - started);
+		}
+		pthread_mutex_unlock(&c->lock);
+		return 0;
+	}
+	int e;
+	if (werr == -ETIMEDOUT) {
+		e = ETIMEDOUT;
+		snprintf(err, sizeof(err), "TLS handshake timed out after %u ms; check that the server speaks TLS on this "
+					   "port, or raise handshake-timeout=",
+			 o->handshake_timeout_ms);
+	} else {
+		handshake_reason(c, wolfSSL_get_error(c->ssl, ret), err, sizeof(err), &e);
+	}
+	c->state = CONN_FAILED;
+	pthread_mutex_unlock(&c->lock);
+	log_msg(LOG_ERROR, "%s: %s", c->dest, err);
+	/* Nothing more may cross this socket: the program could write plaintext into it otherwise. */
+	libc.shutdown(fd, SHUT_RDWR);
+	errno = e;
+	return -1;
+}
+
+/* ---- data ---- */
+
+/* errno for a call on a connection that is no longer usable. */
+static int dead_errno(const struct conn *c, bool writing)
+{
+	switch (c->state) {
+	case CONN_CONNECTING:
+		return EAGAIN;
+	case CONN_FAILED:
+		return ENOTCONN;
+	case CONN_BROKEN:
+		return writing ? EPIPE : ECONNRESET;
+	default:
+		return EBADF;
+	}
+}
+
+/* A fatal TLS error after the handshake: remember it, say why once, give errno. */
+static int conn_break(struct conn *c, int err, bool writing)
+{
+	if (c->state != CONN_BROKEN) {
+		c->state = CONN_BROKEN;
+		char why[200];
+		if (err == FATAL_ERROR) {
+			WOLFSSL_ALERT_HISTORY h;
+			if (wolfSSL_get_alert_history(c->ssl, &h) == WOLFSSL_SUCCESS && h.last_rx.code > 0)
+				snprintf(why, sizeof(why), "the server sent fatal alert %d (%s)", h.last_rx.code,
+					 wolfSSL_alert_desc_string_long(h.last_rx.code));
+			else
+				snprintf(why, sizeof(why), "fatal TLS alert");
+		} else if (err == SOCKET_ERROR_E && c->io_errno) {
+			snprintf(why, sizeof(why), "%s", strerror(c->io_errno));
+		} else {
+			snprintf(why, sizeof(why), "%s", verify_error_text(err));
+		}
+		log_msg(LOG_ERROR, "%s: connection broken: %s; the program sees %s", c->dest, why,
+			writing ? "EPIPE" : "ECONNRESET");
+	}
+	return writing ? EPIPE : ECONNRESET;
+}
+
+bool conn_read_ready(struct conn *c)
+{
+	pthread_mutex_lock(&c->lock);
+	bool ready = c->state != CONN_ESTABLISHED || c->read_eof || (c->ssl && wolfSSL_pending(c->ssl) > 0);
+	pthread_mutex_unlock(&c->lock);
+	return ready;
+}
+
+ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
+{
+	size_t got = 0;
+	if (len > INT_MAX)
+		len = INT_MAX;
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		if (c->state != CONN_ESTABLISHED) {
+			int e = dead_errno(c, false);
+			pthread_mutex_unlock(&c->lock);
+			if (got)
+				return (ssize_t)got;
+			errno = e;
+			return -1;
+		}
+		if (c->read_eof || len == 0) {
+			pthread_mutex_unlock(&c->lock);
+			return (ssize_t)got;
+		}
+		c->io_fd = fd;
+		int n = (flags & MSG_PEEK) ? wolfSSL_peek(c->ssl, (char *)buf + got, (int)(len - got))
+					   : wolfSSL_read(c->ssl, (char *)buf + got, (int)(len - got));
+		if (n > 0) {
+			if (!(flags & MSG_PEEK))
+				c->bytes_in += (unsigned)n;
+			got += (size_t)n;
+			if (!(flags & MSG_WAITALL) || (flags & MSG_PEEK) || got == len) {
+				pthread_mutex_unlock(&c->lock);
+				return (ssize_t)got;
+			}
+			continue;
+		}
+		int err = wolfSSL_get_error(c->ssl, n);
+		if (err == WOLFSSL_ERROR_ZERO_RETURN) {
+			c->read_eof = true;
+			continue;
+		}
+		if (err == WOLFSSL_ERROR_WANT_READ || err == WOLFSSL_ERROR_WANT_WRITE) {
+			if (got && !(flags & MSG_WAITALL)) {
+				pthread_mutex_unlock(&c->lock);
+				return (ssize_t)got;
+			}
+			pthread_mutex_unlock(&c->lock);
+			int w;
+			if (err == WOLFSSL_ERROR_WANT_READ) {
+				w = wait_readable(fd, flags);
+			} else if (fd_is_nonblocking(fd, flags)) {
+				errno = EAGAIN;
+				w = -1;
+			} else {
+				w = wait_fd(fd, POLLOUT, -1) < 0 ? -1 : 0;
+			}
+			if (w < 0) {
+				if (got)
+					return (ssize_t)got;
+				return -1;
+			}
+			pthread_mutex_lock(&c->lock);
+			continue;
+		}
+		if (c->tcp_eof && (err == SOCKET_PEER_CLOSED_E || err == WOLFSSL_ERROR_SYSCALL || err == SOCKET_ERROR_E)) {
+			/* TCP closed without close_notify: a truncation attack looks exactly like this. */
+			if (c->rule->tls.truncation == POLICY_TRUNCATION_ALLOW) {
+				c->read_eof = true;
+				continue;
+			}
+			if (c->state == CONN_ESTABLISHED) {
+				c->state = CONN_BROKEN;
+				log_msg(LOG_ERROR, "%s: the server closed TCP without a TLS close_notify (possible truncation); "
+						   "the program sees ECONNRESET; set truncation=allow if this server does that",
+					c->dest);
+			}
+			pthread_mutex_unlock(&c->lock);
+			if (got)
+				return (ssize_t)got;
+			errno = ECONNRESET;
+			return -1;
+		}
+		int e = conn_break(c, err, false);
+		pthread_mutex_unlock(&c->lock);
+		if (got)
+			return (ssize_t)got;
+		errno = e;
+		return -1;
+	}
+}
+
+/* Sends the rest of a record committed by an earlier short write. Lock held. Returns 0 when nothing
+ * is left, or the wolfSSL error (WANT_WRITE, ...). */
+static int flush_committed(struct conn *c, int fd)
+{
+	/* zeros: wolfSSL only re-sends its buffered record here and never reads these bytes. */
+	static const char zeros[RECORD_PLAINTEXT_MAX];
+	if (c->out_committed == 0)
+		return 0;
+	c->io_fd = fd;
+	int n = wolfSSL_write(c->ssl, zeros, (int)c->out_committed);
+	if (n > 0) {
+		c->out_committed = 0;
+		return 0;
+	}
+	return wolfSSL_get_error(c->ssl, n);
+}
+
+void conn_try_flush(struct conn *c, int fd)
+{
+	pthread_mutex_lock(&c->lock);
+	if (c->state == CONN_ESTABLISHED && c->out_committed)
+		flush_committed(c, fd);
+	pthread_mutex_unlock(&c->lock);
+}
+
+ssize_t conn_write(struct conn *c, int fd, const void *buf, size_t len, int flags)
+{
+	size_t done = 0;
+	long long deadline = -2; /* -2: not yet asked */
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		int err;
+		if (c->state != CONN_ESTABLISHED || c->write_shut) {
+			int e = c->write_shut && c->state == CONN_ESTABLISHED ? EPIPE : dead_errno(c, true);
+			pthread_mutex_unlock(&c->lock);
+			if (done)
+				return (ssize_t)done;
+			if (e == EPIPE && !(flags & MSG_NOSIGNAL))
+				raise(SIGPIPE); /* as the kernel does for a write on a shut socket */
+			errno = e;
+			return -1;
+		}
+		if (c->out_committed) {
+			err = flush_committed(c, fd);
+		} else if (done == len) {
+			pthread_mutex_unlock(&c->lock);
+			return (ssize_t)done;
+		} else {
+			size_t chunk = len - done > RECORD_PLAINTEXT_MAX ? RECORD_PLAINTEXT_MAX : len - done;
+			c->io_fd = fd;
+			int n = wolfSSL_write(c->ssl, (const char *)buf + done, (int)chunk);
+			if (n > 0) {
+				done += (size_t)n;
+				c->bytes_out += (unsigned)n;
+				continue;
+			}
+			err = wolfSSL_get_error(c->ssl, n);
+			if (err == WOLFSSL_ERROR_WANT_WRITE) {
+				/* The record is built and partly sent: those bytes are the program's no longer.
+				 * Report them written; the rest of the record goes out before anything else. */
+				c->out_committed = chunk;
+				done += chunk;
+				c->bytes_out += chunk;
+			}
+		}
+		if (err == 0)
+			continue;
+		if (err == WOLFSSL_ERROR_WANT_WRITE || err == WOLFSSL_ERROR_WANT_READ) {
+			pthread_mutex_unlock(&c->lock);
+			if (fd_is_nonblocking(fd, flags)) {
+				if (done)
+					return (ssize_t)done;
+				errno = EAGAIN;
+				return -1;
+			}
+			if (deadline == -2)
+				deadline = send_deadline(fd);
+			int w = wait_fd(fd, err == WOLFSSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN, deadline);
+			if (w <= 0) {
+				if (done)
+					return (ssize_t)done;
+				if (w == 0)
+					errno = EAGAIN; /* SO_SNDTIMEO expired, as the kernel reports it */
+				return -1;
+			}
+			pthread_mutex_lock(&c->lock);
+			continue;
+		}
+		int e = conn_break(c, err, true);
+		pthread_mutex_unlock(&c->lock);
+		if (done)
+			return (ssize_t)done;
+		if (e == EPIPE && !(flags & MSG_NOSIGNAL))
+			raise(SIGPIPE);
+		errno = e;
+		return -1;
+	}
+}
+
+/* Flushes what is committed and sends close_notify, waiting at most timeout_ms. Lock held. */
+static void send_close_notify(struct conn *c, int fd, int timeout_ms)
+{
+	long long deadline = now_ms() + timeout_ms;
+	c->io_fd = fd;
+	while (c->out_committed) {
+		int err = flush_committed(c, fd);
+		if (err == 0)
+			break;
+		if (err != WOLFSSL_ERROR_WANT_WRITE || wait_fd(fd, POLLOUT, deadline) <= 0)
+			return;
+	}
+	for (;;) {
+		int r = wolfSSL_shutdown(c->ssl);
+		if (r == WOLFSSL_SUCCESS || r == WOLFSSL_SHUTDOWN_NOT_DONE)
+			return;
+		if (wolfSSL_get_error(c->ssl, r) != WOLFSSL_ERROR_WANT_WRITE || wait_fd(fd, POLLOUT, deadline) <= 0)
+			return;
+	}
+}
+
+int conn_shutdown(struct conn *c, int fd, int how)
+{
+	pthread_mutex_lock(&c->lock);
+	if ((how == SHUT_WR || how == SHUT_RDWR) && c->state == CONN_ESTABLISHED && !c->write_shut) {
+		send_close_notify(c, fd, 2000);
+		c->write_shut = true;
+	}
+	if (how == SHUT_RD || how == SHUT_RDWR)
+		c->read_eof = true;
+	pthread_mutex_unlock(&c->lock);
+	return libc.shutdown(fd, how);
+}
+
+void conn_detach_fd(struct conn *c, int fd)
+{
+	pthread_mutex_lock(&c->lock);
+	c->fd_count--;
+	if (c->fd_count == 0) {
+		/* Only the process that made the session ends it: a forked child closing its copies must not
+		 * send close_notify on the parent's behalf. */
+		if (c->state == CONN_ESTABLISHED && fd >= 0 && c->owner == getpid() && !c->write_shut)
+			send_close_notify(c, fd, 1000);
+		if (c->state == CONN_ESTABLISHED || c->state == CONN_CONNECTING)
+			c->state = CONN_CLOSED;
+		if (log_enabled(LOG_DEBUG))
+			log_msg(LOG_DEBUG, "%s: closed: %llu bytes in, %llu bytes out", c->dest, c->bytes_in, c->bytes_out);
+	}
+	pthread_mutex_unlock(&c->lock);
+	conn_put(c);
+}

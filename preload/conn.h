@@ -1,0 +1,86 @@
+/* conn.h: one TLS connection, shared by every fd that refers to its socket (dup, dup2, fork).
+ * Owns the wolfSSL session, the state machine, the mapping of plain reads and writes onto TLS records,
+ * and the end of the session (close_notify on the last close).
+ *
+ * Locking: c->lock guards the session and every field below it; it is never held while waiting for
+ * the network, so a reader blocked in the kernel does not stop a writer.
+ * Lifetime: c->refs counts fd slots plus calls in flight; memory is recycled (never returned to the
+ * allocator), so a stale pointer read from the fd table is always safe to try to reference. */
+#ifndef TLSSHIM_CONN_H
+#define TLSSHIM_CONN_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include "policy/policy.h"
+#include "preload/verify.h"
+
+struct WOLFSSL;
+
+enum conn_state {
+	CONN_CONNECTING,  /* TCP connect or handshake in progress */
+	CONN_ESTABLISHED, /* handshake done and verified */
+	CONN_FAILED,      /* handshake or verification failed: every call fails (ENOTCONN) */
+	CONN_BROKEN,      /* a fatal TLS error after the handshake: every call fails (ECONNRESET) */
+	CONN_CLOSED,      /* the last fd was closed */
+};
+
+struct conn {
+	_Atomic int refs;
+	pthread_mutex_t lock;
+	struct conn *next_free; /* free list link (conn.c) */
+
+	enum conn_state state;
+	int fd_count;          /* fd table slots that point here */
+	pid_t owner;           /* the process that made the session: only it ends it */
+	struct WOLFSSL *ssl;
+	int io_fd;             /* the fd the I/O callbacks use for the call in progress */
+	int io_errno;          /* errno of the last failed real recv/send in a callback */
+	bool tcp_eof;          /* the kernel socket returned 0 (FIN) */
+	bool read_eof;         /* close_notify seen (or an allowed truncation): reads return 0 */
+	bool write_shut;       /* shutdown(SHUT_WR) done */
+	size_t out_committed;  /* plaintext bytes already reported written whose record is not all sent */
+	const struct policy_rule *rule;
+	struct verify_state verify;
+	char dest[300];        /* "host:port (address)" for messages */
+	unsigned long long bytes_in, bytes_out;
+};
+
+/* The connection on fd with a reference taken, or NULL (not a TLS fd). Release with conn_put(). */
+struct conn *conn_get(int fd);
+void conn_put(struct conn *c);
+
+/* A fresh connection with one reference (the caller's), state CONN_CONNECTING. NULL on ENOMEM. */
+struct conn *conn_new(const struct policy_rule *rule);
+
+/* Installs c on fd (takes a reference for the slot). -1 with errno when the table cannot hold fd. */
+int conn_attach_fd(struct conn *c, int fd);
+
+/* The last step of close()/dup2() for an fd of c: removes nothing from the table (the caller did),
+ * ends the session if this was the last fd of the owning process, drops the slot's reference. */
+void conn_detach_fd(struct conn *c, int fd);
+
+/* Runs the handshake on fd after the TCP connect finished. 0, or -1 with errno set and the reason
+ * printed (ECONNREFUSED, ETIMEDOUT). name: verify name (NULL: verify the address); sni may be NULL. */
+int conn_handshake(struct conn *c, int fd, const char *name, const char *sni, int family, const uint8_t *addr,
+		   void *wolf_ctx);
+
+/* libc-compatible data calls. flags are MSG_* flags of the call (0 for read/write). */
+ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags);
+ssize_t conn_write(struct conn *c, int fd, const void *buf, size_t len, int flags);
+
+/* shutdown(2) on a TLS fd. */
+int conn_shutdown(struct conn *c, int fd, int how);
+
+/* Decrypted bytes waiting inside the session (or EOF/error to report): a read would not block. */
+bool conn_read_ready(struct conn *c);
+
+/* Tries to send ciphertext left over from a short write, without waiting. */
+void conn_try_flush(struct conn *c, int fd);
+
+#endif

@@ -1,0 +1,258 @@
+/* connect.c: the connect() hook: ask the policy, then pass through, refuse, or make the socket TLS.
+ * The three answers (torsocks calls this validating the socket): PLAIN hands the call to libc untouched;
+ * DENY fails with EACCES and a reason; TLS installs the connection in the fd table *before* the TCP
+ * connect, so no other thread can slip plaintext into the socket, then connects and runs the handshake. */
+#include "preload/conn.h"
+#include "preload/fdtab.h"
+#include "preload/hooks.h"
+#include "preload/libc.h"
+#include "preload/log.h"
+#include "preload/names.h"
+#include "preload/shim.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* Address, port and text of a destination. */
+struct dest {
+	int family;
+	uint8_t addr[16];
+	uint16_t port;
+	char addr_text[INET6_ADDRSTRLEN];
+};
+
+static int parse_dest(const struct sockaddr *sa, socklen_t len, struct dest *d)
+{
+	if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		d->family = AF_INET;
+		memcpy(d->addr, &in->sin_addr, 4);
+		d->port = ntohs(in->sin_port);
+	} else if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		d->family = AF_INET6;
+		memcpy(d->addr, &in6->sin6_addr, 16);
+		d->port = ntohs(in6->sin6_port);
+		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) { /* the JVM's way of writing 10.1.2.3 */
+			d->family = AF_INET;
+			memmove(d->addr, d->addr + 12, 4);
+		}
+	} else {
+		return -1;
+	}
+	inet_ntop(d->family, d->addr, d->addr_text, sizeof(d->addr_text));
+	return 0;
+}
+
+static bool is_tcp_stream(int fd)
+{
+	int type = 0, proto = 0;
+	socklen_t len = sizeof(type);
+	if (libc.getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM)
+		return false;
+	len = sizeof(proto);
+	if (libc.getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) != 0)
+		return true; /* old kernels: a stream socket of AF_INET/6 is TCP */
+	return proto == IPPROTO_TCP || proto == 262 /* IPPROTO_MPTCP */;
+}
+
+static bool is_ip_literal(const char *s)
+{
+	uint8_t buf[16];
+	return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+/* Waits for a TCP connect in progress (non-blocking, or a blocking one a signal interrupted). */
+static int finish_tcp_connect(int fd, unsigned timeout_ms)
+{
+	struct timespec start, now;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long long spent = (now.tv_sec - start.tv_sec) * 1000LL + (now.tv_nsec - start.tv_nsec) / 1000000;
+		if (spent >= timeout_ms) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+		int n = libc.poll(&p, 1, (int)(timeout_ms - spent));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			continue;
+		int soerr = 0;
+		socklen_t len = sizeof(soerr);
+		if (libc.getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0)
+			return -1;
+		if (soerr) {
+			errno = soerr;
+			return -1;
+		}
+		return 0;
+	}
+}
+
+static int connect_existing(struct conn *c)
+{
+	int e;
+	switch (c->state) {
+	case CONN_CONNECTING:
+		e = EALREADY;
+		break;
+	case CONN_ESTABLISHED:
+		e = EISCONN;
+		break;
+	default:
+		e = ECONNREFUSED;
+		break;
+	}
+	conn_put(c);
+	errno = e;
+	return -1;
+}
+
+static int connect_tls(int fd, const struct sockaddr *sa, socklen_t salen, const struct policy_rule *rule,
+		       const struct dest *d, const char *remembered)
+{
+	const struct policy_tls_opts *o = &rule->tls;
+	/* The name to verify: name=, else the rule's own host name, else what the program resolved, else
+	 * none (the address is verified against IP SANs). */
+	const char *name = o->name;
+	if (!name && rule->host_kind == POLICY_HOST_NAME)
+		name = rule->host;
+	if (!name && remembered && remembered[0])
+		name = remembered;
+	bool name_is_ip = name && is_ip_literal(name);
+	struct dest verify_addr = *d;
+	if (name_is_ip) { /* name=10.1.2.3: verify that address as an IP SAN */
+		if (inet_pton(AF_INET, name, verify_addr.addr) == 1)
+			verify_addr.family = AF_INET;
+		else if (inet_pton(AF_INET6, name, verify_addr.addr) == 1)
+			verify_addr.family = AF_INET6;
+		name = NULL;
+	}
+	const char *sni = o->sni_off ? NULL : o->sni ? o->sni : name;
+
+	struct conn *c = conn_new(rule);
+	if (!c) {
+		log_msg(LOG_ERROR, "%s:%u: out of memory for a TLS connection; refusing to connect", d->addr_text, d->port);
+		errno = ENOMEM;
+		return -1;
+	}
+	if (name)
+		snprintf(c->dest, sizeof(c->dest), "%s:%u (%s)", name, d->port, d->addr_text);
+	else
+		snprintf(c->dest, sizeof(c->dest), "%s%s%s:%u", d->family == AF_INET6 ? "[" : "", d->addr_text,
+			 d->family == AF_INET6 ? "]" : "", d->port);
+
+	char err[400];
+	void *ctx = shim_rule_ctx(rule, err, sizeof(err));
+	if (!ctx) {
+		log_msg(LOG_ERROR, "%s: cannot set up TLS: %s (rule %s:%u)", c->dest, err, rule->source, rule->line);
+		conn_put(c);
+		errno = ECONNREFUSED;
+		return -1;
+	}
+	if (conn_attach_fd(c, fd) != 0) {
+		log_msg(LOG_ERROR, "%s: fd %d cannot be tracked (%s); refusing to connect", c->dest, fd, strerror(errno));
+		conn_put(c);
+		errno = EMFILE;
+		return -1;
+	}
+	int ret = libc.connect(fd, sa, salen);
+	if (ret != 0 && (errno == EINPROGRESS || errno == EINTR))
+		ret = finish_tcp_connect(fd, o->handshake_timeout_ms);
+	if (ret != 0) { /* TCP itself failed: the socket goes back to being a plain one, as it was */
+		int e = errno;
+		struct conn *taken = fdtab_take(fd);
+		if (taken)
+			conn_detach_fd(taken, -1);
+		conn_put(c);
+		errno = e;
+		return -1;
+	}
+	ret = conn_handshake(c, fd, name, sni, verify_addr.family, verify_addr.addr, ctx);
+	int e = errno;
+	conn_put(c);
+	errno = e;
+	return ret;
+}
+
+int hook_connect(int fd, const struct sockaddr *sa, socklen_t salen)
+{
+	struct dest d;
+	if (!sa || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) || parse_dest(sa, salen, &d) != 0)
+		return libc.connect(fd, sa, salen);
+	struct conn *existing = conn_get(fd);
+	if (existing)
+		return connect_existing(existing);
+	if (!is_tcp_stream(fd))
+		return libc.connect(fd, sa, salen);
+	shim_init();
+	if (!shim_policy_ok()) {
+		log_msg(LOG_ERROR, "%s:%u: refused: the policy did not load (see the first message); fix it",
+			d.addr_text, d.port);
+		errno = EACCES;
+		return -1;
+	}
+	char remembered[NAMES_MAX_LEN + 1] = "";
+	names_lookup(d.family, d.addr, remembered, sizeof(remembered));
+	struct policy_dest pd = {.family = d.family, .addr = d.addr, .port = d.port,
+				 .name = remembered[0] ? remembered : NULL};
+	const struct policy_rule *rule = policy_match(shim_policy(), &pd, resolve_rule_name_has_addr, NULL);
+	if (!rule || rule->action == POLICY_PLAIN) {
+		if (log_enabled(LOG_DEBUG))
+			log_msg(LOG_DEBUG, "%s:%u (%s): plain (%s)", remembered[0] ? remembered : d.addr_text, d.port,
+				d.addr_text, rule ? "rule" : "no rule matches");
+		return libc.connect(fd, sa, salen);
+	}
+	if (rule->action == POLICY_DENY) {
+		log_msg(LOG_ERROR, "%s:%u (%s): denied by rule %s:%u; change the policy to allow it",
+			remembered[0] ? remembered : d.addr_text, d.port, d.addr_text, rule->source, rule->line);
+		errno = EACCES;
+		return -1;
+	}
+	return connect_tls(fd, sa, salen, rule, &d, remembered);
+}
+
+int connect_check_fastopen(int fd, const struct sockaddr *sa, socklen_t salen)
+{
+	struct dest d;
+	if ((sa->sa_family != AF_INET && sa->sa_family != AF_INET6) || parse_dest(sa, salen, &d) != 0 ||
+	    !is_tcp_stream(fd))
+		return 1;
+	shim_init();
+	if (!shim_policy_ok()) {
+		errno = EACCES;
+		return -1;
+	}
+	char remembered[NAMES_MAX_LEN + 1] = "";
+	names_lookup(d.family, d.addr, remembered, sizeof(remembered));
+	struct policy_dest pd = {.family = d.family, .addr = d.addr, .port = d.port,
+				 .name = remembered[0] ? remembered : NULL};
+	const struct policy_rule *rule = policy_match(shim_policy(), &pd, resolve_rule_name_has_addr, NULL);
+	if (!rule || rule->action == POLICY_PLAIN)
+		return 1;
+	if (rule->action == POLICY_DENY) {
+		errno = EACCES;
+		return -1;
+	}
+	log_msg(LOG_ERROR, "%s:%u: TCP Fast Open (MSG_FASTOPEN) would send data before the TLS handshake; "
+			   "refused with EOPNOTSUPP; turn Fast Open off in the program",
+		d.addr_text, d.port);
+	errno = EOPNOTSUPP;
+	return -1;
+}
+
+EXPORT int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
+{
+	libc_ensure();
+	return hook_connect(fd, CONST_SOCKADDR_PTR(addr), len);
+}

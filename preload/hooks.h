@@ -1,0 +1,49 @@
+/* hooks.h: what the exported hook files share. Each hooks file owns one family of calls and stays thin:
+ * look the fd up (one table load on the pass-through path), then hand the call to conn.c or to libc. */
+#ifndef TLSSHIM_HOOKS_H
+#define TLSSHIM_HOOKS_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "preload/conn.h"
+#include "preload/libc.h"
+
+/* Marks a function the shared object exports (everything else is hidden; see exports.map). */
+#define EXPORT __attribute__((visibility("default")))
+
+/* glibc declares the sockaddr arguments as transparent unions under _GNU_SOURCE. */
+#if defined(__USE_GNU) && !defined(__cplusplus)
+#define SOCKADDR_PTR(a)       ((a).__sockaddr__)
+#define CONST_SOCKADDR_PTR(a) ((a).__sockaddr__)
+#else
+#define SOCKADDR_PTR(a)       (a)
+#define CONST_SOCKADDR_PTR(a) (a)
+#endif
+
+/* Drops a reference without disturbing the errno a call is about to return. */
+static inline void conn_put_keep_errno(struct conn *c)
+{
+	int e = errno;
+	conn_put(c);
+	errno = e;
+}
+
+int hook_connect(int fd, const struct sockaddr *sa, socklen_t salen);
+
+/* The policy's question "does rule name `name` resolve to this address?" (resolve.c). */
+bool resolve_rule_name_has_addr(void *ctx, const char *name, int family, const uint8_t *addr);
+
+/* For the fd-creating calls: an fd number the kernel just handed out can hold no old TLS state. */
+void close_forget_stale(int fd);
+
+/* Drops epoll registrations of fd (or of the epoll set fd) when it is closed (poll.c). */
+void poll_forget_fd(int fd);
+
+/* sendto/sendmsg with MSG_FASTOPEN on an unconnected socket is a connect: the policy decides (connect.c).
+ * Returns 1 to pass the call through, or -1 with errno set. */
+int connect_check_fastopen(int fd, const struct sockaddr *sa, socklen_t salen);
+
+#endif

@@ -1,0 +1,167 @@
+/* resolve.c: the resolver hooks (getaddrinfo, gethostbyname, gethostbyname2 and their _r forms) that
+ * teach names.c which name each address came from, and the lookup of a rule's own host name for
+ * programs that never ask the resolver (curl's built-in localhost, c-ares). */
+#include "preload/hooks.h"
+#include "preload/log.h"
+#include "preload/names.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+static void remember(const char *name, int family, const void *addr)
+{
+	bool replaced = false;
+	char prev[NAMES_MAX_LEN + 1];
+	names_remember(name, family, addr, &replaced, prev, sizeof(prev));
+	if (replaced && log_enabled(LOG_INFO))
+		log_msg(LOG_INFO, "%s resolves to an address that %s also resolved to; connections to it now verify %s "
+				  "(set name= in the rule to choose)",
+			name, prev, name);
+}
+
+static void remember_addrinfo(const char *node, const struct addrinfo *res)
+{
+	if (!node)
+		return;
+	for (const struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		if (ai->ai_family == AF_INET && ai->ai_addrlen >= sizeof(struct sockaddr_in))
+			remember(node, AF_INET, &((const struct sockaddr_in *)ai->ai_addr)->sin_addr);
+		else if (ai->ai_family == AF_INET6 && ai->ai_addrlen >= sizeof(struct sockaddr_in6))
+			remember(node, AF_INET6, &((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr);
+	}
+}
+
+static void remember_hostent(const char *name, const struct hostent *h)
+{
+	if (!name || !h || (h->h_addrtype != AF_INET && h->h_addrtype != AF_INET6))
+		return;
+	for (char **a = h->h_addr_list; a && *a; a++)
+		remember(name, h->h_addrtype, *a);
+}
+
+/* A literal address is not a name to remember. */
+static bool is_name(const char *node)
+{
+	struct in6_addr tmp;
+	return node && *node && inet_pton(AF_INET, node, &tmp) != 1 && inet_pton(AF_INET6, node, &tmp) != 1;
+}
+
+EXPORT int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints, struct addrinfo **res)
+{
+	libc_ensure();
+	int r = libc.getaddrinfo(node, service, hints, res);
+	if (r == 0 && is_name(node))
+		remember_addrinfo(node, *res);
+	return r;
+}
+
+EXPORT struct hostent *gethostbyname(const char *name)
+{
+	libc_ensure();
+	struct hostent *h = libc.gethostbyname(name);
+	if (is_name(name))
+		remember_hostent(name, h);
+	return h;
+}
+
+EXPORT struct hostent *gethostbyname2(const char *name, int af)
+{
+	libc_ensure();
+	struct hostent *h = libc.gethostbyname2(name, af);
+	if (is_name(name))
+		remember_hostent(name, h);
+	return h;
+}
+
+EXPORT int gethostbyname_r(const char *name, struct hostent *ret, char *buf, size_t buflen, struct hostent **result,
+			   int *h_errnop)
+{
+	libc_ensure();
+	int r = libc.gethostbyname_r(name, ret, buf, buflen, result, h_errnop);
+	if (r == 0 && result && *result && is_name(name))
+		remember_hostent(name, *result);
+	return r;
+}
+
+EXPORT int gethostbyname2_r(const char *name, int af, struct hostent *ret, char *buf, size_t buflen,
+			    struct hostent **result, int *h_errnop)
+{
+	libc_ensure();
+	int r = libc.gethostbyname2_r(name, af, ret, buf, buflen, result, h_errnop);
+	if (r == 0 && result && *result && is_name(name))
+		remember_hostent(name, *result);
+	return r;
+}
+
+/* ---- a rule's own name, resolved lazily and cached ---- */
+
+#define RULE_NAMES_MAX   64
+#define RULE_NAME_ADDRS  16
+#define RULE_NAME_TTL_S  30
+
+struct rule_name {
+	char name[NAMES_MAX_LEN + 1];
+	time_t expires;
+	int n;
+	int family[RULE_NAME_ADDRS];
+	uint8_t addr[RULE_NAME_ADDRS][16];
+};
+
+/* Cache of rule host names -> addresses, bounded and expiring (a name's addresses may change).
+ * Guarded by rule_names_lock; used on the connect path only, when a name rule's port matches and
+ * the program's own resolver answer did not already settle it. */
+static pthread_mutex_t rule_names_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct rule_name rule_names[RULE_NAMES_MAX];
+static unsigned rule_names_next;
+
+static void lookup_rule_name(struct rule_name *e, const char *name)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC}, *res = NULL;
+	e->n = 0;
+	snprintf(e->name, sizeof(e->name), "%s", name);
+	e->expires = time(NULL) + RULE_NAME_TTL_S;
+	if (libc.getaddrinfo(name, NULL, &hints, &res) != 0)
+		return;
+	for (struct addrinfo *ai = res; ai && e->n < RULE_NAME_ADDRS; ai = ai->ai_next) {
+		if (ai->ai_family == AF_INET) {
+			e->family[e->n] = AF_INET;
+			memcpy(e->addr[e->n++], &((struct sockaddr_in *)ai->ai_addr)->sin_addr, 4);
+		} else if (ai->ai_family == AF_INET6) {
+			e->family[e->n] = AF_INET6;
+			memcpy(e->addr[e->n++], &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, 16);
+		}
+	}
+	freeaddrinfo(res);
+}
+
+bool resolve_rule_name_has_addr(void *ctx, const char *name, int family, const uint8_t *addr)
+{
+	bool found = false;
+	pthread_mutex_lock(&rule_names_lock);
+	struct rule_name *e = NULL;
+	for (unsigned i = 0; i < RULE_NAMES_MAX; i++)
+		if (strcasecmp(rule_names[i].name, name) == 0) {
+			e = &rule_names[i];
+			break;
+		}
+	if (!e) {
+		e = &rule_names[rule_names_next++ % RULE_NAMES_MAX];
+		lookup_rule_name(e, name);
+	} else if (e->expires <= time(NULL)) {
+		lookup_rule_name(e, name);
+	}
+	for (int i = 0; i < e->n && !found; i++) {
+		if (e->family[i] == family)
+			found = memcmp(e->addr[i], addr, family == AF_INET ? 4 : 16) == 0;
+		else if (e->family[i] == AF_INET6 && family == AF_INET) /* ::ffff:a.b.c.d */
+			found = IN6_IS_ADDR_V4MAPPED((struct in6_addr *)e->addr[i]) && memcmp(e->addr[i] + 12, addr, 4) == 0;
+	}
+	pthread_mutex_unlock(&rule_names_lock);
+	return found;
+}

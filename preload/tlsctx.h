@@ -1,0 +1,41 @@
+/* tlsctx.h: turns a rule's TLS options into a configured wolfSSL context and a per-connection session.
+ * The one place that sets security parameters, shared by the library and the CLI (`tlsshim probe`
+ * therefore tests exactly what the library does). Every parameter is set explicitly: Debian's wolfSSL
+ * starts contexts permissive. */
+#ifndef TLSSHIM_TLSCTX_H
+#define TLSSHIM_TLSCTX_H
+
+#include <stddef.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
+#include "policy/policy.h"
+#include "preload/verify.h"
+
+#define TLSCTX_SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
+#define TLSCTX_DEFAULT_CIPHERS                                                                                   \
+	"TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:TLS13-CHACHA20-POLY1305-SHA256:"                      \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"             \
+	"ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define TLSCTX_SIGALGS                                                                                           \
+	"ECDSA+SHA256:ECDSA+SHA384:ECDSA+SHA512:RSA-PSS+SHA256:RSA-PSS+SHA384:RSA-PSS+SHA512:"                 \
+	"RSA+SHA256:RSA+SHA384:RSA+SHA512"
+#define TLSCTX_MIN_RSA_BITS 2048
+#define TLSCTX_MIN_ECC_BITS 256
+
+/* wolfSSL_Init, once per process. Returns 0 or -1. */
+int tlsctx_global_init(void);
+
+/* A new context for these options, or NULL with a sentence in err (e.g. "ca-file=/x: cannot read"). */
+WOLFSSL_CTX *tlsctx_new(const struct policy_tls_opts *o, char *err, size_t errlen);
+
+/* A new session on ctx that will verify as v says and send SNI (NULL: none) and the rule's ALPN.
+ * The caller sets the I/O callbacks. NULL with err filled on failure. */
+WOLFSSL *tlsctx_new_session(WOLFSSL_CTX *ctx, const struct policy_tls_opts *o, const char *sni,
+			    struct verify_state *v, char *err, size_t errlen);
+
+/* "TLSv1.3" / cipher name of an established session, for logs. */
+const char *tlsctx_version_name(WOLFSSL *ssl);
+
+#endif

@@ -1,0 +1,258 @@
+/* verify.c: peer-name, key-usage and signature checks from wolfSSL's verify callback (see verify.h). */
+#include "preload/verify.h"
+#include "preload/der.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+#include <wolfssl/error-ssl.h>
+#include <wolfssl/wolfcrypt/asn.h>
+#include <wolfssl/wolfcrypt/asn_public.h>
+#include <wolfssl/wolfcrypt/error-crypt.h>
+#include <wolfssl/wolfcrypt/sha256.h>
+
+void verify_begin(struct verify_state *v, const struct policy_tls_opts *opts, const char *name, int family,
+		  const uint8_t *addr)
+{
+	memset(v, 0, sizeof(*v));
+	v->opts = opts;
+	if (name && *name) {
+		snprintf(v->want_name, sizeof(v->want_name), "%s", name);
+		size_t n = strlen(v->want_name);
+		if (n > 0 && v->want_name[n - 1] == '.') /* "example.com." is "example.com" */
+			v->want_name[n - 1] = '\0';
+	} else {
+		v->want_family = family;
+		memcpy(v->want_addr, addr, family == AF_INET ? 4 : 16);
+	}
+}
+
+static void verify_fail(struct verify_state *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void verify_fail(struct verify_state *v, const char *fmt, ...)
+{
+	if (v->failed) /* the first reason is the one that matters */
+		return;
+	v->failed = true;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(v->reason, sizeof(v->reason), fmt, ap);
+	va_end(ap);
+}
+
+/* RFC 6125 6.4: a wildcard is the whole left-most label, matches exactly one label, and needs at least
+ * two labels after it ("*.com" never matches). No partial wildcards ("f*.example"), no IDN tricks
+ * (the wildcard never matches an A-label "xn--..."). Comparison is ASCII case-insensitive. */
+bool verify_dns_name_matches(const char *pattern, size_t plen, const char *host)
+{
+	size_t hlen = strlen(host);
+	if (plen > 0 && pattern[plen - 1] == '.')
+		plen--;
+	if (hlen > 0 && host[hlen - 1] == '.')
+		hlen--;
+	if (plen == 0 || hlen == 0 || memchr(pattern, '\0', plen))
+		return false;
+	if (plen >= 2 && pattern[0] == '*' && pattern[1] == '.') {
+		const char *rest = pattern + 1; /* ".example.com" */
+		size_t rlen = plen - 1;
+		if (memchr(rest + 1, '.', rlen - 1) == NULL) /* needs two labels after the wildcard */
+			return false;
+		if (memchr(rest, '*', rlen))
+			return false;
+		const char *dot = memchr(host, '.', hlen);
+		if (!dot || dot == host) /* the wildcard must stand for one non-empty label */
+			return false;
+		if (strncasecmp(host, "xn--", 4) == 0)
+			return false;
+		size_t suffix_len = hlen - (size_t)(dot - host);
+		return suffix_len == rlen && strncasecmp(dot, rest, rlen) == 0;
+	}
+	if (memchr(pattern, '*', plen)) /* wildcards anywhere else are not honoured */
+		return false;
+	return plen == hlen && strncasecmp(pattern, host, hlen) == 0;
+}
+
+/* Appends a SAN to a short human list ("DNS:a.example, IP:10.0.0.1"). */
+static void describe_san(char *buf, size_t size, const DNS_entry *e)
+{
+	size_t used = strlen(buf);
+	if (used + 4 >= size)
+		return;
+	char item[80];
+	if (e->type == ASN_DNS_TYPE) {
+		snprintf(item, sizeof(item), "%.*s", e->len > 60 ? 60 : e->len, e->name);
+	} else if (e->type == ASN_IP_TYPE && (e->len == 4 || e->len == 16)) {
+		char ip[INET6_ADDRSTRLEN];
+		inet_ntop(e->len == 4 ? AF_INET : AF_INET6, e->name, ip, sizeof(ip));
+		snprintf(item, sizeof(item), "IP %s", ip);
+	} else {
+		return;
+	}
+	snprintf(buf + used, size - used, "%s%s", used ? ", " : "", item);
+}
+
+static void check_name(struct verify_state *v, const DecodedCert *dc)
+{
+	char have[160] = "";
+	bool any_of_kind = false;
+	for (const DNS_entry *e = dc->altNames; e; e = e->next) {
+		describe_san(have, sizeof(have), e);
+		if (v->want_name[0] && e->type == ASN_DNS_TYPE) {
+			any_of_kind = true;
+			if (verify_dns_name_matches(e->name, (size_t)e->len, v->want_name))
+				return;
+		} else if (!v->want_name[0] && e->type == ASN_IP_TYPE) {
+			any_of_kind = true;
+			size_t alen = v->want_family == AF_INET ? 4 : 16;
+			if ((size_t)e->len == alen && memcmp(e->name, v->want_addr, alen) == 0)
+				return;
+		}
+	}
+	if (v->want_name[0]) {
+		verify_fail(v, "certificate name mismatch: want %s, certificate has %s", v->want_name,
+			    any_of_kind ? have : (have[0] ? have : "no DNS subject alternative name (the CN is never used)"));
+	} else {
+		char ip[INET6_ADDRSTRLEN];
+		inet_ntop(v->want_family, v->want_addr, ip, sizeof(ip));
+		verify_fail(v, "certificate address mismatch: want IP %s, certificate has %s", ip,
+			    any_of_kind ? have : (have[0] ? have : "no IP subject alternative name"));
+	}
+}
+
+static bool weak_signature(word32 oid)
+{
+	switch (oid) {
+	case CTC_MD5wRSA:
+	case CTC_SHAwRSA:
+	case CTC_SHAwECDSA:
+	case CTC_SHAwDSA:
+	case CTC_MD2wRSA:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void check_pins(struct verify_state *v, const uint8_t *der, size_t len)
+{
+	const uint8_t *spki;
+	size_t spki_len;
+	if (v->opts->n_pins == 0 || der_cert_spki(der, len, &spki, &spki_len) != 0)
+		return;
+	uint8_t digest[WC_SHA256_DIGEST_SIZE];
+	if (wc_Sha256Hash(spki, (word32)spki_len, digest) != 0)
+		return;
+	for (unsigned i = 0; i < v->opts->n_pins; i++)
+		if (memcmp(digest, v->opts->pins[i], sizeof(digest)) == 0)
+			v->pin_matched = true;
+}
+
+int verify_callback(int preverify_ok, WOLFSSL_X509_STORE_CTX *store)
+{
+	struct verify_state *v = store->userCtx;
+	if (!v)
+		return preverify_ok;
+	int depth = store->error_depth;
+	bool pin_only = v->opts->verify == POLICY_VERIFY_PIN_ONLY;
+	if (!preverify_ok && !pin_only) {
+		int err = store->error;
+		verify_fail(v, "%s", verify_error_text(err));
+		return 0;
+	}
+	if (!store->certs || depth < 0 || depth >= store->totalCerts)
+		return 0;
+	const uint8_t *der = store->certs[depth].buffer;
+	size_t len = store->certs[depth].length;
+	check_pins(v, der, len);
+
+	DecodedCert dc;
+	wc_InitDecodedCert(&dc, der, (word32)len, NULL);
+	if (wc_ParseCert(&dc, CERT_TYPE, NO_VERIFY, NULL) != 0) {
+		wc_FreeDecodedCert(&dc);
+		verify_fail(v, "certificate %d in the chain does not parse", depth);
+		return 0;
+	}
+	if (!dc.selfSigned && weak_signature(dc.signatureOID))
+		verify_fail(v, "certificate %d in the chain is signed with MD5 or SHA-1", depth);
+	if (depth == 0) {
+		if (dc.extExtKeyUsageSet && !(dc.extExtKeyUsage & (EXTKEYUSE_SERVER_AUTH | EXTKEYUSE_ANY)))
+			verify_fail(v, "certificate's extended key usage does not allow serverAuth");
+		check_name(v, &dc);
+		if (v->opts->n_pins > 0 && !v->pin_matched)
+			verify_fail(v, "no certificate in the chain matches pin-sha256");
+	}
+	wc_FreeDecodedCert(&dc);
+	return v->failed ? 0 : 1;
+}
+
+const char *verify_error_text(int err)
+{
+	switch (err) {
+	case ASN_AFTER_DATE_E:
+		return "certificate has expired";
+	case ASN_BEFORE_DATE_E:
+		return "certificate is not yet valid";
+	case ASN_NO_SIGNER_E:
+		return "certificate chain does not lead to a trusted CA (unknown issuer, self-signed, or a missing "
+		       "intermediate)";
+	case ASN_SELF_SIGNED_E:
+		return "certificate is self-signed and not trusted";
+	case ASN_SIG_CONFIRM_E:
+	case ASN_SIG_OID_E:
+	case ASN_SIG_KEY_E:
+		return "certificate signature does not verify";
+	case ASN_PATHLEN_SIZE_E:
+	case ASN_PATHLEN_INV_E:
+		return "certificate chain violates a CA path length constraint";
+	case ASN_NAME_INVALID_E:
+		return "certificate violates its issuer's name constraints";
+	case ASN_CRIT_EXT_E:
+		return "certificate has an unsupported critical extension";
+	case EXTKEYUSAGE_E:
+		return "certificate's extended key usage does not allow this use";
+	case KEYUSE_SIGNATURE_E:
+		return "certificate's key usage does not allow signatures";
+	case CRL_CERT_REVOKED:
+		return "certificate is revoked (CRL)";
+	case OCSP_CERT_REVOKED:
+		return "certificate is revoked (OCSP staple)";
+	case RSA_KEY_SIZE_E:
+		return "server's RSA key is smaller than 2048 bits";
+	case ECC_KEY_SIZE_E:
+		return "server's EC key is smaller than 256 bits";
+	case VERSION_ERROR:
+		return "server does not speak an allowed TLS version";
+	case MATCH_SUITE_ERROR:
+		return "no cipher suite in common with the server";
+	default: {
+		static __thread char buf[96];
+		wolfSSL_ERR_error_string_n((unsigned long)(err < 0 ? -err : err), buf, sizeof(buf));
+		return buf;
+	}
+	}
+}
+
+const char *verify_error_advice(int err)
+{
+	switch (err) {
+	case ASN_AFTER_DATE_E:
+	case ASN_BEFORE_DATE_E:
+		return "renew the server certificate or check the clock";
+	case ASN_NO_SIGNER_E:
+	case ASN_SELF_SIGNED_E:
+		return "make the server send its intermediates, or set ca-file= to the CA that issued it";
+	case VERSION_ERROR:
+		return "upgrade the server, or set min-version=/max-version=";
+	case MATCH_SUITE_ERROR:
+		return "enable AEAD ECDHE suites on the server, or set ciphers=";
+	case RSA_KEY_SIZE_E:
+	case ECC_KEY_SIZE_E:
+		return "give the server a stronger key";
+	default:
+		return "fix the server's certificate or the rule's trust options";
+	}
+}
