@@ -24,7 +24,7 @@ POLICY_SRC  = $(wildcard policy/*.c)
 PRELOAD_SRC = $(wildcard preload/*.c)
 TOOLS_SRC   = $(wildcard tools/*.c)
 # The pieces of preload/ the CLI reuses (the same TLS setup the library applies).
-SHARED_SRC  = preload/tlsctx.c preload/verify.c preload/log.c
+SHARED_SRC  = preload/tlsctx.c preload/verify.c preload/der.c preload/log.c
 
 OBJ = $(BUILD)/obj
 policy_objs  = $(POLICY_SRC:%.c=$(OBJ)/%.o)
@@ -90,5 +90,8 @@ format:
 
 clean:
 	rm -rf $(BUILD)/obj $(BUILD)/libtlsshim.so $(BUILD)/tlsshim $(BUILD)/unit-tests $(BUILD)/clients
+
+# Fragments owned by their directories: fuzz targets, the CLI's install rules, benchmarks.
+-include tests/fuzz/fuzz.mk tools/tools.mk bench/bench.mk
 
 -include $(shell find $(OBJ) -name '*.d' 2>/dev/null)

@@ -90,7 +90,8 @@ char *pol_opt_list(char *buf, size_t cap);
 void pol_opts_init(struct policy_tls_opts *o);
 void pol_opts_free(struct policy_tls_opts *o);
 /* Strict RFC 4648 base64 (standard alphabet, padding required, no whitespace, canonical).
- * Returns the decoded length, or -1 if s is not valid base64 or would decode to more than cap. */
+ * Returns the decoded length, or -1 if s is not valid base64 or would decode to more than cap.
+ * With out NULL it only validates and counts (cap is ignored). */
 long pol_base64_decode(const char *s, size_t n, uint8_t *out, size_t cap);
 
 #endif

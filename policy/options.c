@@ -276,13 +276,15 @@ static int parse_pins(const struct pol_opt_def *d, struct policy_tls_opts *o, co
 
 	for (;;) {
 		size_t item = c.pos, comma = cur_find(&c, ',');
-		uint8_t digest[48];
+		uint8_t digest[32];
 		long len;
 		char q[64];
 
 		if (comma == item)
 			return fail(e, item, "empty item in pin-sha256= (expected %s)", d->expect);
-		len = pol_base64_decode(v + item, comma - item, digest, sizeof(digest));
+		len = pol_base64_decode(v + item, comma - item, NULL, 0);
+		if (len == 32)
+			len = pol_base64_decode(v + item, comma - item, digest, sizeof(digest));
 		if (len < 0)
 			return fail(e, item, "pin-sha256= '%s' is not valid base64",
 				    pol_quote(q, sizeof(q), v + item, comma - item, 48));
@@ -461,6 +463,10 @@ long pol_base64_decode(const char *s, size_t n, uint8_t *out, size_t cap)
 		/* Canonical: the bits below the last full byte must be zero. */
 		if ((pad == 1 && (v[2] & 0x3)) || (pad == 2 && (v[1] & 0xf)))
 			return -1;
+		if (!out) {
+			o += 3 - pad;
+			continue;
+		}
 		if (o + 3 - pad > cap)
 			return -1;
 		bits = (unsigned long)v[0] << 18 | (unsigned long)v[1] << 12 | (unsigned long)v[2] << 6 | v[3];

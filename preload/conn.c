@@ -92,6 +92,10 @@ struct conn *conn_new(const struct policy_rule *rule)
 	c->io_errno = 0;
 	c->tcp_eof = c->read_eof = c->write_shut = false;
 	c->out_committed = 0;
+	c->tcp_pending = c->restore_nodelay = c->fail_reported = false;
+	c->want_events = 0;
+	c->fail_errno = 0;
+	c->wolf_ctx = NULL;
 	c->rule = rule;
 	memset(&c->verify, 0, sizeof(c->verify));
 	c->dest[0] = '\0';
@@ -262,8 +266,8 @@ static void handshake_reason(struct conn *c, int err, char *buf, size_t len, int
 	snprintf(buf, len, "handshake failed: %s; %s", verify_error_text(err), verify_error_advice(err));
 }
 
-int conn_handshake(struct conn *c, int fd, const char *name, const char *sni, int family, const uint8_t *addr,
-		   void *wolf_ctx)
+int conn_begin(struct conn *c, int fd, const char *name, const char *sni, int family, const uint8_t *addr,
+	       void *wolf_ctx, bool tcp_pending)
 {
 	const struct policy_tls_opts *o = &c->rule->tls;
 	char err[400];
@@ -272,6 +276,7 @@ int conn_handshake(struct conn *c, int fd, const char *name, const char *sni, in
 	c->ssl = tlsctx_new_session(wolf_ctx, o, sni, &c->verify, err, sizeof(err));
 	if (!c->ssl) {
 		c->state = CONN_FAILED;
+		c->fail_errno = ECONNREFUSED;
 		pthread_mutex_unlock(&c->lock);
 		log_msg(LOG_ERROR, "%s: %s", c->dest, err);
 		errno = ECONNREFUSED;
@@ -282,35 +287,31 @@ int conn_handshake(struct conn *c, int fd, const char *name, const char *sni, in
 	wolfSSL_SetIOReadCtx(c->ssl, c);
 	wolfSSL_SetIOWriteCtx(c->ssl, c);
 	c->io_fd = fd;
-
+	c->wolf_ctx = wolf_ctx;
+	c->tcp_pending = tcp_pending;
+	c->want_events = POLLOUT;
+	c->started_ms = now_ms();
+	c->deadline_ms = c->started_ms + o->handshake_timeout_ms;
 	/* Nagle plus delayed ACKs stall handshakes: TCP_NODELAY while handshaking, then the program's value. */
 	int nodelay = 0;
 	socklen_t nlen = sizeof(nodelay);
-	bool restore_nodelay = libc.getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &nlen) == 0 && !nodelay;
-	if (restore_nodelay)
+	c->restore_nodelay = libc.getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &nlen) == 0 && !nodelay;
+	if (c->restore_nodelay)
 		set_nodelay(fd, 1);
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
 
-	long long started = now_ms();
-	long long deadline = started + o->handshake_timeout_ms;
-	int ret, werr = 0;
-	for (;;) {
-		ret = wolfSSL_connect(c->ssl);
-		if (ret == WOLFSSL_SUCCESS)
-			break;
-		werr = wolfSSL_get_error(c->ssl, ret);
-		if (werr != WOLFSSL_ERROR_WANT_READ && werr != WOLFSSL_ERROR_WANT_WRITE)
-			break;
-		int w = wait_fd(fd, werr == WOLFSSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline);
-		if (w == 0) {
-			werr = -ETIMEDOUT;
-			break;
-		}
-		/* EINTR: a signal does not abandon a half-done handshake; go on until the deadline. */
-	}
-	if (restore_nodelay)
+/* The handshake ended, well or badly. Lock held. Returns 0 or -1 (errno set). */
+/* sys_errno: ETIMEDOUT for the deadline, or the TCP connect's errno; 0 for a TLS failure (werr). */
+static int handshake_done(struct conn *c, int fd, bool ok, int werr, int sys_errno)
+{
+	const struct policy_tls_opts *o = &c->rule->tls;
+	if (c->restore_nodelay) {
 		set_nodelay(fd, 0);
-
-	if (ret == WOLFSSL_SUCCESS) {
+		c->restore_nodelay = false;
+	}
+	if (ok) {
 		c->state = CONN_ESTABLISHED;
 		if (o->verify == POLICY_VERIFY_OFF)
 			log_msg(LOG_WARN, "%s: verify=off: the server's certificate was NOT checked; anyone on the path can "
@@ -322,40 +323,124 @@ int conn_handshake(struct conn *c, int fd, const char *name, const char *sni, in
 			bool has_alpn = o->alpn && wolfSSL_ALPN_GetProtocol(c->ssl, &alpn, &alen) == WOLFSSL_SUCCESS;
 			log_msg(LOG_INFO, "%s: handshake done: %s %s, peer %s%s%.*s%s, %lld ms", c->dest,
 				wolfSSL_get_version(c->ssl), wolfSSL_get_cipher_name(c->ssl),
-				name ? name : "(address)", has_alpn ? ", alpn " : "", has_alpn ? (int)alen : 0,
-				has_alpn ? alpn : "", wolfSSL_session_reused(c->ssl) ? ", resumed" : "",
-				now_ms() - started);
+				c->verify.want_name[0] ? c->verify.want_name : "(address)", has_alpn ? ", alpn " : "",
+				has_alpn ? (int)alen : 0, has_alpn ? alpn : "", wolfSSL_session_reused(c->ssl) ? ", resumed" : "",
+				now_ms() - c->started_ms);
 		}
-		pthread_mutex_unlock(&c->lock);
 		return 0;
 	}
+	char err[400];
 	int e;
-	if (werr == -ETIMEDOUT) {
+	if (sys_errno == ETIMEDOUT) {
 		e = ETIMEDOUT;
-		snprintf(err, sizeof(err), "TLS handshake timed out after %u ms; check that the server speaks TLS on this "
-					   "port, or raise handshake-timeout=",
+		snprintf(err, sizeof(err),
+			 "TLS handshake timed out after %u ms; check that the server speaks TLS on this port, or raise "
+			 "handshake-timeout=",
 			 o->handshake_timeout_ms);
+	} else if (sys_errno) { /* the TCP connect failed: a plain errno */
+		e = sys_errno;
+		snprintf(err, sizeof(err), "TCP connect failed: %s", strerror(e));
 	} else {
-		handshake_reason(c, wolfSSL_get_error(c->ssl, ret), err, sizeof(err), &e);
+		handshake_reason(c, werr, err, sizeof(err), &e);
 	}
 	c->state = CONN_FAILED;
-	pthread_mutex_unlock(&c->lock);
-	log_msg(LOG_ERROR, "%s: %s", c->dest, err);
+	c->fail_errno = e;
+	if (sys_errno && sys_errno != ETIMEDOUT) /* as for plain TCP: the program reports it */
+		log_msg(LOG_DEBUG, "%s: %s", c->dest, err);
+	else
+		log_msg(LOG_ERROR, "%s: %s", c->dest, err);
 	/* Nothing more may cross this socket: the program could write plaintext into it otherwise. */
 	libc.shutdown(fd, SHUT_RDWR);
 	errno = e;
 	return -1;
 }
 
+/* One non-blocking step. Lock held. */
+static int progress_locked(struct conn *c, int fd)
+{
+	if (c->state == CONN_ESTABLISHED)
+		return 0;
+	if (c->state != CONN_CONNECTING) {
+		errno = c->state == CONN_FAILED ? c->fail_errno : EBADF;
+		return -1;
+	}
+	if (now_ms() >= c->deadline_ms)
+		return handshake_done(c, fd, false, 0, ETIMEDOUT);
+	if (c->tcp_pending) {
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+		if (libc.poll(&p, 1, 0) <= 0) {
+			c->want_events = POLLOUT;
+			return 1;
+		}
+		int soerr = 0;
+		socklen_t len = sizeof(soerr);
+		if (libc.getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0)
+			soerr = errno;
+		if (soerr)
+			return handshake_done(c, fd, false, 0, soerr);
+		c->tcp_pending = false;
+	}
+	c->io_fd = fd;
+	int ret = wolfSSL_connect(c->ssl);
+	if (ret == WOLFSSL_SUCCESS)
+		return handshake_done(c, fd, true, 0, 0);
+	int werr = wolfSSL_get_error(c->ssl, ret);
+	if (werr == WOLFSSL_ERROR_WANT_READ || werr == WOLFSSL_ERROR_WANT_WRITE) {
+		c->want_events = werr == WOLFSSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+		return 1;
+	}
+	return handshake_done(c, fd, false, werr, 0);
+}
+
+int conn_progress(struct conn *c, int fd)
+{
+	pthread_mutex_lock(&c->lock);
+	int r = progress_locked(c, fd);
+	int e = errno;
+	pthread_mutex_unlock(&c->lock);
+	errno = e;
+	return r;
+}
+
+int conn_finish(struct conn *c, int fd)
+{
+	for (;;) {
+		pthread_mutex_lock(&c->lock);
+		int r = progress_locked(c, fd);
+		int e = errno;
+		short want = c->want_events;
+		long long deadline = c->deadline_ms;
+		pthread_mutex_unlock(&c->lock);
+		if (r <= 0) {
+			errno = e;
+			return r;
+		}
+		/* EINTR: a signal does not abandon a half-done handshake; go on until the deadline. */
+		wait_fd(fd, want, deadline);
+	}
+}
+
+enum conn_state conn_get_state(struct conn *c)
+{
+	pthread_mutex_lock(&c->lock);
+	enum conn_state s = c->state;
+	pthread_mutex_unlock(&c->lock);
+	return s;
+}
+
 /* ---- data ---- */
 
 /* errno for a call on a connection that is no longer usable. */
-static int dead_errno(const struct conn *c, bool writing)
+static int dead_errno(struct conn *c, bool writing)
 {
 	switch (c->state) {
 	case CONN_CONNECTING:
 		return EAGAIN;
 	case CONN_FAILED:
+		if (!c->fail_reported) { /* the connect's error, once, as a pending SO_ERROR would give it */
+			c->fail_reported = true;
+			return c->fail_errno;
+		}
 		return ENOTCONN;
 	case CONN_BROKEN:
 		return writing ? EPIPE : ECONNRESET;
@@ -396,12 +481,33 @@ bool conn_read_ready(struct conn *c)
 	return ready;
 }
 
+/* A call on a connection whose asynchronous handshake has not finished: advance it; a blocking fd waits
+ * for the end, a non-blocking one gets EAGAIN. Lock held on entry and on a 0 return. */
+static int drive_handshake(struct conn *c, int fd, int flags)
+{
+	if (c->state != CONN_CONNECTING)
+		return 0;
+	int r = progress_locked(c, fd);
+	if (r <= 0)
+		return 0; /* established, or failed: the caller reports the state */
+	pthread_mutex_unlock(&c->lock);
+	if (fd_is_nonblocking(fd, flags)) {
+		errno = EAGAIN;
+		return -1;
+	}
+	conn_finish(c, fd);
+	pthread_mutex_lock(&c->lock);
+	return 0;
+}
+
 ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 {
 	size_t got = 0;
 	if (len > INT_MAX)
 		len = INT_MAX;
 	pthread_mutex_lock(&c->lock);
+	if (drive_handshake(c, fd, flags) != 0)
+		return -1;
 	for (;;) {
 		if (c->state != CONN_ESTABLISHED) {
 			int e = dead_errno(c, false);
@@ -483,6 +589,39 @@ ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 	}
 }
 
+int conn_pending(struct conn *c, int fd)
+{
+	char b;
+	pthread_mutex_lock(&c->lock);
+	bool empty = c->state == CONN_ESTABLISHED && !c->read_eof && wolfSSL_pending(c->ssl) == 0;
+	pthread_mutex_unlock(&c->lock);
+	if (empty) {
+		int e = errno;
+		conn_read(c, fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+		errno = e;
+	}
+	pthread_mutex_lock(&c->lock);
+	int n = c->state == CONN_ESTABLISHED ? wolfSSL_pending(c->ssl) : 0;
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+int conn_so_error(struct conn *c, int fd)
+{
+	pthread_mutex_lock(&c->lock);
+	if (c->state == CONN_CONNECTING)
+		progress_locked(c, fd);
+	int r = -1;
+	if (c->state == CONN_CONNECTING) {
+		r = 0;
+	} else if (c->state == CONN_FAILED) {
+		r = c->fail_reported ? 0 : c->fail_errno;
+		c->fail_reported = true;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
 /* Sends the rest of a record committed by an earlier short write. Lock held. Returns 0 when nothing
  * is left, or the wolfSSL error (WANT_WRITE, ...). */
 static int flush_committed(struct conn *c, int fd)
@@ -513,6 +652,8 @@ ssize_t conn_write(struct conn *c, int fd, const void *buf, size_t len, int flag
 	size_t done = 0;
 	long long deadline = -2; /* -2: not yet asked */
 	pthread_mutex_lock(&c->lock);
+	if (drive_handshake(c, fd, flags) != 0)
+		return -1;
 	for (;;) {
 		int err;
 		if (c->state != CONN_ESTABLISHED || c->write_shut) {

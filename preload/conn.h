@@ -45,6 +45,15 @@ struct conn {
 	bool read_eof;         /* close_notify seen (or an allowed truncation): reads return 0 */
 	bool write_shut;       /* shutdown(SHUT_WR) done */
 	size_t out_committed;  /* plaintext bytes already reported written whose record is not all sent */
+	/* While CONN_CONNECTING: */
+	bool tcp_pending;      /* the TCP connect itself is still in progress */
+	bool restore_nodelay;  /* TCP_NODELAY was off: put it back after the handshake */
+	short want_events;     /* POLLIN or POLLOUT: what the handshake waits for */
+	long long started_ms, deadline_ms; /* monotonic; the handshake-timeout= deadline */
+	void *wolf_ctx;        /* the rule's WOLFSSL_CTX (owned by init.c) */
+	/* After CONN_FAILED: */
+	int fail_errno;        /* what connect/SO_ERROR report (ECONNREFUSED, ETIMEDOUT, ...) */
+	bool fail_reported;    /* SO_ERROR was read once (the kernel clears it the same way) */
 	const struct policy_rule *rule;
 	struct verify_state verify;
 	char dest[300];        /* "host:port (address)" for messages */
@@ -65,10 +74,21 @@ int conn_attach_fd(struct conn *c, int fd);
  * ends the session if this was the last fd of the owning process, drops the slot's reference. */
 void conn_detach_fd(struct conn *c, int fd);
 
-/* Runs the handshake on fd after the TCP connect finished. 0, or -1 with errno set and the reason
- * printed (ECONNREFUSED, ETIMEDOUT). name: verify name (NULL: verify the address); sni may be NULL. */
-int conn_handshake(struct conn *c, int fd, const char *name, const char *sni, int family, const uint8_t *addr,
-		   void *wolf_ctx);
+/* Prepares the TLS session for fd (after or during the TCP connect; tcp_pending says which).
+ * name: verify name (NULL: verify the address); sni may be NULL. 0, or -1 with errno and the reason
+ * printed (the connection is then CONN_FAILED). */
+int conn_begin(struct conn *c, int fd, const char *name, const char *sni, int family, const uint8_t *addr,
+	       void *wolf_ctx, bool tcp_pending);
+
+/* Advances a connection in CONN_CONNECTING without waiting. Returns 0 when established, 1 while in
+ * progress (c->want_events says for what), -1 when it failed (errno = c->fail_errno). Takes the lock. */
+int conn_progress(struct conn *c, int fd);
+
+/* Runs the handshake to its end, waiting (bounded by handshake-timeout=). 0 or -1 with errno. */
+int conn_finish(struct conn *c, int fd);
+
+/* The state, read under the lock. */
+enum conn_state conn_get_state(struct conn *c);
 
 /* libc-compatible data calls. flags are MSG_* flags of the call (0 for read/write). */
 ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags);
@@ -79,6 +99,12 @@ int conn_shutdown(struct conn *c, int fd, int how);
 
 /* Decrypted bytes waiting inside the session (or EOF/error to report): a read would not block. */
 bool conn_read_ready(struct conn *c);
+
+/* Decrypted bytes a read would return at once (after decrypting what the kernel already holds). */
+int conn_pending(struct conn *c, int fd);
+
+/* SO_ERROR as the program should see it: the failed handshake's errno once, else -1 (ask the kernel). */
+int conn_so_error(struct conn *c, int fd);
 
 /* Tries to send ciphertext left over from a short write, without waiting. */
 void conn_try_flush(struct conn *c, int fd);

@@ -12,11 +12,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 /* Address, port and text of a destination. */
 struct dest {
@@ -67,50 +66,23 @@ static bool is_ip_literal(const char *s)
 	return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
 }
 
-/* Waits for a TCP connect in progress (non-blocking, or a blocking one a signal interrupted). */
-static int finish_tcp_connect(int fd, unsigned timeout_ms)
-{
-	struct timespec start, now;
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	for (;;) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		long long spent = (now.tv_sec - start.tv_sec) * 1000LL + (now.tv_nsec - start.tv_nsec) / 1000000;
-		if (spent >= timeout_ms) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
-		struct pollfd p = {.fd = fd, .events = POLLOUT};
-		int n = libc.poll(&p, 1, (int)(timeout_ms - spent));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0)
-			continue;
-		int soerr = 0;
-		socklen_t len = sizeof(soerr);
-		if (libc.getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0)
-			return -1;
-		if (soerr) {
-			errno = soerr;
-			return -1;
-		}
-		return 0;
-	}
-}
-
-static int connect_existing(struct conn *c)
+static int connect_existing(struct conn *c, int fd)
 {
 	int e;
-	switch (c->state) {
+	if (conn_get_state(c) == CONN_CONNECTING)
+		conn_progress(c, fd);
+	switch (conn_get_state(c)) {
 	case CONN_CONNECTING:
 		e = EALREADY;
 		break;
 	case CONN_ESTABLISHED:
 		e = EISCONN;
 		break;
+	case CONN_FAILED:
+		e = c->fail_errno ? c->fail_errno : ECONNREFUSED;
+		break;
 	default:
-		e = ECONNREFUSED;
+		e = EBADF;
 		break;
 	}
 	conn_put(c);
@@ -166,9 +138,14 @@ static int connect_tls(int fd, const struct sockaddr *sa, socklen_t salen, const
 		errno = EMFILE;
 		return -1;
 	}
+	int fl = libc.fcntl(fd, F_GETFL);
+	bool nonblocking = fl >= 0 && (fl & O_NONBLOCK);
 	int ret = libc.connect(fd, sa, salen);
-	if (ret != 0 && (errno == EINPROGRESS || errno == EINTR))
-		ret = finish_tcp_connect(fd, o->handshake_timeout_ms);
+	bool tcp_pending = false;
+	if (ret != 0 && (errno == EINPROGRESS || errno == EINTR)) {
+		tcp_pending = true;
+		ret = 0;
+	}
 	if (ret != 0) { /* TCP itself failed: the socket goes back to being a plain one, as it was */
 		int e = errno;
 		struct conn *taken = fdtab_take(fd);
@@ -178,10 +155,23 @@ static int connect_tls(int fd, const struct sockaddr *sa, socklen_t salen, const
 		errno = e;
 		return -1;
 	}
-	ret = conn_handshake(c, fd, name, sni, verify_addr.family, verify_addr.addr, ctx);
-	int e = errno;
-	conn_put(c);
-	errno = e;
+	if (conn_begin(c, fd, name, sni, verify_addr.family, verify_addr.addr, ctx, tcp_pending) != 0) {
+		conn_put_keep_errno(c);
+		return -1;
+	}
+	if (nonblocking) {
+		/* Asynchronous, as for plain TCP: the handshake advances as the program polls, and the socket
+		 * turns writable (or reports SO_ERROR) only when it is done. */
+		int r = conn_progress(c, fd);
+		conn_put_keep_errno(c);
+		if (r == 1) {
+			errno = EINPROGRESS;
+			return -1;
+		}
+		return r;
+	}
+	ret = conn_finish(c, fd);
+	conn_put_keep_errno(c);
 	return ret;
 }
 
@@ -192,7 +182,7 @@ int hook_connect(int fd, const struct sockaddr *sa, socklen_t salen)
 		return libc.connect(fd, sa, salen);
 	struct conn *existing = conn_get(fd);
 	if (existing)
-		return connect_existing(existing);
+		return connect_existing(existing, fd);
 	if (!is_tcp_stream(fd))
 		return libc.connect(fd, sa, salen);
 	shim_init();

@@ -6,56 +6,142 @@
 #include "preload/fdtab.h"
 #include "preload/hooks.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-/* True if fd is a TLS fd whose read would not block on the kernel; flushes pending output on the way. */
-static bool tls_fd_read_ready(int fd)
+/* What the program should see for a TLS fd before any waiting, and how to wait for it. */
+enum tls_poll_class {
+	TLS_POLL_PLAIN,     /* an established TLS fd with nothing inside wolfSSL: the kernel's answer is right */
+	TLS_POLL_READY,     /* decrypted data waiting inside wolfSSL: readable now */
+	TLS_POLL_CONNECTING, /* handshake in progress: wait for what it needs, hide the kernel's answer */
+	TLS_POLL_FAILED,    /* handshake failed: report the error at once */
+};
+
+static enum tls_poll_class classify(int fd, short events, short *want)
 {
 	struct conn *c = conn_get(fd);
 	if (!c)
-		return false;
-	if (c->out_committed)
-		conn_try_flush(c, fd);
-	bool r = conn_read_ready(c);
+		return TLS_POLL_PLAIN;
+	enum tls_poll_class k = TLS_POLL_PLAIN;
+	int r = conn_get_state(c) == CONN_CONNECTING ? conn_progress(c, fd) : 0;
+	if (r == 1) {
+		k = TLS_POLL_CONNECTING;
+		*want = c->want_events;
+	} else if (conn_get_state(c) == CONN_FAILED) {
+		k = TLS_POLL_FAILED;
+	} else {
+		if (c->out_committed)
+			conn_try_flush(c, fd);
+		if ((events & POLLIN) && conn_read_ready(c))
+			k = TLS_POLL_READY;
+	}
 	conn_put(c);
-	return r;
+	return k;
 }
 
-static int poll_common(struct pollfd *fds, nfds_t n, int timeout, const struct timespec *ts, const sigset_t *sig,
-		       bool is_ppoll)
+static long long mono_ms(void)
 {
-	bool any_tls = false, any_ready = false;
-	for (nfds_t i = 0; i < n; i++) {
-		if (fds[i].fd < 0 || !fdtab_load(fds[i].fd))
-			continue;
-		any_tls = true;
-		if ((fds[i].events & POLLIN) && tls_fd_read_ready(fds[i].fd))
-			any_ready = true;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* poll for arrays that hold TLS fds. timeout_ms -1: forever. */
+static int poll_tls(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t *sig, bool use_ppoll)
+{
+	struct pollfd stack_copy[64];
+	struct pollfd *copy = n <= 64 ? stack_copy : malloc(n * sizeof(*copy));
+	unsigned char stack_kind[64];
+	unsigned char *kind = n <= 64 ? stack_kind : malloc(n);
+	if (!copy || !kind) {
+		if (copy != stack_copy)
+			free(copy);
+		if (kind != stack_kind)
+			free(kind);
+		errno = ENOMEM;
+		return -1;
 	}
-	if (!any_ready) {
-		return is_ppoll ? libc.ppoll(fds, n, ts, sig) : libc.poll(fds, n, timeout);
+	long long deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+	int result;
+	for (;;) {
+		bool now = false;
+		for (nfds_t i = 0; i < n; i++) {
+			copy[i] = fds[i];
+			copy[i].revents = 0;
+			kind[i] = TLS_POLL_PLAIN;
+			if (fds[i].fd < 0 || !fdtab_load(fds[i].fd))
+				continue;
+			short want = 0;
+			kind[i] = (unsigned char)classify(fds[i].fd, fds[i].events, &want);
+			if (kind[i] == TLS_POLL_CONNECTING)
+				copy[i].events = want;
+			else if (kind[i] != TLS_POLL_PLAIN)
+				now = true;
+		}
+		int wait = now ? 0 : deadline < 0 ? -1 : (int)(deadline - mono_ms() < 0 ? 0 : deadline - mono_ms());
+		int r;
+		if (use_ppoll) {
+			struct timespec ts = {wait / 1000, (long)(wait % 1000) * 1000000};
+			r = libc.ppoll(copy, n, wait < 0 ? NULL : &ts, sig);
+		} else {
+			r = libc.poll(copy, n, wait);
+		}
+		if (r < 0) {
+			result = -1;
+			break;
+		}
+		result = 0;
+		for (nfds_t i = 0; i < n; i++) {
+			short rev = copy[i].revents;
+			if (kind[i] == TLS_POLL_CONNECTING) {
+				rev = 0;
+				if (copy[i].revents) { /* the handshake can move: move it, then look again */
+					short want = 0;
+					enum tls_poll_class k = classify(fds[i].fd, fds[i].events, &want);
+					if (k == TLS_POLL_FAILED)
+						rev = (short)((fds[i].events & (POLLIN | POLLOUT)) | POLLERR | POLLHUP);
+					else if (k != TLS_POLL_CONNECTING)
+						rev = (short)(fds[i].events & POLLOUT);
+				}
+			} else if (kind[i] == TLS_POLL_FAILED) {
+				rev = (short)((fds[i].events & (POLLIN | POLLOUT)) | POLLERR | POLLHUP);
+			} else if (kind[i] == TLS_POLL_READY) {
+				rev |= POLLIN;
+			}
+			fds[i].revents = rev;
+			if (rev)
+				result++;
+		}
+		if (result > 0 || (deadline >= 0 && mono_ms() >= deadline))
+			break;
+		/* Only handshake steps happened: wait on, for what remains of the timeout. */
 	}
-	(void)any_tls;
-	static const struct timespec zero = {0, 0};
-	int r = is_ppoll ? libc.ppoll(fds, n, &zero, sig) : libc.poll(fds, n, 0);
-	if (r < 0)
-		return r;
-	for (nfds_t i = 0; i < n; i++) {
-		if (fds[i].fd < 0 || !(fds[i].events & POLLIN) || !fdtab_load(fds[i].fd) || !tls_fd_read_ready(fds[i].fd))
-			continue;
-		if (fds[i].revents == 0)
-			r++;
-		fds[i].revents |= POLLIN;
-	}
-	return r;
+	int e = errno;
+	if (copy != stack_copy)
+		free(copy);
+	if (kind != stack_kind)
+		free(kind);
+	errno = e;
+	return result;
+}
+
+static bool has_tls_fd(const struct pollfd *fds, nfds_t n)
+{
+	for (nfds_t i = 0; i < n; i++)
+		if (fds[i].fd >= 0 && fdtab_load(fds[i].fd))
+			return true;
+	return false;
 }
 
 EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
 	libc_ensure();
-	return poll_common(fds, n, timeout, NULL, NULL, false);
+	if (!has_tls_fd(fds, n))
+		return libc.poll(fds, n, timeout);
+	return poll_tls(fds, n, timeout < 0 ? -1 : timeout, NULL, false);
 }
 
 EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen)
@@ -63,10 +149,20 @@ EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen)
 	return poll(fds, n, timeout);
 }
 
+static int timespec_ms(const struct timespec *ts)
+{
+	if (!ts)
+		return -1;
+	long long ms = (long long)ts->tv_sec * 1000 + (ts->tv_nsec + 999999) / 1000000;
+	return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
 EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *sig)
 {
 	libc_ensure();
-	return poll_common(fds, n, 0, ts, sig, true);
+	if (!has_tls_fd(fds, n))
+		return libc.ppoll(fds, n, ts, sig);
+	return poll_tls(fds, n, timespec_ms(ts), sig, true);
 }
 
 EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *sig, size_t fdslen)
@@ -74,59 +170,70 @@ EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *ts, 
 	return ppoll(fds, n, ts, sig);
 }
 
-static int count_set(int nfds, const fd_set *r, const fd_set *w, const fd_set *e)
+/* select on sets that hold TLS fds: run it as a poll, then write the answer back into the sets. */
+static int select_tls(int nfds, fd_set *r, fd_set *w, fd_set *e, int timeout_ms, const sigset_t *sig, bool use_ppoll)
 {
+	struct pollfd pfds[FD_SETSIZE];
+	nfds_t n = 0;
+	for (int fd = 0; fd < nfds; fd++) {
+		short ev = (short)((r && FD_ISSET(fd, r) ? POLLIN : 0) | (w && FD_ISSET(fd, w) ? POLLOUT : 0) |
+				   (e && FD_ISSET(fd, e) ? POLLPRI : 0));
+		if (ev)
+			pfds[n++] = (struct pollfd){.fd = fd, .events = ev};
+	}
+	int k = poll_tls(pfds, n, timeout_ms, sig, use_ppoll);
+	if (k < 0)
+		return -1;
 	int count = 0;
-	for (int fd = 0; fd < nfds; fd++)
+	for (nfds_t i = 0; i < n; i++) {
+		int fd = pfds[i].fd;
+		short rev = pfds[i].revents;
+		if (rev & POLLNVAL) {
+			errno = EBADF;
+			return -1;
+		}
+		if (r && FD_ISSET(fd, r) && !(rev & (POLLIN | POLLHUP | POLLERR)))
+			FD_CLR(fd, r);
+		if (w && FD_ISSET(fd, w) && !(rev & (POLLOUT | POLLERR)))
+			FD_CLR(fd, w);
+		if (e && FD_ISSET(fd, e) && !(rev & POLLPRI))
+			FD_CLR(fd, e);
 		count += (r && FD_ISSET(fd, r)) + (w && FD_ISSET(fd, w)) + (e && FD_ISSET(fd, e));
+	}
 	return count;
 }
 
-static int select_common(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv, const struct timespec *ts,
-			 const sigset_t *sig, bool is_pselect)
+static bool sets_have_tls_fd(int nfds, const fd_set *r, const fd_set *w, const fd_set *e)
 {
-	if (nfds > FD_SETSIZE)
-		nfds = FD_SETSIZE;
-	fd_set ready;
-	FD_ZERO(&ready);
-	bool any_ready = false;
-	if (r) {
-		for (int fd = fdtab_next(0, nfds - 1); fd >= 0; fd = fdtab_next(fd + 1, nfds - 1))
-			if (FD_ISSET(fd, r) && tls_fd_read_ready(fd)) {
-				FD_SET(fd, &ready);
-				any_ready = true;
-			}
-	}
-	if (!any_ready)
-		return is_pselect ? libc.pselect(nfds, r, w, e, ts, sig) : libc.select(nfds, r, w, e, tv);
-	struct timeval zero_tv = {0, 0};
-	struct timespec zero_ts = {0, 0};
-	int n = is_pselect ? libc.pselect(nfds, r, w, e, &zero_ts, sig) : libc.select(nfds, r, w, e, &zero_tv);
-	if (n < 0)
-		return n;
-	for (int fd = 0; fd < nfds; fd++)
-		if (FD_ISSET(fd, &ready))
-			FD_SET(fd, r);
-	return count_set(nfds, r, w, e);
+	for (int fd = fdtab_next(0, nfds - 1); fd >= 0; fd = fdtab_next(fd + 1, nfds - 1))
+		if ((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) || (e && FD_ISSET(fd, e)))
+			return true;
+	return false;
 }
 
 EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv)
 {
 	libc_ensure();
-	return select_common(nfds, r, w, e, tv, NULL, NULL, false);
+	if (nfds <= 0 || nfds > FD_SETSIZE || !sets_have_tls_fd(nfds, r, w, e))
+		return libc.select(nfds, r, w, e, tv);
+	long long ms = tv ? (long long)tv->tv_sec * 1000 + (tv->tv_usec + 999) / 1000 : -1;
+	return select_tls(nfds, r, w, e, ms > INT_MAX ? INT_MAX : (int)ms, NULL, false);
 }
 
 EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *ts, const sigset_t *sig)
 {
 	libc_ensure();
-	return select_common(nfds, r, w, e, NULL, ts, sig, true);
+	if (nfds <= 0 || nfds > FD_SETSIZE || !sets_have_tls_fd(nfds, r, w, e))
+		return libc.pselect(nfds, r, w, e, ts, sig);
+	return select_tls(nfds, r, w, e, timespec_ms(ts), sig, true);
 }
 
 /* ---- epoll ---- */
 
 struct epoll_reg {
 	int epfd, fd;
-	struct epoll_event ev;
+	struct epoll_event ev; /* what the program registered */
+	bool connecting;       /* the kernel holds the handshake's interest instead of ev.events */
 };
 
 /* TLS fds registered in epoll sets (only TLS fds: plain ones cost nothing). Guarded by epoll_lock;
@@ -134,6 +241,7 @@ struct epoll_reg {
 static pthread_mutex_t epoll_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct epoll_reg *regs;
 static size_t n_regs, cap_regs;
+static _Atomic size_t n_regs_hint; /* n_regs, readable without the lock for the fast path */
 
 static struct epoll_reg *find_reg(int epfd, int fd)
 {
@@ -143,31 +251,12 @@ static struct epoll_reg *find_reg(int epfd, int fd)
 	return NULL;
 }
 
-static void remember_reg(int epfd, int op, int fd, const struct epoll_event *ev)
+/* The events the kernel should watch for a registration (the handshake's while connecting). */
+static uint32_t kernel_events(const struct epoll_reg *r, short want)
 {
-	pthread_mutex_lock(&epoll_lock);
-	struct epoll_reg *r = find_reg(epfd, fd);
-	if (op == EPOLL_CTL_DEL) {
-		if (r)
-			*r = regs[--n_regs];
-	} else if (ev) {
-		if (!r && n_regs == cap_regs) {
-			size_t cap = cap_regs ? cap_regs * 2 : 16;
-			struct epoll_reg *nr = realloc(regs, cap * sizeof(*nr));
-			if (nr) {
-				regs = nr;
-				cap_regs = cap;
-			}
-		}
-		if (!r && n_regs < cap_regs)
-			r = &regs[n_regs++];
-		if (r) {
-			r->epfd = epfd;
-			r->fd = fd;
-			r->ev = *ev;
-		}
-	}
-	pthread_mutex_unlock(&epoll_lock);
+	if (!r->connecting)
+		return r->ev.events;
+	return (r->ev.events & ~(uint32_t)(EPOLLIN | EPOLLOUT | EPOLLET | EPOLLONESHOT)) | (uint32_t)want;
 }
 
 void poll_forget_fd(int fd)
@@ -179,69 +268,137 @@ void poll_forget_fd(int fd)
 		else
 			i++;
 	}
+	atomic_store(&n_regs_hint, n_regs);
 	pthread_mutex_unlock(&epoll_lock);
 }
 
 EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
 	libc_ensure();
-	int r = libc.epoll_ctl(epfd, op, fd, ev);
-	if (r == 0 && fdtab_load(fd))
-		remember_reg(epfd, op, fd, ev);
+	struct conn *c = conn_get(fd);
+	if (!c)
+		return libc.epoll_ctl(epfd, op, fd, ev);
+	short want = 0;
+	bool connecting = conn_get_state(c) == CONN_CONNECTING && conn_progress(c, fd) == 1;
+	if (connecting)
+		want = c->want_events;
+	conn_put(c);
+	pthread_mutex_lock(&epoll_lock);
+	int r;
+	if (op == EPOLL_CTL_DEL || !ev) {
+		r = libc.epoll_ctl(epfd, op, fd, ev);
+		struct epoll_reg *reg = find_reg(epfd, fd);
+		if (r == 0 && reg)
+			*reg = regs[--n_regs];
+	} else {
+		struct epoll_reg tmp = {.epfd = epfd, .fd = fd, .ev = *ev, .connecting = connecting};
+		struct epoll_event kev = {.events = kernel_events(&tmp, want), .data = ev->data};
+		r = libc.epoll_ctl(epfd, op, fd, &kev);
+		if (r == 0) {
+			struct epoll_reg *reg = find_reg(epfd, fd);
+			if (!reg && n_regs == cap_regs) {
+				size_t cap = cap_regs ? cap_regs * 2 : 16;
+				struct epoll_reg *nr = realloc(regs, cap * sizeof(*nr));
+				if (nr) {
+					regs = nr;
+					cap_regs = cap;
+				}
+			}
+			if (!reg && n_regs < cap_regs)
+				reg = &regs[n_regs++];
+			if (reg)
+				*reg = tmp;
+		}
+	}
+	atomic_store(&n_regs_hint, n_regs);
+	pthread_mutex_unlock(&epoll_lock);
 	return r;
 }
 
-/* Synthetic EPOLLIN events for this set's TLS fds that have data inside wolfSSL. */
-static int pending_events(int epfd, struct epoll_event *out, int max)
+/* Looks at one registration: events to report now (0: none), after moving a handshake along.
+ * epoll_lock held. */
+static uint32_t reg_events_now(struct epoll_reg *r, bool kernel_said_ready)
 {
-	if (n_regs == 0) /* racy read is fine: a registration racing with this wait is not yet visible */
+	struct conn *c = conn_get(r->fd);
+	if (!c)
 		return 0;
-	int n = 0;
-	int fds[64];
-	struct epoll_event evs[64];
-	pthread_mutex_lock(&epoll_lock);
-	for (size_t i = 0; i < n_regs && n < max && n < 64; i++)
-		if (regs[i].epfd == epfd && (regs[i].ev.events & EPOLLIN)) {
-			fds[n] = regs[i].fd;
-			evs[n++] = regs[i].ev;
+	uint32_t out = 0;
+	if (r->connecting) {
+		int p = conn_progress(c, r->fd);
+		if (p == 1) {
+			if (kernel_said_ready) { /* follow the handshake's direction */
+				struct epoll_event kev = {.events = kernel_events(r, c->want_events), .data = r->ev.data};
+				libc.epoll_ctl(r->epfd, EPOLL_CTL_MOD, r->fd, &kev);
+			}
+		} else {
+			r->connecting = false;
+			struct epoll_event kev = {.events = r->ev.events, .data = r->ev.data};
+			libc.epoll_ctl(r->epfd, EPOLL_CTL_MOD, r->fd, &kev);
+			out = p == 0 ? (r->ev.events & EPOLLOUT)
+				     : ((r->ev.events & (EPOLLIN | EPOLLOUT)) | EPOLLERR | EPOLLHUP);
 		}
-	pthread_mutex_unlock(&epoll_lock);
-	int ready = 0;
-	for (int i = 0; i < n; i++)
-		if (tls_fd_read_ready(fds[i])) {
-			out[ready] = evs[i];
-			out[ready++].events = EPOLLIN;
-		}
-	return ready;
+	} else if (conn_get_state(c) == CONN_ESTABLISHED) {
+		if (c->out_committed)
+			conn_try_flush(c, r->fd);
+		if ((r->ev.events & EPOLLIN) && conn_read_ready(c))
+			out = EPOLLIN;
+	}
+	conn_put(c);
+	return out;
 }
 
 static int epoll_common(int epfd, struct epoll_event *events, int max, int timeout, const sigset_t *sig,
 			bool is_pwait)
 {
-	if (max <= 0 || !events)
+	if (max <= 0 || !events || atomic_load(&n_regs_hint) == 0)
 		return is_pwait ? libc.epoll_pwait(epfd, events, max, timeout, sig) : libc.epoll_wait(epfd, events, max, timeout);
-	int synth = pending_events(epfd, events, max);
-	if (synth == 0)
-		return is_pwait ? libc.epoll_pwait(epfd, events, max, timeout, sig) : libc.epoll_wait(epfd, events, max, timeout);
-	if (synth == max)
-		return synth;
-	int r = is_pwait ? libc.epoll_pwait(epfd, events + synth, max - synth, 0, sig)
-			 : libc.epoll_wait(epfd, events + synth, max - synth, 0);
-	if (r < 0)
-		return synth;
-	/* Merge kernel events for the same registration into the synthetic one. */
-	int total = synth;
-	for (int i = synth; i < synth + r; i++) {
-		bool merged = false;
-		for (int j = 0; j < synth && !merged; j++)
-			if (events[j].data.u64 == events[i].data.u64) {
-				events[j].events |= events[i].events;
-				merged = true;
+	long long deadline = timeout < 0 ? -1 : mono_ms() + timeout;
+	for (;;) {
+		/* What the shim knows without the kernel: data inside wolfSSL, handshakes that ended. */
+		int n = 0;
+		pthread_mutex_lock(&epoll_lock);
+		for (size_t i = 0; i < n_regs && n < max; i++) {
+			if (regs[i].epfd != epfd)
+				continue;
+			uint32_t ev = reg_events_now(&regs[i], false);
+			if (ev) {
+				events[n].events = ev;
+				events[n++].data = regs[i].ev.data;
 			}
-		if (!merged)
-			events[total++] = events[i];
+		}
+		pthread_mutex_unlock(&epoll_lock);
+		int wait = n ? 0 : deadline < 0 ? -1 : (int)(deadline - mono_ms() < 0 ? 0 : deadline - mono_ms());
+		int r = n == max ? 0
+				 : is_pwait ? libc.epoll_pwait(epfd, events + n, max - n, wait, sig)
+					    : libc.epoll_wait(epfd, events + n, max - n, wait);
+		if (r < 0)
+			return n ? n : -1;
+		int total = n;
+		pthread_mutex_lock(&epoll_lock);
+		for (int i = n; i < n + r; i++) {
+			struct epoll_event e = events[i];
+			struct epoll_reg *reg = NULL;
+			for (size_t k = 0; k < n_regs && !reg; k++)
+				if (regs[k].epfd == epfd && regs[k].ev.data.u64 == e.data.u64)
+					reg = &regs[k];
+			if (reg && reg->connecting) { /* the kernel's readiness is the handshake's, not the program's */
+				e.events = reg_events_now(reg, true);
+				if (!e.events)
+					continue;
+			}
+			bool merged = false;
+			for (int j = 0; j < n && !merged; j++)
+				if (events[j].data.u64 == e.data.u64) {
+					events[j].events |= e.events;
+					merged = true;
+				}
+			if (!merged)
+				events[total++] = e;
+		}
+		pthread_mutex_unlock(&epoll_lock);
+		if (total > 0 || (deadline >= 0 && mono_ms() >= deadline))
+			return total;
 	}
-	return total;
 }
 
 EXPORT int epoll_wait(int epfd, struct epoll_event *events, int max, int timeout)

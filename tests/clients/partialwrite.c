@@ -1,7 +1,9 @@
 /* partialwrite HOST PORT BYTES: full-duplex transfer on a NON-BLOCKING socket to an ECHO server.
  * Writes BYTES of the deterministic stream in large chunks (short writes and EAGAIN handled with
  * poll), reads the echo at the same time and checks every byte against what was sent, then
- * shutdown(SHUT_WR) and reads to EOF. Prints
+ * shutdown(SHUT_WR) and reads to EOF. To make sure short writes / EAGAIN really happen, the send
+ * buffer is made small and nothing is read until the first write comes back short or EAGAIN
+ * ("fill" phase: the echo server then stalls on its own full send buffer). Prints
  *   sent=N sent_sha256=HEX recv=N recv_sha256=HEX short_writes=N eagain_writes=N eagain_reads=N
  * Exit 0 only if all bytes came back identical and EOF followed. Bounded: 240 s wall clock. */
 #include "../integration/clientlib.h"
@@ -19,6 +21,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "partialwrite: %s: errno=%s (%s)\n", stage, errno_name(errno), strerror(errno));
 		return 1;
 	}
+	int small = 65536;
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
 	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) {
 		perror("fcntl");
 		return 1;
@@ -33,7 +37,7 @@ int main(int argc, char **argv)
 	sha256_init(&hr);
 	unsigned long long sent = 0, recvd = 0, short_w = 0, again_w = 0, again_r = 0;
 	size_t out_len = 0, out_off = 0;
-	int wr_closed = 0, eof = 0;
+	int wr_closed = 0, eof = 0, filling = 1;
 	long long deadline = now_ms() + 240000;
 	while (!eof) {
 		if (now_ms() > deadline) {
@@ -52,7 +56,9 @@ int main(int argc, char **argv)
 			}
 			wr_closed = 1;
 		}
-		struct pollfd p = {.fd = fd, .events = POLLIN | (out_off < out_len ? POLLOUT : 0)};
+		if (filling && (sent == total || short_w + again_w > 0))
+			filling = 0;
+		struct pollfd p = {.fd = fd, .events = (filling ? 0 : POLLIN) | (out_off < out_len ? POLLOUT : 0)};
 		int pr = poll(&p, 1, 20000);
 		if (pr < 0 && errno == EINTR)
 			continue;
@@ -77,7 +83,7 @@ int main(int argc, char **argv)
 				sent += (unsigned long long)w;
 			}
 		}
-		if (p.revents & (POLLIN | POLLERR | POLLHUP)) {
+		if (!filling && (p.revents & (POLLIN | POLLERR | POLLHUP))) {
 			for (int k = 0; k < 64; k++) { /* drain what is there, bounded */
 				ssize_t r = read(fd, in, CHUNK);
 				if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {

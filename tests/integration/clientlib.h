@@ -35,7 +35,11 @@ UNUSED_OK static const char *errno_name(int e)
 		E(ECONNREFUSED); E(EHOSTUNREACH); E(EALREADY); E(EINPROGRESS); E(EPROTO); E(EBADMSG);
 		E(ECANCELED); E(EKEYREJECTED); E(ESHUTDOWN); E(ENODATA);
 #undef E
-	default: return "E?";
+	default: {
+		static __thread char unknown[32];
+		snprintf(unknown, sizeof unknown, "E_UNKNOWN_%d", e);
+		return unknown;
+	}
 	}
 }
 

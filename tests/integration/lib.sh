@@ -194,7 +194,7 @@ shim_lines() { grep -a '^tlsshim: ' "$ERR" || true; }
 n_shim_lines() { grep -ac '^tlsshim: ' "$ERR" || true; }
 # has_errno STAGE NAME: tcpclient reported "STAGE...: errno=NAME"
 has_errno() { grep -aq "tcpclient: $1.*errno=$2 " "$ERR"; }
-client_errno() { grep -ao 'errno=E[A-Z]*' "$ERR" | head -1 | cut -d= -f2; }
+client_errno() { grep -ao 'errno=E[A-Z_0-9]*' "$ERR" | head -1 | cut -d= -f2; }
 
 # expect_refused DEST_REGEX [REASON_REGEX]: last tcpclient run failed connect with ECONNREFUSED,
 # printed exactly one tlsshim: line matching DEST_REGEX (and REASON_REGEX, case-insensitive).

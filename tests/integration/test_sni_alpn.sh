@@ -42,13 +42,16 @@ t_name_option_sets_sni() {
 	[ "$(rec_field sni)" = localhost ] && ok || fail "name=localhost: server saw SNI '$(rec_field sni)', want 'localhost'"
 }
 
-t_s_server_servername_fatal() {
-	# s_server -servername_fatal aborts when the client's SNI does not match -servername.
+t_s_server_sni_selects_cert() {
+	# s_server serves -cert2 (good leaf) only to clients whose SNI is "localhost", else -cert
+	# (the wildcard leaf, which does not match localhost).
 	need openssl || return
-	start_s_server www leaf -www -servername localhost -servername_fatal -cert2 "$PKI/wildcard.pem" -key2 "$PKI/wildcard.key" ||
+	start_s_server www wildcard -www -servername localhost -cert2 "$PKI/leaf.pem" -key2 "$PKI/leaf.key" ||
 		{ fail "s_server did not start"; return; }
 	TLSSHIM_RULES="tls localhost:$PORT ca-file=$ROOT" srun tc "$CL/tcpclient" -4 -s 'GET / HTTP/1.0\r\n\r\n' localhost "$PORT"
-	[ "$RC" = 0 ] && grep -q 'Ciphers supported' "$OUT" && ok || fail "SNI localhost not accepted by s_server -servername localhost (rc=$RC)"
+	[ "$RC" = 0 ] && grep -q 'Ciphers supported' "$OUT" || { fail "with SNI localhost s_server should serve the good leaf (rc=$RC)"; return; }
+	TLSSHIM_RULES="tls localhost:$PORT ca-file=$ROOT sni=off" srun tc2 "$CL/tcpclient" -4 -s 'GET / HTTP/1.0\r\n\r\n' localhost "$PORT"
+	expect_refused "localhost:$PORT" "wildcard|example\.test|name" && ok
 }
 
 t_alpn_negotiated() {
@@ -75,7 +78,7 @@ tcase sni_sent_by_default
 tcase sni_off_sends_none
 tcase no_sni_for_ip_destination
 tcase name_option_sets_sni
-tcase s_server_servername_fatal
+tcase s_server_sni_selects_cert
 tcase alpn_negotiated
 tcase no_alpn_by_default
 finish
