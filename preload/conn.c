@@ -25,10 +25,12 @@
  * would-block we know exactly how many bytes the committed record holds. */
 #define RECORD_PLAINTEXT_MAX 16384
 
-/* Recycled connections (type-stable memory, see conn.h). Guarded by free_lock; touched only when a
+/* Recycled connections (type-stable memory, see conn.h) and the list of live ones (for fork and exit).
+ * Guarded by free_lock; touched only when a
  * TLS connection starts or ends, never on the data path. */
 static pthread_mutex_t free_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct conn *free_list;
+static struct conn *live_list;
 
 /* ---- references ---- */
 
@@ -58,6 +60,13 @@ static void conn_free(struct conn *c)
 		c->ssl = NULL;
 	}
 	pthread_mutex_lock(&free_lock);
+	if (c->live_prev)
+		c->live_prev->live_next = c->live_next;
+	else
+		live_list = c->live_next;
+	if (c->live_next)
+		c->live_next->live_prev = c->live_prev;
+	c->live_prev = c->live_next = NULL;
 	c->next_free = free_list;
 	free_list = c;
 	pthread_mutex_unlock(&free_lock);
@@ -73,20 +82,28 @@ struct conn *conn_new(const struct policy_rule *rule)
 {
 	pthread_mutex_lock(&free_lock);
 	struct conn *c = free_list;
-	if (c)
+	if (c) {
 		free_list = c->next_free;
-	pthread_mutex_unlock(&free_lock);
-	if (!c) {
+	} else {
 		c = calloc(1, sizeof(*c));
-		if (!c)
+		if (!c) {
+			pthread_mutex_unlock(&free_lock);
 			return NULL;
+		}
 		pthread_mutex_init(&c->lock, NULL);
 	}
+	c->live_prev = NULL;
+	c->live_next = live_list;
+	if (live_list)
+		live_list->live_prev = c;
+	live_list = c;
+	pthread_mutex_unlock(&free_lock);
 	pthread_mutex_lock(&c->lock);
 	c->next_free = NULL;
 	c->state = CONN_CONNECTING;
 	c->fd_count = 0;
 	c->owner = getpid();
+	c->forked = c->wrote_since_fork = false;
 	c->ssl = NULL;
 	c->io_fd = -1;
 	c->io_errno = 0;
@@ -678,6 +695,7 @@ ssize_t conn_write(struct conn *c, int fd, const void *buf, size_t len, int flag
 			if (n > 0) {
 				done += (size_t)n;
 				c->bytes_out += (unsigned)n;
+				c->wrote_since_fork = true;
 				continue;
 			}
 			err = wolfSSL_get_error(c->ssl, n);
@@ -685,6 +703,7 @@ ssize_t conn_write(struct conn *c, int fd, const void *buf, size_t len, int flag
 				/* The record is built and partly sent: those bytes are the program's no longer.
 				 * Report them written; the rest of the record goes out before anything else. */
 				c->out_committed = chunk;
+				c->wrote_since_fork = true;
 				done += chunk;
 				c->bytes_out += chunk;
 			}
@@ -757,14 +776,21 @@ int conn_shutdown(struct conn *c, int fd, int how)
 	return libc.shutdown(fd, how);
 }
 
+/* Whether this process may send close_notify for the session. Without a fork, the process that made it.
+ * After a fork each process has its own copy of the session state, and only a process that has written
+ * since then holds the current write sequence number: a child that only closes what it inherited (or
+ * only reads) must not end the session on the writer's behalf. Lock held. */
+static bool may_end_session(const struct conn *c)
+{
+	return c->forked ? c->wrote_since_fork : c->owner == getpid();
+}
+
 void conn_detach_fd(struct conn *c, int fd)
 {
 	pthread_mutex_lock(&c->lock);
 	c->fd_count--;
 	if (c->fd_count == 0) {
-		/* Only the process that made the session ends it: a forked child closing its copies must not
-		 * send close_notify on the parent's behalf. */
-		if (c->state == CONN_ESTABLISHED && fd >= 0 && c->owner == getpid() && !c->write_shut)
+		if (c->state == CONN_ESTABLISHED && fd >= 0 && may_end_session(c) && !c->write_shut)
 			send_close_notify(c, fd, 1000);
 		if (c->state == CONN_ESTABLISHED || c->state == CONN_CONNECTING)
 			c->state = CONN_CLOSED;
@@ -773,4 +799,51 @@ void conn_detach_fd(struct conn *c, int fd)
 	}
 	pthread_mutex_unlock(&c->lock);
 	conn_put(c);
+}
+
+/* ---- fork and exit ---- */
+
+void conn_atfork_prepare(void)
+{
+	pthread_mutex_lock(&free_lock);
+	for (struct conn *c = live_list; c; c = c->live_next)
+		pthread_mutex_lock(&c->lock);
+}
+
+static void after_fork(void)
+{
+	for (struct conn *c = live_list; c; c = c->live_next) {
+		c->forked = true;
+		c->wrote_since_fork = false;
+		pthread_mutex_unlock(&c->lock);
+	}
+	pthread_mutex_unlock(&free_lock);
+}
+
+void conn_atfork_parent(void)
+{
+	after_fork();
+}
+
+void conn_atfork_child(void)
+{
+	after_fork();
+}
+
+void conn_end_all_at_exit(int budget_ms)
+{
+	long long deadline = now_ms() + budget_ms;
+	for (int fd = fdtab_next(0, FDTAB_MAX_FD - 1); fd >= 0; fd = fdtab_next(fd + 1, FDTAB_MAX_FD - 1)) {
+		struct conn *c = conn_get(fd);
+		if (!c)
+			continue;
+		pthread_mutex_lock(&c->lock);
+		long long left = deadline - now_ms();
+		if (c->state == CONN_ESTABLISHED && !c->write_shut && may_end_session(c) && left > 0) {
+			send_close_notify(c, fd, (int)left);
+			c->write_shut = true;
+		}
+		pthread_mutex_unlock(&c->lock);
+		conn_put(c);
+	}
 }

@@ -34,10 +34,13 @@ struct conn {
 	_Atomic int refs;
 	pthread_mutex_t lock;
 	struct conn *next_free; /* free list link (conn.c) */
+	struct conn *live_prev, *live_next; /* list of live connections (conn.c), for fork and exit */
 
 	enum conn_state state;
 	int fd_count;          /* fd table slots that point here */
-	pid_t owner;           /* the process that made the session: only it ends it */
+	pid_t owner;           /* the process that made the session */
+	bool forked;           /* a fork happened since the session began (in this process's copy) */
+	bool wrote_since_fork; /* this process wrote on the session since the last fork */
 	struct WOLFSSL *ssl;
 	int io_fd;             /* the fd the I/O callbacks use for the call in progress */
 	int io_errno;          /* errno of the last failed real recv/send in a callback */
@@ -86,6 +89,13 @@ int conn_progress(struct conn *c, int fd);
 
 /* Runs the handshake to its end, waiting (bounded by handshake-timeout=). 0 or -1 with errno. */
 int conn_finish(struct conn *c, int fd);
+
+/* fork and exit (conn.c): the prepare/parent/child handlers keep every connection's lock consistent
+ * across fork; conn_end_all_at_exit sends close_notify for the sessions this process may end. */
+void conn_atfork_prepare(void);
+void conn_atfork_parent(void);
+void conn_atfork_child(void);
+void conn_end_all_at_exit(int budget_ms);
 
 /* The state, read under the lock. */
 enum conn_state conn_get_state(struct conn *c);

@@ -1,5 +1,6 @@
 /* init.c: the library's constructor and process-wide state (see shim.h). */
 #include "preload/shim.h"
+#include "preload/conn.h"
 #include "preload/libc.h"
 #include "preload/log.h"
 #include "preload/tlsctx.h"
@@ -81,4 +82,12 @@ void *shim_rule_ctx(const struct policy_rule *rule, char *err, unsigned long err
 __attribute__((constructor)) static void tlsshim_constructor(void)
 {
 	shim_init();
+	pthread_atfork(conn_atfork_prepare, conn_atfork_parent, conn_atfork_child);
+}
+
+/* At exit the kernel closes the fds without telling anyone: end our sessions properly first, within a
+ * bounded time (a peer that does not read must not hold the program's exit up). */
+__attribute__((destructor)) static void tlsshim_destructor(void)
+{
+	conn_end_all_at_exit(1000);
 }
