@@ -3,11 +3,13 @@
 #include "preload/fdtab.h"
 #include "preload/libc.h"
 #include "preload/log.h"
+#include "preload/session.h"
 #include "preload/tlsctx.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -116,6 +118,8 @@ struct conn *conn_new(const struct policy_rule *rule)
 	c->rule = rule;
 	memset(&c->verify, 0, sizeof(c->verify));
 	c->dest[0] = '\0';
+	c->session_key[0] = '\0';
+	c->session_saved = false;
 	c->bytes_in = c->bytes_out = 0;
 	pthread_mutex_unlock(&c->lock);
 	atomic_store_explicit(&c->refs, 1, memory_order_release);
@@ -301,6 +305,17 @@ int conn_begin(struct conn *c, int fd, const char *name, const char *sni, int fa
 	}
 	wolfSSL_SSLSetIORecv(c->ssl, io_recv);
 	wolfSSL_SSLSetIOSend(c->ssl, io_send);
+	keylog_arm(c->ssl);
+	if (o->session_resumption) {
+		char addr_text[64];
+		inet_ntop(family, addr, addr_text, sizeof(addr_text));
+		/* Everything the full handshake verified: the rule (trust, pins, client certificate,
+		 * versions), the verified name or address, the SNI, the destination. */
+		snprintf(c->session_key, sizeof(c->session_key), "%p|%s|%s|%s|%s", (const void *)c->rule,
+			 name ? name : "", addr_text, sni ? sni : "", c->dest);
+		wolfSSL_UseSessionTicket(c->ssl);
+		session_offer(c->ssl, c->session_key);
+	}
 	wolfSSL_SetIOReadCtx(c->ssl, c);
 	wolfSSL_SetIOWriteCtx(c->ssl, c);
 	c->io_fd = fd;
@@ -330,6 +345,9 @@ static int handshake_done(struct conn *c, int fd, bool ok, int werr, int sys_err
 	}
 	if (ok) {
 		c->state = CONN_ESTABLISHED;
+		keylog_tls12(c->ssl);
+		if (c->session_key[0])
+			c->session_saved = session_store(c->ssl, c->session_key);
 		if (o->verify == POLICY_VERIFY_OFF)
 			log_msg(LOG_WARN, "%s: verify=off: the server's certificate was NOT checked; anyone on the path can "
 					  "read and change this connection",
@@ -544,6 +562,8 @@ ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 		if (n > 0) {
 			if (!(flags & MSG_PEEK))
 				c->bytes_in += (unsigned)n;
+			if (!c->session_saved && c->session_key[0]) /* a TLS 1.3 ticket came with the data */
+				c->session_saved = session_store(c->ssl, c->session_key);
 			got += (size_t)n;
 			if (!(flags & MSG_WAITALL) || (flags & MSG_PEEK) || got == len) {
 				pthread_mutex_unlock(&c->lock);

@@ -60,6 +60,8 @@ struct conn {
 	const struct policy_rule *rule;
 	struct verify_state verify;
 	char dest[300];        /* "host:port (address)" for messages */
+	char session_key[600]; /* resumption cache key (session.h); "" when resumption is off */
+	bool session_saved;    /* a resumable session of this connection is in the cache */
 	unsigned long long bytes_in, bytes_out;
 };
 

@@ -1,6 +1,7 @@
 /* init.c: the library's constructor and process-wide state (see shim.h). */
 #include "preload/shim.h"
 #include "preload/conn.h"
+#include "preload/session.h"
 #include "preload/libc.h"
 #include "preload/log.h"
 #include "preload/tlsctx.h"
@@ -23,6 +24,7 @@ static void load_config(void)
 {
 	libc_resolve();
 	log_init();
+	keylog_init();
 	const char *rules = secure_getenv("TLSSHIM_RULES");
 	const char *file = secure_getenv("TLSSHIM_POLICY");
 	if (rules && !*rules)

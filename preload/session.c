@@ -1,0 +1,160 @@
+/* session.c: session resumption cache and SSLKEYLOGFILE (see session.h). */
+#include "preload/session.h"
+#include "preload/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+
+struct cached_session {
+	char key[SESSION_KEY_MAX];
+	WOLFSSL_SESSION *sess; /* NULL: empty slot */
+	unsigned long long used;
+};
+
+/* The cache: small, bounded, least recently used replaced. Guarded by cache_lock; used at connect and
+ * when a ticket arrives, never per record. */
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct cached_session cache[SESSION_CACHE_SIZE];
+static unsigned long long cache_clock;
+
+bool session_offer(WOLFSSL *ssl, const char *key)
+{
+	bool offered = false;
+	pthread_mutex_lock(&cache_lock);
+	for (size_t i = 0; i < SESSION_CACHE_SIZE; i++) {
+		if (cache[i].sess && strcmp(cache[i].key, key) == 0) {
+			/* wolfSSL_set_session copies the session into ssl; the cache keeps its own. */
+			offered = wolfSSL_set_session(ssl, cache[i].sess) == WOLFSSL_SUCCESS;
+			cache[i].used = ++cache_clock;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&cache_lock);
+	return offered;
+}
+
+bool session_store(WOLFSSL *ssl, const char *key)
+{
+	WOLFSSL_SESSION *sess = wolfSSL_get1_session(ssl);
+	if (!sess)
+		return false;
+	bool tls13 = wolfSSL_version(ssl) == TLS1_3_VERSION;
+	if (!wolfSSL_SESSION_is_resumable(sess) || (tls13 && !wolfSSL_SESSION_has_ticket(sess))) {
+		wolfSSL_SESSION_free(sess);
+		return false;
+	}
+	pthread_mutex_lock(&cache_lock);
+	struct cached_session *slot = &cache[0];
+	for (size_t i = 0; i < SESSION_CACHE_SIZE; i++) {
+		if (cache[i].sess && strcmp(cache[i].key, key) == 0) {
+			slot = &cache[i];
+			break;
+		}
+		if (!cache[i].sess || cache[i].used < slot->used)
+			slot = &cache[i];
+		if (!cache[i].sess)
+			break;
+	}
+	WOLFSSL_SESSION *old = slot->sess;
+	snprintf(slot->key, sizeof(slot->key), "%s", key);
+	slot->sess = sess;
+	slot->used = ++cache_clock;
+	pthread_mutex_unlock(&cache_lock);
+	if (old)
+		wolfSSL_SESSION_free(old);
+	return true;
+}
+
+/* ---- SSLKEYLOGFILE ---- */
+
+/* The key log's fd, opened once by keylog_init (pthread_once), read-only afterwards; -1: none. */
+static int keylog_fd = -1;
+static pthread_once_t keylog_once = PTHREAD_ONCE_INIT;
+
+static void keylog_open(void)
+{
+	const char *path = secure_getenv("SSLKEYLOGFILE");
+	if (!path || !*path)
+		return;
+	int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		log_msg(LOG_ERROR, "SSLKEYLOGFILE=%s: %s; no key log is written", path, strerror(errno));
+		return;
+	}
+	keylog_fd = fd;
+	log_msg(LOG_WARN, "SSLKEYLOGFILE=%s: the secrets of every TLS connection of this process are written there; "
+			  "anyone who can read it can decrypt the traffic (debugging only)",
+		path);
+}
+
+void keylog_init(void)
+{
+	pthread_once(&keylog_once, keylog_open);
+}
+
+static void hex(char *out, const unsigned char *in, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static void keylog_line(WOLFSSL *ssl, const char *label, const unsigned char *secret, size_t len)
+{
+	unsigned char random[32];
+	if (keylog_fd < 0 || len > 64 || wolfSSL_get_client_random(ssl, random, sizeof(random)) != sizeof(random))
+		return;
+	char r[65], s[129], line[256];
+	hex(r, random, sizeof(random));
+	hex(s, secret, len);
+	int n = snprintf(line, sizeof(line), "%s %s %s\n", label, r, s);
+	if (n > 0 && (size_t)n < sizeof(line))
+		syscall(SYS_write, keylog_fd, line, (size_t)n);
+}
+
+static int tls13_secret(WOLFSSL *ssl, int id, const unsigned char *secret, int len, void *ctx)
+{
+	static const char *const labels[] = {
+		[CLIENT_EARLY_TRAFFIC_SECRET] = "CLIENT_EARLY_TRAFFIC_SECRET",
+		[CLIENT_HANDSHAKE_TRAFFIC_SECRET] = "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+		[SERVER_HANDSHAKE_TRAFFIC_SECRET] = "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+		[CLIENT_TRAFFIC_SECRET] = "CLIENT_TRAFFIC_SECRET_0",
+		[SERVER_TRAFFIC_SECRET] = "SERVER_TRAFFIC_SECRET_0",
+		[EARLY_EXPORTER_SECRET] = "EARLY_EXPORTER_SECRET",
+		[EXPORTER_SECRET] = "EXPORTER_SECRET",
+	};
+	if (id >= 0 && (size_t)id < sizeof(labels) / sizeof(labels[0]) && labels[id] && len > 0)
+		keylog_line(ssl, labels[id], secret, (size_t)len);
+	return 0;
+}
+
+void keylog_arm(WOLFSSL *ssl)
+{
+	if (keylog_fd < 0)
+		return;
+	wolfSSL_set_tls13_secret_cb(ssl, tls13_secret, NULL);
+	wolfSSL_KeepArrays(ssl); /* the client random outlives the handshake until keylog_tls12 */
+}
+
+void keylog_tls12(WOLFSSL *ssl)
+{
+	if (keylog_fd < 0)
+		return;
+	if (wolfSSL_version(ssl) != TLS1_3_VERSION) {
+		unsigned char master[48];
+		WOLFSSL_SESSION *sess = wolfSSL_get_session(ssl);
+		int n = sess ? wolfSSL_SESSION_get_master_key(sess, master, sizeof(master)) : 0;
+		if (n == (int)sizeof(master))
+			keylog_line(ssl, "CLIENT_RANDOM", master, sizeof(master));
+	}
+	wolfSSL_FreeArrays(ssl);
+}

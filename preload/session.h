@@ -1,0 +1,34 @@
+/* session.h: TLS session resumption and the key log, per process.
+ * Sessions (TLS 1.2 tickets or IDs, TLS 1.3 tickets, which arrive after the handshake) are kept in a
+ * bounded cache keyed by everything the full handshake verified: the rule (its trust anchors, pins,
+ * client certificate and versions), the verified name or address, the SNI and the destination. A
+ * resumed session can therefore never skip a check the rule asks for.
+ * SSLKEYLOGFILE (the name curl, browsers and Wireshark use) writes NSS key log lines for debugging. */
+#ifndef TLSSHIM_SESSION_H
+#define TLSSHIM_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
+#define SESSION_CACHE_SIZE 256
+#define SESSION_KEY_MAX    600
+
+/* Offers a cached session for key to ssl (before the handshake). True if one was offered. */
+bool session_offer(WOLFSSL *ssl, const char *key);
+
+/* Keeps ssl's current session under key if it can be resumed (after the handshake, and again after
+ * reads, when a TLS 1.3 ticket arrived). Returns true once a resumable session was stored. */
+bool session_store(WOLFSSL *ssl, const char *key);
+
+/* Opens SSLKEYLOGFILE once (warning on stderr); later calls are no-ops. */
+void keylog_init(void);
+/* Arms TLS 1.3 secret logging for ssl when a key log is open. */
+void keylog_arm(WOLFSSL *ssl);
+/* After the handshake: logs the TLS 1.2 master secret when a key log is open, and frees what
+ * keylog_arm kept. */
+void keylog_tls12(WOLFSSL *ssl);
+
+#endif
