@@ -220,6 +220,8 @@ const char *verify_error_text(int err)
 		return "certificate is revoked (CRL)";
 	case OCSP_CERT_REVOKED:
 		return "certificate is revoked (OCSP staple)";
+	case OCSP_CERT_UNKNOWN:
+		return "no valid OCSP staple for the certificate (ocsp-stapling=require)";
 	case RSA_KEY_SIZE_E:
 		return "server's RSA key is smaller than 2048 bits";
 	case ECC_KEY_SIZE_E:
@@ -252,6 +254,8 @@ const char *verify_error_advice(int err)
 	case RSA_KEY_SIZE_E:
 	case ECC_KEY_SIZE_E:
 		return "give the server a stronger key";
+	case OCSP_CERT_UNKNOWN:
+		return "enable OCSP stapling on the server, or set ocsp-stapling=prefer";
 	default:
 		return "fix the server's certificate or the rule's trust options";
 	}
