@@ -4,6 +4,7 @@
 #include "preload/libc.h"
 #include "preload/log.h"
 #include "preload/session.h"
+#include "preload/stats.h"
 #include "preload/tlsctx.h"
 
 #include <errno.h>
@@ -109,7 +110,7 @@ struct conn *conn_new(const struct policy_rule *rule)
 	c->ssl = NULL;
 	c->io_fd = -1;
 	c->io_errno = 0;
-	c->tcp_eof = c->read_eof = c->write_shut = false;
+	c->tcp_eof = c->read_eof = c->write_shut = c->peer_close_notify = false;
 	c->out_committed = 0;
 	c->tcp_pending = c->restore_nodelay = c->fail_reported = false;
 	c->want_events = 0;
@@ -345,6 +346,23 @@ static int handshake_done(struct conn *c, int fd, bool ok, int werr, int sys_err
 	}
 	if (ok) {
 		c->state = CONN_ESTABLISHED;
+		stats_add(STATS_HANDSHAKES, 1);
+		if (wolfSSL_session_reused(c->ssl))
+			stats_add(STATS_RESUMED, 1);
+		if (log_json()) {
+			char *alpn = NULL, alpn_esc[300] = "", fields[600];
+			unsigned short alen = 0;
+			if (o->alpn && wolfSSL_ALPN_GetProtocol(c->ssl, &alpn, &alen) == WOLFSSL_SUCCESS && alpn) {
+				char tmp[256];
+				snprintf(tmp, sizeof(tmp), "%.*s", (int)alen, alpn);
+				log_json_escape(alpn_esc, sizeof(alpn_esc), tmp);
+			}
+			snprintf(fields, sizeof(fields),
+				 "\"version\":\"%s\",\"cipher\":\"%s\",\"alpn\":\"%s\",\"resumed\":%s,\"ms\":%lld",
+				 wolfSSL_get_version(c->ssl), wolfSSL_get_cipher_name(c->ssl), alpn_esc,
+				 wolfSSL_session_reused(c->ssl) ? "true" : "false", now_ms() - c->started_ms);
+			log_event(LOG_INFO, "handshake", fd, c->dest, c->rule->source, c->rule->line, fields);
+		}
 		keylog_tls12(c->ssl);
 		if (c->session_key[0])
 			c->session_saved = session_store(c->ssl, c->session_key);
@@ -352,7 +370,7 @@ static int handshake_done(struct conn *c, int fd, bool ok, int werr, int sys_err
 			log_msg(LOG_WARN, "%s: verify=off: the server's certificate was NOT checked; anyone on the path can "
 					  "read and change this connection",
 				c->dest);
-		if (log_enabled(LOG_INFO)) {
+		if (log_enabled(LOG_INFO) && !log_json()) {
 			char *alpn = NULL;
 			unsigned short alen = 0;
 			bool has_alpn = o->alpn && wolfSSL_ALPN_GetProtocol(c->ssl, &alpn, &alen) == WOLFSSL_SUCCESS;
@@ -380,7 +398,17 @@ static int handshake_done(struct conn *c, int fd, bool ok, int werr, int sys_err
 	}
 	c->state = CONN_FAILED;
 	c->fail_errno = e;
-	if (sys_errno && sys_errno != ETIMEDOUT) /* as for plain TCP: the program reports it */
+	stats_add(STATS_FAILURES, 1);
+	if (log_json()) {
+		char reason[900], fields[1000];
+		log_json_escape(reason, sizeof(reason), err);
+		snprintf(fields, sizeof(fields), "\"reason\":\"%s\",\"errno\":%d", reason, e);
+		log_event(LOG_ERROR, c->verify.failed ? "verify-failed" : "handshake-failed", fd, c->dest, c->rule->source,
+			  c->rule->line, fields);
+	}
+	if (log_json())
+		; /* the event above says it */
+	else if (sys_errno && sys_errno != ETIMEDOUT) /* as for plain TCP: the program reports it */
 		log_msg(LOG_DEBUG, "%s: %s", c->dest, err);
 	else
 		log_msg(LOG_ERROR, "%s: %s", c->dest, err);
@@ -574,6 +602,7 @@ ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 		int err = wolfSSL_get_error(c->ssl, n);
 		if (err == WOLFSSL_ERROR_ZERO_RETURN) {
 			c->read_eof = true;
+			c->peer_close_notify = true;
 			continue;
 		}
 		if (err == WOLFSSL_ERROR_WANT_READ || err == WOLFSSL_ERROR_WANT_WRITE) {
@@ -796,6 +825,24 @@ int conn_shutdown(struct conn *c, int fd, int how)
 	return libc.shutdown(fd, how);
 }
 
+/* The end of a connection in this process: statistics and the close event. Lock held. */
+static void conn_count_end(struct conn *c, int fd)
+{
+	if (c->state == CONN_CLOSED || c->state == CONN_CONNECTING)
+		return;
+	stats_add(STATS_BYTES_IN, c->bytes_in);
+	stats_add(STATS_BYTES_OUT, c->bytes_out);
+	if (log_json()) {
+		char fields[200];
+		snprintf(fields, sizeof(fields), "\"bytes_in\":%llu,\"bytes_out\":%llu,\"close_notify_seen\":%s",
+			 c->bytes_in, c->bytes_out, c->peer_close_notify ? "true" : "false");
+		log_event(LOG_INFO, "close", fd, c->dest, c->rule->source, c->rule->line, fields);
+	} else if (log_enabled(LOG_DEBUG)) {
+		log_msg(LOG_DEBUG, "%s: closed: %llu bytes in, %llu bytes out%s", c->dest, c->bytes_in, c->bytes_out,
+			c->peer_close_notify ? ", close_notify seen" : "");
+	}
+}
+
 /* Whether this process may send close_notify for the session. Without a fork, the process that made it.
  * After a fork each process has its own copy of the session state, and only a process that has written
  * since then holds the current write sequence number: a child that only closes what it inherited (or
@@ -812,10 +859,9 @@ void conn_detach_fd(struct conn *c, int fd)
 	if (c->fd_count == 0) {
 		if (c->state == CONN_ESTABLISHED && fd >= 0 && may_end_session(c) && !c->write_shut)
 			send_close_notify(c, fd, 1000);
+		conn_count_end(c, fd);
 		if (c->state == CONN_ESTABLISHED || c->state == CONN_CONNECTING)
 			c->state = CONN_CLOSED;
-		if (log_enabled(LOG_DEBUG))
-			log_msg(LOG_DEBUG, "%s: closed: %llu bytes in, %llu bytes out", c->dest, c->bytes_in, c->bytes_out);
 	}
 	pthread_mutex_unlock(&c->lock);
 	conn_put(c);
@@ -863,6 +909,9 @@ void conn_end_all_at_exit(int budget_ms)
 			send_close_notify(c, fd, (int)left);
 			c->write_shut = true;
 		}
+		conn_count_end(c, fd);
+		if (c->state == CONN_ESTABLISHED)
+			c->state = CONN_CLOSED;
 		pthread_mutex_unlock(&c->lock);
 		conn_put(c);
 	}

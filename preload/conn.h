@@ -46,6 +46,7 @@ struct conn {
 	int io_errno;          /* errno of the last failed real recv/send in a callback */
 	bool tcp_eof;          /* the kernel socket returned 0 (FIN) */
 	bool read_eof;         /* close_notify seen (or an allowed truncation): reads return 0 */
+	bool peer_close_notify; /* the server's close_notify arrived */
 	bool write_shut;       /* shutdown(SHUT_WR) done */
 	size_t out_committed;  /* plaintext bytes already reported written whose record is not all sent */
 	/* While CONN_CONNECTING: */

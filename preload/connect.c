@@ -9,6 +9,7 @@
 #include "preload/log.h"
 #include "preload/names.h"
 #include "preload/shim.h"
+#include "preload/stats.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -124,6 +125,8 @@ static int connect_tls(int fd, const struct sockaddr *sa, socklen_t salen, const
 		snprintf(c->dest, sizeof(c->dest), "%s%s%s:%u", d->family == AF_INET6 ? "[" : "", d->addr_text,
 			 d->family == AF_INET6 ? "]" : "", d->port);
 
+	stats_add(STATS_CONNECTIONS, 1);
+	log_event(LOG_INFO, "connect", fd, c->dest, rule->source, rule->line, "");
 	char err[400];
 	void *ctx = shim_rule_ctx(rule, err, sizeof(err));
 	if (!ctx) {

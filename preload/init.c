@@ -2,6 +2,7 @@
 #include "preload/shim.h"
 #include "preload/conn.h"
 #include "preload/session.h"
+#include "preload/stats.h"
 #include "preload/libc.h"
 #include "preload/log.h"
 #include "preload/tlsctx.h"
@@ -25,6 +26,7 @@ static void load_config(void)
 	libc_resolve();
 	log_init();
 	keylog_init();
+	stats_init();
 	const char *rules = secure_getenv("TLSSHIM_RULES");
 	const char *file = secure_getenv("TLSSHIM_POLICY");
 	if (rules && !*rules)
@@ -92,4 +94,5 @@ __attribute__((constructor)) static void tlsshim_constructor(void)
 __attribute__((destructor)) static void tlsshim_destructor(void)
 {
 	conn_end_all_at_exit(1000);
+	stats_print();
 }
