@@ -36,6 +36,8 @@ EXPORT int close(int fd)
 	libc_ensure();
 	if (fdtab_load(fd))
 		forget(fd);
+	else
+		poll_forget_fd(fd); /* an epoll set: its registrations and wake eventfd (two loads when none) */
 	return libc.close(fd);
 }
 

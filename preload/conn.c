@@ -6,6 +6,7 @@
 #include "preload/session.h"
 #include "preload/stats.h"
 #include "preload/tlsctx.h"
+#include "preload/wake.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -594,7 +595,10 @@ ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 				c->session_saved = session_store(c->ssl, c->session_key);
 			got += (size_t)n;
 			if (!(flags & MSG_WAITALL) || (flags & MSG_PEEK) || got == len) {
+				bool left_behind = wolfSSL_pending(c->ssl) > 0;
 				pthread_mutex_unlock(&c->lock);
+				if (left_behind) /* a thread blocked in poll on this fd would never hear of these */
+					wake_notify(fd);
 				return (ssize_t)got;
 			}
 			continue;

@@ -5,12 +5,16 @@
  * fds an epoll set holds, with the events and data the program registered. */
 #include "preload/fdtab.h"
 #include "preload/hooks.h"
+#include "preload/wake.h"
 
 #include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
 
 /* What the program should see for a TLS fd before any waiting, and how to wait for it. */
 enum tls_poll_class {
@@ -52,8 +56,8 @@ static long long mono_ms(void)
 /* poll for arrays that hold TLS fds. timeout_ms -1: forever. */
 static int poll_tls(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t *sig, bool use_ppoll)
 {
-	struct pollfd stack_copy[64];
-	struct pollfd *copy = n <= 64 ? stack_copy : malloc(n * sizeof(*copy));
+	struct pollfd stack_copy[65];
+	struct pollfd *copy = n <= 64 ? stack_copy : malloc((n + 1) * sizeof(*copy));
 	unsigned char stack_kind[64];
 	unsigned char *kind = n <= 64 ? stack_kind : malloc(n);
 	if (!copy || !kind) {
@@ -66,8 +70,16 @@ static int poll_tls(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t
 	}
 	long long deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
 	int result;
+	/* Registered before looking at the fds: bytes another thread leaves inside wolfSSL from now on
+	 * wake us through our eventfd even when the kernel socket stays empty. */
+	int efd = wake_thread_fd();
+	if (efd >= 0)
+		wake_register(efd, fds, n);
+	nfds_t real_n = efd >= 0 ? n + 1 : n;
 	for (;;) {
 		bool now = false;
+		if (efd >= 0)
+			copy[n] = (struct pollfd){.fd = efd, .events = POLLIN};
 		for (nfds_t i = 0; i < n; i++) {
 			copy[i] = fds[i];
 			copy[i].revents = 0;
@@ -85,14 +97,16 @@ static int poll_tls(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t
 		int r;
 		if (use_ppoll) {
 			struct timespec ts = {wait / 1000, (long)(wait % 1000) * 1000000};
-			r = libc.ppoll(copy, n, wait < 0 ? NULL : &ts, sig);
+			r = libc.ppoll(copy, real_n, wait < 0 ? NULL : &ts, sig);
 		} else {
-			r = libc.poll(copy, n, wait);
+			r = libc.poll(copy, real_n, wait);
 		}
 		if (r < 0) {
 			result = -1;
 			break;
 		}
+		if (efd >= 0 && copy[n].revents)
+			wake_drain(efd); /* look at every TLS fd again below and in the next round */
 		result = 0;
 		for (nfds_t i = 0; i < n; i++) {
 			short rev = copy[i].revents;
@@ -120,6 +134,8 @@ static int poll_tls(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t
 		/* Only handshake steps happened: wait on, for what remains of the timeout. */
 	}
 	int e = errno;
+	if (efd >= 0)
+		wake_unregister(efd);
 	if (copy != stack_copy)
 		free(copy);
 	if (kind != stack_kind)
@@ -243,6 +259,60 @@ static struct epoll_reg *regs;
 static size_t n_regs, cap_regs;
 static _Atomic size_t n_regs_hint; /* n_regs, readable without the lock for the fast path */
 
+/* One eventfd per epoll set holding TLS fds, registered in the set with WAKE_DATA (see wake.h).
+ * Guarded by epoll_lock. */
+#define WAKE_DATA 0x746c737368696d57ULL /* "tlsshimW": never handed to the program */
+struct epoll_wake {
+	int epfd, efd;
+};
+static struct epoll_wake *wakes;
+static size_t n_wakes, cap_wakes;
+static _Atomic size_t n_wakes_hint;
+
+/* The wake eventfd of epfd, made and added to the set on first need. epoll_lock held. */
+static int epoll_wake_fd(int epfd)
+{
+	for (size_t i = 0; i < n_wakes; i++)
+		if (wakes[i].epfd == epfd)
+			return wakes[i].efd;
+	if (n_wakes == cap_wakes) {
+		size_t cap = cap_wakes ? cap_wakes * 2 : 8;
+		struct epoll_wake *nw = realloc(wakes, cap * sizeof(*nw));
+		if (!nw)
+			return -1;
+		wakes = nw;
+		cap_wakes = cap;
+	}
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (efd < 0)
+		return -1;
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = WAKE_DATA};
+	if (libc.epoll_ctl(epfd, EPOLL_CTL_ADD, efd, &ev) != 0) {
+		libc.close(efd);
+		return -1;
+	}
+	wakes[n_wakes++] = (struct epoll_wake){epfd, efd};
+	atomic_store(&n_wakes_hint, n_wakes);
+	return efd;
+}
+
+void poll_notify_epoll(int fd)
+{
+	if (atomic_load(&n_regs_hint) == 0)
+		return;
+	pthread_mutex_lock(&epoll_lock);
+	for (size_t i = 0; i < n_regs; i++) {
+		if (regs[i].fd != fd || !(regs[i].ev.events & EPOLLIN))
+			continue;
+		for (size_t k = 0; k < n_wakes; k++)
+			if (wakes[k].epfd == regs[i].epfd) {
+				uint64_t one = 1;
+				syscall(SYS_write, wakes[k].efd, &one, sizeof(one));
+			}
+	}
+	pthread_mutex_unlock(&epoll_lock);
+}
+
 static struct epoll_reg *find_reg(int epfd, int fd)
 {
 	for (size_t i = 0; i < n_regs; i++)
@@ -261,7 +331,18 @@ static uint32_t kernel_events(const struct epoll_reg *r, short want)
 
 void poll_forget_fd(int fd)
 {
+	if (atomic_load(&n_regs_hint) == 0 && atomic_load(&n_wakes_hint) == 0)
+		return;
 	pthread_mutex_lock(&epoll_lock);
+	for (size_t i = 0; i < n_wakes;) {
+		if (wakes[i].epfd == fd) { /* the epoll set is going away: so does its wake eventfd */
+			libc.close(wakes[i].efd);
+			wakes[i] = wakes[--n_wakes];
+		} else {
+			i++;
+		}
+	}
+	atomic_store(&n_wakes_hint, n_wakes);
 	for (size_t i = 0; i < n_regs;) {
 		if (regs[i].fd == fd || regs[i].epfd == fd)
 			regs[i] = regs[--n_regs];
@@ -308,6 +389,7 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 				reg = &regs[n_regs++];
 			if (reg)
 				*reg = tmp;
+			epoll_wake_fd(epfd);
 		}
 	}
 	atomic_store(&n_regs_hint, n_regs);
@@ -377,6 +459,12 @@ static int epoll_common(int epfd, struct epoll_event *events, int max, int timeo
 		pthread_mutex_lock(&epoll_lock);
 		for (int i = n; i < n + r; i++) {
 			struct epoll_event e = events[i];
+			if (e.data.u64 == WAKE_DATA) { /* our own wake-up: the next round looks at the TLS fds */
+				for (size_t k = 0; k < n_wakes; k++)
+					if (wakes[k].epfd == epfd)
+						wake_drain(wakes[k].efd);
+				continue;
+			}
 			struct epoll_reg *reg = NULL;
 			for (size_t k = 0; k < n_regs && !reg; k++)
 				if (regs[k].epfd == epfd && regs[k].ev.data.u64 == e.data.u64)
