@@ -55,9 +55,10 @@ $(BUILD)/tlsshim: $(tools_objs) $(policy_objs) $(WOLF_DEP)
 
 # ---- tests ----
 UNIT_SRC = $(wildcard tests/unit/*.c)
-UNIT_PRELOAD = preload/fdtab.c preload/names.c
-$(BUILD)/unit-tests: $(UNIT_SRC) $(POLICY_SRC) $(UNIT_PRELOAD) $(wildcard */*.h)
-	$(CC) $(BASEFLAGS) $(CFLAGS) -DTLSSHIM_UNIT_TEST -o $@ $(UNIT_SRC) $(POLICY_SRC) $(UNIT_PRELOAD) -lcriterion -lpthread
+UNIT_PRELOAD = preload/fdtab.c preload/names.c preload/verify.c preload/der.c
+$(BUILD)/unit-tests: $(UNIT_SRC) $(POLICY_SRC) $(UNIT_PRELOAD) $(wildcard */*.h) $(WOLF_DEP)
+	$(CC) $(BASEFLAGS) $(WOLF_CFLAGS) $(CFLAGS) -DTLSSHIM_UNIT_TEST -o $@ $(UNIT_SRC) $(POLICY_SRC) $(UNIT_PRELOAD) \
+	  -lcriterion $(WOLF_LIBS) -lpthread
 
 CLIENT_SRC = $(wildcard tests/clients/*.c)
 CLIENTS = $(CLIENT_SRC:tests/clients/%.c=$(BUILD)/clients/%)
