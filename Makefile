@@ -31,11 +31,11 @@ policy_objs  = $(POLICY_SRC:%.c=$(OBJ)/%.o)
 preload_objs = $(PRELOAD_SRC:%.c=$(OBJ)/%.o)
 tools_objs   = $(TOOLS_SRC:%.c=$(OBJ)/%.o) $(SHARED_SRC:%.c=$(OBJ)/cli/%.o)
 
-.PHONY: all check unit integration demo asan valgrind fuzz bench clean format install
+.PHONY: test-binaries deps all check unit integration demo asan valgrind fuzz bench clean format install
 all: $(BUILD)/libtlsshim.so $(BUILD)/tlsshim
 
 $(WOLF_DIR)/lib/libwolfssl.a: scripts/build-wolfssl.sh
-	bash scripts/build-wolfssl.sh $(BUILD)
+	bash scripts/build-wolfssl.sh $(patsubst %/wolfssl,%,$(WOLF_DIR))
 
 $(OBJ)/%.o: %.c $(WOLF_DEP) $(wildcard */*.h)
 	@mkdir -p $(dir $@)
@@ -66,6 +66,8 @@ $(BUILD)/clients/%: tests/clients/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o $@ $< -lpthread
 
+test-binaries: $(BUILD)/unit-tests $(CLIENTS)
+
 deps:
 	bash scripts/install-deps.sh
 
@@ -80,7 +82,7 @@ demo: deps all
 
 asan:
 	$(MAKE) BUILD=build/asan CC=clang CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
-	  LDFLAGS="-fsanitize=address,undefined" WOLF_DIR=build/wolfssl all
+	  LDFLAGS="-fsanitize=address,undefined -shared-libsan" WOLF_DIR=build/wolfssl all test-binaries
 	TLSSHIM_ASAN=1 bash tests/run-all.sh build/asan
 
 valgrind: all $(CLIENTS)
