@@ -80,6 +80,7 @@ static void resolve_all(void)
 	REQUIRED(pselect);
 	REQUIRED(epoll_wait);
 	REQUIRED(epoll_pwait);
+	OPTIONAL(epoll_pwait2);
 	REQUIRED(epoll_ctl);
 	REQUIRED(ioctl);
 	REQUIRED(getsockopt);

@@ -429,11 +429,17 @@ static uint32_t reg_events_now(struct epoll_reg *r, bool kernel_said_ready)
 	return out;
 }
 
+/* The real wait: epoll_wait, or epoll_pwait when a signal mask is given (same semantics). */
+static int real_epoll(int epfd, struct epoll_event *events, int max, int timeout, const sigset_t *sig, bool is_pwait)
+{
+	return is_pwait ? libc.epoll_pwait(epfd, events, max, timeout, sig) : libc.epoll_wait(epfd, events, max, timeout);
+}
+
 static int epoll_common(int epfd, struct epoll_event *events, int max, int timeout, const sigset_t *sig,
 			bool is_pwait)
 {
 	if (max <= 0 || !events || atomic_load(&n_regs_hint) == 0)
-		return is_pwait ? libc.epoll_pwait(epfd, events, max, timeout, sig) : libc.epoll_wait(epfd, events, max, timeout);
+		return real_epoll(epfd, events, max, timeout, sig, is_pwait);
 	long long deadline = timeout < 0 ? -1 : mono_ms() + timeout;
 	for (;;) {
 		/* What the shim knows without the kernel: data inside wolfSSL, handshakes that ended. */
@@ -450,9 +456,7 @@ static int epoll_common(int epfd, struct epoll_event *events, int max, int timeo
 		}
 		pthread_mutex_unlock(&epoll_lock);
 		int wait = n ? 0 : deadline < 0 ? -1 : (int)(deadline - mono_ms() < 0 ? 0 : deadline - mono_ms());
-		int r = n == max ? 0
-				 : is_pwait ? libc.epoll_pwait(epfd, events + n, max - n, wait, sig)
-					    : libc.epoll_wait(epfd, events + n, max - n, wait);
+		int r = n == max ? 0 : real_epoll(epfd, events + n, max - n, wait, sig, is_pwait);
 		if (r < 0)
 			return n ? n : -1;
 		int total = n;
@@ -499,4 +503,17 @@ EXPORT int epoll_pwait(int epfd, struct epoll_event *events, int max, int timeou
 {
 	libc_ensure();
 	return epoll_common(epfd, events, max, timeout, sig, true);
+}
+
+EXPORT int epoll_pwait2(int epfd, struct epoll_event *events, int max, const struct timespec *ts, const sigset_t *sig)
+{
+	libc_ensure();
+	if (!libc.epoll_pwait2) {
+		errno = ENOSYS;
+		return -1;
+	}
+	if (max <= 0 || !events || atomic_load(&n_regs_hint) == 0)
+		return libc.epoll_pwait2(epfd, events, max, ts, sig);
+	/* Millisecond resolution is enough for the sets that hold TLS fds. */
+	return epoll_common(epfd, events, max, timespec_ms(ts), sig, true);
 }
