@@ -446,8 +446,13 @@ static int progress_locked(struct conn *c, int fd)
 	}
 	c->io_fd = fd;
 	int ret = wolfSSL_connect(c->ssl);
-	if (ret == WOLFSSL_SUCCESS)
+	if (ret == WOLFSSL_SUCCESS) {
+		if (verify_after_handshake(&c->verify, c->ssl) != 0) {
+			wolfSSL_shutdown(c->ssl); /* our alert; the socket is shut down right after */
+			return handshake_done(c, fd, false, VERIFY_CERT_ERROR, 0);
+		}
 		return handshake_done(c, fd, true, 0, 0);
+	}
 	int werr = wolfSSL_get_error(c->ssl, ret);
 	if (werr == WOLFSSL_ERROR_WANT_READ || werr == WOLFSSL_ERROR_WANT_WRITE) {
 		c->want_events = werr == WOLFSSL_ERROR_WANT_READ ? POLLIN : POLLOUT;

@@ -88,6 +88,10 @@ static void keylog_open(void)
 		return;
 	}
 	keylog_fd = fd;
+#ifndef HAVE_SECRET_CALLBACK
+	log_msg(LOG_WARN, "SSLKEYLOGFILE: this wolfSSL build has no secret callback (HAVE_SECRET_CALLBACK): only TLS 1.2 "
+			  "sessions are logged");
+#endif
 	log_msg(LOG_WARN, "SSLKEYLOGFILE=%s: the secrets of every TLS connection of this process are written there; "
 			  "anyone who can read it can decrypt the traffic (debugging only)",
 		path);
@@ -121,6 +125,7 @@ static void keylog_line(WOLFSSL *ssl, const char *label, const unsigned char *se
 		syscall(SYS_write, keylog_fd, line, (size_t)n);
 }
 
+#ifdef HAVE_SECRET_CALLBACK
 static int tls13_secret(WOLFSSL *ssl, int id, const unsigned char *secret, int len, void *ctx)
 {
 	static const char *const labels[] = {
@@ -137,11 +142,15 @@ static int tls13_secret(WOLFSSL *ssl, int id, const unsigned char *secret, int l
 	return 0;
 }
 
+#endif
+
 void keylog_arm(WOLFSSL *ssl)
 {
 	if (keylog_fd < 0)
 		return;
+#ifdef HAVE_SECRET_CALLBACK
 	wolfSSL_set_tls13_secret_cb(ssl, tls13_secret, NULL);
+#endif
 	wolfSSL_KeepArrays(ssl); /* the client random outlives the handshake until keylog_tls12 */
 }
 

@@ -151,6 +151,17 @@ static void check_pins(struct verify_state *v, const uint8_t *der, size_t len)
 			v->pin_matched = true;
 }
 
+/* The leaf's own checks: extended key usage, name, and (the whole chain having been seen) pins. */
+static void check_leaf(struct verify_state *v, const DecodedCert *dc)
+{
+	v->leaf_checked = true;
+	if (dc->extExtKeyUsageSet && !(dc->extExtKeyUsage & (EXTKEYUSE_SERVER_AUTH | EXTKEYUSE_ANY)))
+		verify_fail(v, "certificate's extended key usage does not allow serverAuth");
+	check_name(v, dc);
+	if (v->opts->n_pins > 0 && !v->pin_matched)
+		verify_fail(v, "no certificate in the chain matches pin-sha256");
+}
+
 int verify_callback(int preverify_ok, WOLFSSL_X509_STORE_CTX *store)
 {
 	struct verify_state *v = store->userCtx;
@@ -178,15 +189,44 @@ int verify_callback(int preverify_ok, WOLFSSL_X509_STORE_CTX *store)
 	}
 	if (!dc.selfSigned && weak_signature(dc.signatureOID))
 		verify_fail(v, "certificate %d in the chain is signed with MD5 or SHA-1", depth);
-	if (depth == 0) {
-		if (dc.extExtKeyUsageSet && !(dc.extExtKeyUsage & (EXTKEYUSE_SERVER_AUTH | EXTKEYUSE_ANY)))
-			verify_fail(v, "certificate's extended key usage does not allow serverAuth");
-		check_name(v, &dc);
-		if (v->opts->n_pins > 0 && !v->pin_matched)
-			verify_fail(v, "no certificate in the chain matches pin-sha256");
-	}
+	if (depth == 0)
+		check_leaf(v, &dc);
 	wc_FreeDecodedCert(&dc);
 	return v->failed ? 0 : 1;
+}
+
+int verify_after_handshake(struct verify_state *v, WOLFSSL *ssl)
+{
+	if (v->opts->verify == POLICY_VERIFY_OFF || wolfSSL_session_reused(ssl))
+		return 0;
+	if (v->opts->n_pins > 0 && !v->pin_matched) {
+#ifdef SESSION_CERTS
+		WOLFSSL_X509_CHAIN *chain = wolfSSL_get_peer_chain(ssl);
+		int n = chain ? wolfSSL_get_chain_count(chain) : 0;
+		for (int i = 0; i < n && !v->pin_matched; i++)
+			check_pins(v, wolfSSL_get_chain_cert(chain, i), (size_t)wolfSSL_get_chain_length(chain, i));
+#endif
+	}
+	if (!v->leaf_checked) {
+		WOLFSSL_X509 *peer = wolfSSL_get_peer_certificate(ssl);
+		int len = 0;
+		const unsigned char *der = peer ? wolfSSL_X509_get_der(peer, &len) : NULL;
+		DecodedCert dc;
+		if (!der || len <= 0) {
+			verify_fail(v, "the server's certificate is not available to check its name");
+		} else {
+			check_pins(v, der, (size_t)len);
+			wc_InitDecodedCert(&dc, der, (word32)len, NULL);
+			if (wc_ParseCert(&dc, CERT_TYPE, NO_VERIFY, NULL) != 0)
+				verify_fail(v, "the server's certificate does not parse");
+			else
+				check_leaf(v, &dc);
+			wc_FreeDecodedCert(&dc);
+		}
+		if (peer)
+			wolfSSL_X509_free(peer);
+	}
+	return v->failed ? -1 : 0;
 }
 
 const char *verify_error_text(int err)

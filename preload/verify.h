@@ -22,6 +22,7 @@ struct verify_state {
 	int want_family;      /* AF_INET/AF_INET6 when verifying an address (want_name == "") */
 	uint8_t want_addr[16];
 	bool pin_matched;
+	bool leaf_checked;    /* the callback ran the leaf checks (name, EKU, pins) */
 	bool failed;
 	char reason[320];     /* why verification failed, for the one-line message */
 };
@@ -33,6 +34,13 @@ void verify_begin(struct verify_state *v, const struct policy_tls_opts *opts, co
 /* The wolfSSL verify callback (WOLFSSL_X509_STORE_CTX's userCtx must be the verify_state). */
 struct WOLFSSL_X509_STORE_CTX;
 int verify_callback(int preverify_ok, struct WOLFSSL_X509_STORE_CTX *store);
+
+/* After a successful full handshake: runs the leaf checks if wolfSSL did not call the callback for the
+ * leaf (a build without WOLFSSL_ALWAYS_VERIFY_CB), and the pin check over the whole chain the server
+ * sent. Returns 0, or -1 with v->reason set. Skipped for resumed sessions (their cache key holds
+ * everything the full handshake verified). */
+struct WOLFSSL;
+int verify_after_handshake(struct verify_state *v, struct WOLFSSL *ssl);
 
 /* Name matching, exposed for unit tests and the CLI. pattern is a DNS SAN, host the wanted name. */
 bool verify_dns_name_matches(const char *pattern, size_t pattern_len, const char *host);
