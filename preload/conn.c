@@ -550,6 +550,8 @@ bool conn_read_ready(struct conn *c)
 	return ready;
 }
 
+static int flush_committed(struct conn *c, int fd);
+
 /* A call on a connection whose asynchronous handshake has not finished: advance it; a blocking fd waits
  * for the end, a non-blocking one gets EAGAIN. Lock held on entry and on a 0 return. */
 static int drive_handshake(struct conn *c, int fd, int flags)
@@ -577,6 +579,19 @@ ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 	pthread_mutex_lock(&c->lock);
 	if (drive_handshake(c, fd, flags) != 0)
 		return -1;
+	/* A request the program believes sent must leave before we wait for its answer. */
+	while (c->state == CONN_ESTABLISHED && c->out_committed) {
+		int err = flush_committed(c, fd);
+		if (err != WOLFSSL_ERROR_WANT_WRITE || fd_is_nonblocking(fd, flags))
+			break; /* non-blocking: poll/epoll go on flushing (poll.c) */
+		pthread_mutex_unlock(&c->lock);
+		int w = wait_fd(fd, POLLOUT, -1);
+		pthread_mutex_lock(&c->lock);
+		if (w < 0) {
+			pthread_mutex_unlock(&c->lock);
+			return -1;
+		}
+	}
 	for (;;) {
 		if (c->state != CONN_ESTABLISHED) {
 			int e = dead_errno(c, false);
@@ -714,12 +729,14 @@ static int flush_committed(struct conn *c, int fd)
 	return wolfSSL_get_error(c->ssl, n);
 }
 
-void conn_try_flush(struct conn *c, int fd)
+bool conn_try_flush(struct conn *c, int fd)
 {
 	pthread_mutex_lock(&c->lock);
 	if (c->state == CONN_ESTABLISHED && c->out_committed)
 		flush_committed(c, fd);
+	bool left = c->state == CONN_ESTABLISHED && c->out_committed > 0;
 	pthread_mutex_unlock(&c->lock);
+	return left;
 }
 
 ssize_t conn_write(struct conn *c, int fd, const void *buf, size_t len, int flags)

@@ -119,7 +119,8 @@ int conn_pending(struct conn *c, int fd);
 /* SO_ERROR as the program should see it: the failed handshake's errno once, else -1 (ask the kernel). */
 int conn_so_error(struct conn *c, int fd);
 
-/* Tries to send ciphertext left over from a short write, without waiting. */
-void conn_try_flush(struct conn *c, int fd);
+/* Tries to send ciphertext left over from a short write, without waiting. True if some is still left
+ * (the caller then waits for POLLOUT on the program's behalf). */
+bool conn_try_flush(struct conn *c, int fd);
 
 #endif

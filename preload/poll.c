@@ -23,9 +23,13 @@ enum tls_poll_class {
 	TLS_POLL_CONNECTING, /* handshake in progress: wait for what it needs, hide the kernel's answer */
 	TLS_POLL_FAILED,    /* handshake failed: report the error at once */
 };
+#define FLUSHING 0x80 /* or-ed into a kind: output of a short write still waits (see classify) */
 
-static enum tls_poll_class classify(int fd, short events, short *want)
+/* *flushing: ciphertext of a short write is still waiting to go: the real wait must include POLLOUT
+ * so it can go, and the program must not be told the fd is writable yet. */
+static enum tls_poll_class classify(int fd, short events, short *want, bool *flushing)
 {
+	*flushing = false;
 	struct conn *c = conn_get(fd);
 	if (!c)
 		return TLS_POLL_PLAIN;
@@ -38,7 +42,7 @@ static enum tls_poll_class classify(int fd, short events, short *want)
 		k = TLS_POLL_FAILED;
 	} else {
 		if (c->out_committed)
-			conn_try_flush(c, fd);
+			*flushing = conn_try_flush(c, fd);
 		if ((events & POLLIN) && conn_read_ready(c))
 			k = TLS_POLL_READY;
 	}
@@ -87,11 +91,16 @@ static int poll_tls(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t
 			if (fds[i].fd < 0 || !fdtab_load(fds[i].fd))
 				continue;
 			short want = 0;
-			kind[i] = (unsigned char)classify(fds[i].fd, fds[i].events, &want);
+			bool flushing;
+			kind[i] = (unsigned char)classify(fds[i].fd, fds[i].events, &want, &flushing);
 			if (kind[i] == TLS_POLL_CONNECTING)
 				copy[i].events = want;
 			else if (kind[i] != TLS_POLL_PLAIN)
 				now = true;
+			if (flushing) { /* wait for room to flush; POLLOUT reaches the program only once flushed */
+				copy[i].events |= POLLOUT;
+				kind[i] |= FLUSHING;
+			}
 		}
 		int wait = now ? 0 : deadline < 0 ? -1 : (int)(deadline - mono_ms() < 0 ? 0 : deadline - mono_ms());
 		int r;
@@ -110,11 +119,16 @@ static int poll_tls(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t
 		result = 0;
 		for (nfds_t i = 0; i < n; i++) {
 			short rev = copy[i].revents;
+			if (kind[i] & FLUSHING) {
+				kind[i] &= (unsigned char)~FLUSHING;
+				rev &= (short)~POLLOUT;
+			}
 			if (kind[i] == TLS_POLL_CONNECTING) {
 				rev = 0;
 				if (copy[i].revents) { /* the handshake can move: move it, then look again */
 					short want = 0;
-					enum tls_poll_class k = classify(fds[i].fd, fds[i].events, &want);
+					bool flushing;
+					enum tls_poll_class k = classify(fds[i].fd, fds[i].events, &want, &flushing);
 					if (k == TLS_POLL_FAILED)
 						rev = (short)((fds[i].events & (POLLIN | POLLOUT)) | POLLERR | POLLHUP);
 					else if (k != TLS_POLL_CONNECTING)
@@ -250,6 +264,7 @@ struct epoll_reg {
 	int epfd, fd;
 	struct epoll_event ev; /* what the program registered */
 	bool connecting;       /* the kernel holds the handshake's interest instead of ev.events */
+	bool flushing;         /* the kernel also watches EPOLLOUT, to send what a short write left */
 };
 
 /* TLS fds registered in epoll sets (only TLS fds: plain ones cost nothing). Guarded by epoll_lock;
@@ -325,7 +340,7 @@ static struct epoll_reg *find_reg(int epfd, int fd)
 static uint32_t kernel_events(const struct epoll_reg *r, short want)
 {
 	if (!r->connecting)
-		return r->ev.events;
+		return r->ev.events | (r->flushing ? (uint32_t)EPOLLOUT : 0);
 	return (r->ev.events & ~(uint32_t)(EPOLLIN | EPOLLOUT | EPOLLET | EPOLLONESHOT)) | (uint32_t)want;
 }
 
@@ -420,8 +435,12 @@ static uint32_t reg_events_now(struct epoll_reg *r, bool kernel_said_ready)
 				     : ((r->ev.events & (EPOLLIN | EPOLLOUT)) | EPOLLERR | EPOLLHUP);
 		}
 	} else if (conn_get_state(c) == CONN_ESTABLISHED) {
-		if (c->out_committed)
-			conn_try_flush(c, r->fd);
+		bool left = c->out_committed ? conn_try_flush(c, r->fd) : false;
+		if (left != r->flushing) { /* watch EPOLLOUT exactly while there is something to flush */
+			r->flushing = left;
+			struct epoll_event kev = {.events = kernel_events(r, 0), .data = r->ev.data};
+			libc.epoll_ctl(r->epfd, EPOLL_CTL_MOD, r->fd, &kev);
+		}
 		if ((r->ev.events & EPOLLIN) && conn_read_ready(c))
 			out = EPOLLIN;
 	}
@@ -475,6 +494,13 @@ static int epoll_common(int epfd, struct epoll_event *events, int max, int timeo
 					reg = &regs[k];
 			if (reg && reg->connecting) { /* the kernel's readiness is the handshake's, not the program's */
 				e.events = reg_events_now(reg, true);
+				if (!e.events)
+					continue;
+			} else if (reg && reg->flushing) {
+				/* EPOLLOUT was ours: flush now; the program hears of it only if it asked and all left */
+				reg_events_now(reg, true);
+				if (reg->flushing || !(reg->ev.events & EPOLLOUT))
+					e.events &= ~(uint32_t)EPOLLOUT;
 				if (!e.events)
 					continue;
 			}
