@@ -37,7 +37,8 @@ EXPORT int close(int fd)
 	if (fdtab_load(fd))
 		forget(fd);
 	else
-		poll_forget_fd(fd); /* an epoll set: its registrations and wake eventfd (two loads when none) */
+		poll_forget_fd(
+		    fd); /* an epoll set: its registrations and wake eventfd (two loads when none) */
 	return libc.close(fd);
 }
 
@@ -88,7 +89,8 @@ static int share(int oldfd, int newfd)
 	struct conn *c = conn_get(oldfd);
 	if (c) {
 		if (conn_attach_fd(c, newfd) != 0) {
-			/* Cannot track the copy: it must not stay open as a plaintext path into the session. */
+			/* Cannot track the copy: it must not stay open as a plaintext path into the session.
+			 */
 			libc.close(newfd);
 			conn_put(c);
 			errno = EMFILE;

@@ -45,8 +45,8 @@ struct conn *conn_get(int fd)
 		if (!c)
 			return NULL;
 		int r = atomic_load_explicit(&c->refs, memory_order_acquire);
-		while (r > 0 && !atomic_compare_exchange_weak_explicit(&c->refs, &r, r + 1, memory_order_acq_rel,
-								       memory_order_acquire))
+		while (r > 0 && !atomic_compare_exchange_weak_explicit(
+				    &c->refs, &r, r + 1, memory_order_acq_rel, memory_order_acquire))
 			;
 		if (r > 0) {
 			if (fdtab_load(fd) == c)
@@ -186,7 +186,8 @@ static long long send_deadline(int fd)
 {
 	struct timeval tv;
 	socklen_t len = sizeof(tv);
-	if (libc.getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) != 0 || (tv.tv_sec == 0 && tv.tv_usec == 0))
+	if (libc.getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) != 0 ||
+	    (tv.tv_sec == 0 && tv.tv_usec == 0))
 		return -1;
 	return now_ms() + (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
@@ -261,16 +262,19 @@ static void handshake_reason(struct conn *c, int err, char *buf, size_t len, int
 {
 	*errno_out = ECONNREFUSED;
 	if (c->verify.failed) {
-		const char *advice = strstr(c->verify.reason, "name mismatch") || strstr(c->verify.reason, "address mismatch")
-					     ? "fix the certificate or set name="
-					     : strstr(c->verify.reason, "pin") ? "check pin-sha256= against `tlsshim probe --pins`"
-									       : "fix the server's certificate or the rule's ca-file=";
+		const char *advice =
+		    strstr(c->verify.reason, "name mismatch") || strstr(c->verify.reason, "address mismatch")
+			? "fix the certificate or set name="
+		    : strstr(c->verify.reason, "pin") ? "check pin-sha256= against `tlsshim probe --pins`"
+						      : "fix the server's certificate or the rule's ca-file=";
 		snprintf(buf, len, "%s; %s", c->verify.reason, advice);
 		return;
 	}
 	if (c->tcp_eof || err == SOCKET_PEER_CLOSED_E) {
-		snprintf(buf, len, "the server closed the connection during the handshake (does it speak TLS 1.2+ "
-				   "with AEAD suites? a client certificate required?); check the server or set min-version=/ciphers=");
+		snprintf(buf, len,
+			 "the server closed the connection during the handshake (does it speak TLS 1.2+ "
+			 "with AEAD suites? a client certificate required?); check the server or set "
+			 "min-version=/ciphers=");
 		return;
 	}
 	if (err == SOCKET_ERROR_E && c->io_errno) {
@@ -279,9 +283,12 @@ static void handshake_reason(struct conn *c, int err, char *buf, size_t len, int
 	}
 	if (err == FATAL_ERROR) {
 		WOLFSSL_ALERT_HISTORY h;
-		if (c->ssl && wolfSSL_get_alert_history(c->ssl, &h) == WOLFSSL_SUCCESS && h.last_rx.code > 0) {
-			snprintf(buf, len, "the server sent alert %d (%s); check the server's TLS versions, suites and client "
-					   "certificate requirements",
+		if (c->ssl && wolfSSL_get_alert_history(c->ssl, &h) == WOLFSSL_SUCCESS &&
+		    h.last_rx.code > 0) {
+			snprintf(buf, len,
+				 "the server sent alert %d (%s); check the server's TLS versions, suites and "
+				 "client "
+				 "certificate requirements",
 				 h.last_rx.code, wolfSSL_alert_desc_string_long(h.last_rx.code));
 			return;
 		}
@@ -326,7 +333,8 @@ int conn_begin(struct conn *c, int fd, const char *name, const char *sni, int fa
 	c->want_events = POLLOUT;
 	c->started_ms = now_ms();
 	c->deadline_ms = c->started_ms + o->handshake_timeout_ms;
-	/* Nagle plus delayed ACKs stall handshakes: TCP_NODELAY while handshaking, then the program's value. */
+	/* Nagle plus delayed ACKs stall handshakes: TCP_NODELAY while handshaking, then the program's value.
+	 */
 	int nodelay = 0;
 	socklen_t nlen = sizeof(nodelay);
 	c->restore_nodelay = libc.getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &nlen) == 0 && !nodelay;
@@ -353,33 +361,38 @@ static int handshake_done(struct conn *c, int fd, bool ok, int werr, int sys_err
 		if (log_json()) {
 			char *alpn = NULL, alpn_esc[300] = "", fields[600];
 			unsigned short alen = 0;
-			if (o->alpn && wolfSSL_ALPN_GetProtocol(c->ssl, &alpn, &alen) == WOLFSSL_SUCCESS && alpn) {
+			if (o->alpn && wolfSSL_ALPN_GetProtocol(c->ssl, &alpn, &alen) == WOLFSSL_SUCCESS &&
+			    alpn) {
 				char tmp[256];
 				snprintf(tmp, sizeof(tmp), "%.*s", (int)alen, alpn);
 				log_json_escape(alpn_esc, sizeof(alpn_esc), tmp);
 			}
-			snprintf(fields, sizeof(fields),
-				 "\"version\":\"%s\",\"cipher\":\"%s\",\"alpn\":\"%s\",\"resumed\":%s,\"ms\":%lld",
-				 wolfSSL_get_version(c->ssl), wolfSSL_get_cipher_name(c->ssl), alpn_esc,
-				 wolfSSL_session_reused(c->ssl) ? "true" : "false", now_ms() - c->started_ms);
+			snprintf(
+			    fields, sizeof(fields),
+			    "\"version\":\"%s\",\"cipher\":\"%s\",\"alpn\":\"%s\",\"resumed\":%s,\"ms\":%lld",
+			    wolfSSL_get_version(c->ssl), wolfSSL_get_cipher_name(c->ssl), alpn_esc,
+			    wolfSSL_session_reused(c->ssl) ? "true" : "false", now_ms() - c->started_ms);
 			log_event(LOG_INFO, "handshake", fd, c->dest, c->rule->source, c->rule->line, fields);
 		}
 		keylog_tls12(c->ssl);
 		if (c->session_key[0])
 			c->session_saved = session_store(c->ssl, c->session_key);
 		if (o->verify == POLICY_VERIFY_OFF)
-			log_msg(LOG_WARN, "%s: verify=off: the server's certificate was NOT checked; anyone on the path can "
-					  "read and change this connection",
+			log_msg(LOG_WARN,
+				"%s: verify=off: the server's certificate was NOT checked; anyone on the "
+				"path can "
+				"read and change this connection",
 				c->dest);
 		if (log_enabled(LOG_INFO) && !log_json()) {
 			char *alpn = NULL;
 			unsigned short alen = 0;
-			bool has_alpn = o->alpn && wolfSSL_ALPN_GetProtocol(c->ssl, &alpn, &alen) == WOLFSSL_SUCCESS;
+			bool has_alpn =
+			    o->alpn && wolfSSL_ALPN_GetProtocol(c->ssl, &alpn, &alen) == WOLFSSL_SUCCESS;
 			log_msg(LOG_INFO, "%s: handshake done: %s %s, peer %s%s%.*s%s, %lld ms", c->dest,
 				wolfSSL_get_version(c->ssl), wolfSSL_get_cipher_name(c->ssl),
-				c->verify.want_name[0] ? c->verify.want_name : "(address)", has_alpn ? ", alpn " : "",
-				has_alpn ? (int)alen : 0, has_alpn ? alpn : "", wolfSSL_session_reused(c->ssl) ? ", resumed" : "",
-				now_ms() - c->started_ms);
+				c->verify.want_name[0] ? c->verify.want_name : "(address)",
+				has_alpn ? ", alpn " : "", has_alpn ? (int)alen : 0, has_alpn ? alpn : "",
+				wolfSSL_session_reused(c->ssl) ? ", resumed" : "", now_ms() - c->started_ms);
 		}
 		return 0;
 	}
@@ -388,7 +401,8 @@ static int handshake_done(struct conn *c, int fd, bool ok, int werr, int sys_err
 	if (sys_errno == ETIMEDOUT) {
 		e = ETIMEDOUT;
 		snprintf(err, sizeof(err),
-			 "TLS handshake timed out after %u ms; check that the server speaks TLS on this port, or raise "
+			 "TLS handshake timed out after %u ms; check that the server speaks TLS on this "
+			 "port, or raise "
 			 "handshake-timeout=",
 			 o->handshake_timeout_ms);
 	} else if (sys_errno) { /* the TCP connect failed: a plain errno */
@@ -404,11 +418,11 @@ static int handshake_done(struct conn *c, int fd, bool ok, int werr, int sys_err
 		char reason[900], fields[1000];
 		log_json_escape(reason, sizeof(reason), err);
 		snprintf(fields, sizeof(fields), "\"reason\":\"%s\",\"errno\":%d", reason, e);
-		log_event(LOG_ERROR, c->verify.failed ? "verify-failed" : "handshake-failed", fd, c->dest, c->rule->source,
-			  c->rule->line, fields);
+		log_event(LOG_ERROR, c->verify.failed ? "verify-failed" : "handshake-failed", fd, c->dest,
+			  c->rule->source, c->rule->line, fields);
 	}
 	if (log_json())
-		; /* the event above says it */
+		;				      /* the event above says it */
 	else if (sys_errno && sys_errno != ETIMEDOUT) /* as for plain TCP: the program reports it */
 		log_msg(LOG_DEBUG, "%s: %s", c->dest, err);
 	else
@@ -527,8 +541,8 @@ static int conn_break(struct conn *c, int err, bool writing)
 		if (err == FATAL_ERROR) {
 			WOLFSSL_ALERT_HISTORY h;
 			if (wolfSSL_get_alert_history(c->ssl, &h) == WOLFSSL_SUCCESS && h.last_rx.code > 0)
-				snprintf(why, sizeof(why), "the server sent fatal alert %d (%s)", h.last_rx.code,
-					 wolfSSL_alert_desc_string_long(h.last_rx.code));
+				snprintf(why, sizeof(why), "the server sent fatal alert %d (%s)",
+					 h.last_rx.code, wolfSSL_alert_desc_string_long(h.last_rx.code));
 			else
 				snprintf(why, sizeof(why), "fatal TLS alert");
 		} else if (err == SOCKET_ERROR_E && c->io_errno) {
@@ -617,7 +631,8 @@ ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 			if (!(flags & MSG_WAITALL) || (flags & MSG_PEEK) || got == len) {
 				bool left_behind = wolfSSL_pending(c->ssl) > 0;
 				pthread_mutex_unlock(&c->lock);
-				if (left_behind) /* a thread blocked in poll on this fd would never hear of these */
+				if (left_behind) /* a thread blocked in poll on this fd would never hear of
+						    these */
 					wake_notify(fd);
 				return (ssize_t)got;
 			}
@@ -652,7 +667,8 @@ ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 			pthread_mutex_lock(&c->lock);
 			continue;
 		}
-		if (c->tcp_eof && (err == SOCKET_PEER_CLOSED_E || err == WOLFSSL_ERROR_SYSCALL || err == SOCKET_ERROR_E)) {
+		if (c->tcp_eof &&
+		    (err == SOCKET_PEER_CLOSED_E || err == WOLFSSL_ERROR_SYSCALL || err == SOCKET_ERROR_E)) {
 			/* TCP closed without close_notify: a truncation attack looks exactly like this. */
 			if (c->rule->tls.truncation == POLICY_TRUNCATION_ALLOW) {
 				c->read_eof = true;
@@ -660,8 +676,11 @@ ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 			}
 			if (c->state == CONN_ESTABLISHED) {
 				c->state = CONN_BROKEN;
-				log_msg(LOG_ERROR, "%s: the server closed TCP without a TLS close_notify (possible truncation); "
-						   "the program sees ECONNRESET; set truncation=allow if this server does that",
+				log_msg(LOG_ERROR,
+					"%s: the server closed TCP without a TLS close_notify (possible "
+					"truncation); "
+					"the program sees ECONNRESET; set truncation=allow if this server "
+					"does that",
 					c->dest);
 			}
 			pthread_mutex_unlock(&c->lock);
@@ -775,8 +794,9 @@ ssize_t conn_write(struct conn *c, int fd, const void *buf, size_t len, int flag
 			}
 			err = wolfSSL_get_error(c->ssl, n);
 			if (err == WOLFSSL_ERROR_WANT_WRITE) {
-				/* The record is built and partly sent: those bytes are the program's no longer.
-				 * Report them written; the rest of the record goes out before anything else. */
+				/* The record is built and partly sent: those bytes are the program's no
+				 * longer. Report them written; the rest of the record goes out before
+				 * anything else. */
 				c->out_committed = chunk;
 				c->wrote_since_fork = true;
 				done += chunk;
@@ -833,7 +853,8 @@ static void send_close_notify(struct conn *c, int fd, int timeout_ms)
 		int r = wolfSSL_shutdown(c->ssl);
 		if (r == WOLFSSL_SUCCESS || r == WOLFSSL_SHUTDOWN_NOT_DONE)
 			return;
-		if (wolfSSL_get_error(c->ssl, r) != WOLFSSL_ERROR_WANT_WRITE || wait_fd(fd, POLLOUT, deadline) <= 0)
+		if (wolfSSL_get_error(c->ssl, r) != WOLFSSL_ERROR_WANT_WRITE ||
+		    wait_fd(fd, POLLOUT, deadline) <= 0)
 			return;
 	}
 }
@@ -860,12 +881,13 @@ static void conn_count_end(struct conn *c, int fd)
 	stats_add(STATS_BYTES_OUT, c->bytes_out);
 	if (log_json()) {
 		char fields[200];
-		snprintf(fields, sizeof(fields), "\"bytes_in\":%llu,\"bytes_out\":%llu,\"close_notify_seen\":%s",
-			 c->bytes_in, c->bytes_out, c->peer_close_notify ? "true" : "false");
+		snprintf(fields, sizeof(fields),
+			 "\"bytes_in\":%llu,\"bytes_out\":%llu,\"close_notify_seen\":%s", c->bytes_in,
+			 c->bytes_out, c->peer_close_notify ? "true" : "false");
 		log_event(LOG_INFO, "close", fd, c->dest, c->rule->source, c->rule->line, fields);
 	} else if (log_enabled(LOG_DEBUG)) {
-		log_msg(LOG_DEBUG, "%s: closed: %llu bytes in, %llu bytes out%s", c->dest, c->bytes_in, c->bytes_out,
-			c->peer_close_notify ? ", close_notify seen" : "");
+		log_msg(LOG_DEBUG, "%s: closed: %llu bytes in, %llu bytes out%s", c->dest, c->bytes_in,
+			c->bytes_out, c->peer_close_notify ? ", close_notify seen" : "");
 	}
 }
 

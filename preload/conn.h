@@ -25,42 +25,42 @@ struct WOLFSSL;
 enum conn_state {
 	CONN_CONNECTING,  /* TCP connect or handshake in progress */
 	CONN_ESTABLISHED, /* handshake done and verified */
-	CONN_FAILED,      /* handshake or verification failed: every call fails (ENOTCONN) */
-	CONN_BROKEN,      /* a fatal TLS error after the handshake: every call fails (ECONNRESET) */
-	CONN_CLOSED,      /* the last fd was closed */
+	CONN_FAILED,	  /* handshake or verification failed: every call fails (ENOTCONN) */
+	CONN_BROKEN,	  /* a fatal TLS error after the handshake: every call fails (ECONNRESET) */
+	CONN_CLOSED,	  /* the last fd was closed */
 };
 
 struct conn {
 	_Atomic int refs;
 	pthread_mutex_t lock;
-	struct conn *next_free; /* free list link (conn.c) */
+	struct conn *next_free;		    /* free list link (conn.c) */
 	struct conn *live_prev, *live_next; /* list of live connections (conn.c), for fork and exit */
 
 	enum conn_state state;
-	int fd_count;          /* fd table slots that point here */
-	pid_t owner;           /* the process that made the session */
-	bool forked;           /* a fork happened since the session began (in this process's copy) */
+	int fd_count;	       /* fd table slots that point here */
+	pid_t owner;	       /* the process that made the session */
+	bool forked;	       /* a fork happened since the session began (in this process's copy) */
 	bool wrote_since_fork; /* this process wrote on the session since the last fork */
 	struct WOLFSSL *ssl;
-	int io_fd;             /* the fd the I/O callbacks use for the call in progress */
-	int io_errno;          /* errno of the last failed real recv/send in a callback */
-	bool tcp_eof;          /* the kernel socket returned 0 (FIN) */
-	bool read_eof;         /* close_notify seen (or an allowed truncation): reads return 0 */
+	int io_fd;		/* the fd the I/O callbacks use for the call in progress */
+	int io_errno;		/* errno of the last failed real recv/send in a callback */
+	bool tcp_eof;		/* the kernel socket returned 0 (FIN) */
+	bool read_eof;		/* close_notify seen (or an allowed truncation): reads return 0 */
 	bool peer_close_notify; /* the server's close_notify arrived */
-	bool write_shut;       /* shutdown(SHUT_WR) done */
-	size_t out_committed;  /* plaintext bytes already reported written whose record is not all sent */
+	bool write_shut;	/* shutdown(SHUT_WR) done */
+	size_t out_committed;	/* plaintext bytes already reported written whose record is not all sent */
 	/* While CONN_CONNECTING: */
-	bool tcp_pending;      /* the TCP connect itself is still in progress */
-	bool restore_nodelay;  /* TCP_NODELAY was off: put it back after the handshake */
-	short want_events;     /* POLLIN or POLLOUT: what the handshake waits for */
+	bool tcp_pending;		   /* the TCP connect itself is still in progress */
+	bool restore_nodelay;		   /* TCP_NODELAY was off: put it back after the handshake */
+	short want_events;		   /* POLLIN or POLLOUT: what the handshake waits for */
 	long long started_ms, deadline_ms; /* monotonic; the handshake-timeout= deadline */
-	void *wolf_ctx;        /* the rule's WOLFSSL_CTX (owned by init.c) */
+	void *wolf_ctx;			   /* the rule's WOLFSSL_CTX (owned by init.c) */
 	/* After CONN_FAILED: */
-	int fail_errno;        /* what connect/SO_ERROR report (ECONNREFUSED, ETIMEDOUT, ...) */
-	bool fail_reported;    /* SO_ERROR was read once (the kernel clears it the same way) */
+	int fail_errno;	    /* what connect/SO_ERROR report (ECONNREFUSED, ETIMEDOUT, ...) */
+	bool fail_reported; /* SO_ERROR was read once (the kernel clears it the same way) */
 	const struct policy_rule *rule;
 	struct verify_state verify;
-	char dest[300];        /* "host:port (address)" for messages */
+	char dest[300];	       /* "host:port (address)" for messages */
 	char session_key[600]; /* resumption cache key (session.h); "" when resumption is off */
 	bool session_saved;    /* a resumable session of this connection is in the cache */
 	unsigned long long bytes_in, bytes_out;

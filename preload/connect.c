@@ -115,28 +115,31 @@ static int connect_tls(int fd, const struct sockaddr *sa, socklen_t salen, const
 
 	struct conn *c = conn_new(rule);
 	if (!c) {
-		log_msg(LOG_ERROR, "%s:%u: out of memory for a TLS connection; refusing to connect", d->addr_text, d->port);
+		log_msg(LOG_ERROR, "%s:%u: out of memory for a TLS connection; refusing to connect",
+			d->addr_text, d->port);
 		errno = ENOMEM;
 		return -1;
 	}
 	if (name)
 		snprintf(c->dest, sizeof(c->dest), "%s:%u (%s)", name, d->port, d->addr_text);
 	else
-		snprintf(c->dest, sizeof(c->dest), "%s%s%s:%u", d->family == AF_INET6 ? "[" : "", d->addr_text,
-			 d->family == AF_INET6 ? "]" : "", d->port);
+		snprintf(c->dest, sizeof(c->dest), "%s%s%s:%u", d->family == AF_INET6 ? "[" : "",
+			 d->addr_text, d->family == AF_INET6 ? "]" : "", d->port);
 
 	stats_add(STATS_CONNECTIONS, 1);
 	log_event(LOG_INFO, "connect", fd, c->dest, rule->source, rule->line, "");
 	char err[400];
 	void *ctx = shim_rule_ctx(rule, err, sizeof(err));
 	if (!ctx) {
-		log_msg(LOG_ERROR, "%s: cannot set up TLS: %s (rule %s:%u)", c->dest, err, rule->source, rule->line);
+		log_msg(LOG_ERROR, "%s: cannot set up TLS: %s (rule %s:%u)", c->dest, err, rule->source,
+			rule->line);
 		conn_put(c);
 		errno = ECONNREFUSED;
 		return -1;
 	}
 	if (conn_attach_fd(c, fd) != 0) {
-		log_msg(LOG_ERROR, "%s: fd %d cannot be tracked (%s); refusing to connect", c->dest, fd, strerror(errno));
+		log_msg(LOG_ERROR, "%s: fd %d cannot be tracked (%s); refusing to connect", c->dest, fd,
+			strerror(errno));
 		conn_put(c);
 		errno = EMFILE;
 		return -1;
@@ -197,18 +200,19 @@ int hook_connect(int fd, const struct sockaddr *sa, socklen_t salen)
 	}
 	char remembered[NAMES_MAX_LEN + 1] = "";
 	names_lookup(d.family, d.addr, remembered, sizeof(remembered));
-	struct policy_dest pd = {.family = d.family, .addr = d.addr, .port = d.port,
-				 .name = remembered[0] ? remembered : NULL};
+	struct policy_dest pd = {
+	    .family = d.family, .addr = d.addr, .port = d.port, .name = remembered[0] ? remembered : NULL};
 	const struct policy_rule *rule = policy_match(shim_policy(), &pd, resolve_rule_name_has_addr, NULL);
 	if (!rule || rule->action == POLICY_PLAIN) {
 		if (log_enabled(LOG_DEBUG))
-			log_msg(LOG_DEBUG, "%s:%u (%s): plain (%s)", remembered[0] ? remembered : d.addr_text, d.port,
-				d.addr_text, rule ? "rule" : "no rule matches");
+			log_msg(LOG_DEBUG, "%s:%u (%s): plain (%s)", remembered[0] ? remembered : d.addr_text,
+				d.port, d.addr_text, rule ? "rule" : "no rule matches");
 		return libc.connect(fd, sa, salen);
 	}
 	if (rule->action == POLICY_DENY) {
 		log_msg(LOG_ERROR, "%s:%u (%s): denied by rule %s:%u; change the policy to allow it",
-			remembered[0] ? remembered : d.addr_text, d.port, d.addr_text, rule->source, rule->line);
+			remembered[0] ? remembered : d.addr_text, d.port, d.addr_text, rule->source,
+			rule->line);
 		errno = EACCES;
 		return -1;
 	}
@@ -228,8 +232,8 @@ int connect_check_fastopen(int fd, const struct sockaddr *sa, socklen_t salen)
 	}
 	char remembered[NAMES_MAX_LEN + 1] = "";
 	names_lookup(d.family, d.addr, remembered, sizeof(remembered));
-	struct policy_dest pd = {.family = d.family, .addr = d.addr, .port = d.port,
-				 .name = remembered[0] ? remembered : NULL};
+	struct policy_dest pd = {
+	    .family = d.family, .addr = d.addr, .port = d.port, .name = remembered[0] ? remembered : NULL};
 	const struct policy_rule *rule = policy_match(shim_policy(), &pd, resolve_rule_name_has_addr, NULL);
 	if (!rule || rule->action == POLICY_PLAIN)
 		return 1;
@@ -237,8 +241,9 @@ int connect_check_fastopen(int fd, const struct sockaddr *sa, socklen_t salen)
 		errno = EACCES;
 		return -1;
 	}
-	log_msg(LOG_ERROR, "%s:%u: TCP Fast Open (MSG_FASTOPEN) would send data before the TLS handshake; "
-			   "refused with EOPNOTSUPP; turn Fast Open off in the program",
+	log_msg(LOG_ERROR,
+		"%s:%u: TCP Fast Open (MSG_FASTOPEN) would send data before the TLS handshake; "
+		"refused with EOPNOTSUPP; turn Fast Open off in the program",
 		d.addr_text, d.port);
 	errno = EOPNOTSUPP;
 	return -1;

@@ -7,7 +7,8 @@ struct der_cursor {
 };
 
 /* Reads one TLV header; on success *body and *body_len is the value and *whole_len the TLV's full size. */
-static int der_next(struct der_cursor *c, uint8_t *tag, const uint8_t **body, size_t *body_len, size_t *whole_len)
+static int der_next(struct der_cursor *c, uint8_t *tag, const uint8_t **body, size_t *body_len,
+		    size_t *whole_len)
 {
 	if (c->left < 2)
 		return -1;

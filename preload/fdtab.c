@@ -26,8 +26,8 @@ static fdtab_slot *fdtab_slot_for(int fd)
 			return NULL;
 		}
 		fdtab_slot *expected = NULL;
-		if (atomic_compare_exchange_strong_explicit(top, &expected, (fdtab_slot *)mem, memory_order_acq_rel,
-							    memory_order_acquire)) {
+		if (atomic_compare_exchange_strong_explicit(top, &expected, (fdtab_slot *)mem,
+							    memory_order_acq_rel, memory_order_acquire)) {
 			chunk = mem;
 		} else { /* another thread installed one first */
 			munmap(mem, FDTAB_CHUNK_SIZE * sizeof(fdtab_slot));
@@ -69,7 +69,8 @@ int fdtab_next(int from, int to)
 	if (to >= FDTAB_MAX_FD)
 		to = FDTAB_MAX_FD - 1;
 	for (int fd = from; fd <= to;) {
-		fdtab_slot *chunk = atomic_load_explicit(&fdtab_chunks[(unsigned)fd >> FDTAB_CHUNK_BITS], memory_order_acquire);
+		fdtab_slot *chunk = atomic_load_explicit(&fdtab_chunks[(unsigned)fd >> FDTAB_CHUNK_BITS],
+							 memory_order_acquire);
 		if (!chunk) {
 			fd = (int)(((unsigned)fd >> FDTAB_CHUNK_BITS) + 1) << FDTAB_CHUNK_BITS;
 			continue;

@@ -13,8 +13,8 @@ struct conn;
 
 #define FDTAB_CHUNK_BITS 12
 #define FDTAB_CHUNK_SIZE (1u << FDTAB_CHUNK_BITS)
-#define FDTAB_TOP_BITS   18 /* 2^30 fds: above Linux's largest possible nr_open */
-#define FDTAB_MAX_FD     (1 << (FDTAB_CHUNK_BITS + FDTAB_TOP_BITS))
+#define FDTAB_TOP_BITS	 18 /* 2^30 fds: above Linux's largest possible nr_open */
+#define FDTAB_MAX_FD	 (1 << (FDTAB_CHUNK_BITS + FDTAB_TOP_BITS))
 
 typedef _Atomic(struct conn *) fdtab_slot;
 
@@ -26,7 +26,8 @@ static inline struct conn *fdtab_load(int fd)
 {
 	if (__builtin_expect((unsigned)fd >= (unsigned)FDTAB_MAX_FD, 0))
 		return NULL;
-	fdtab_slot *chunk = atomic_load_explicit(&fdtab_chunks[(unsigned)fd >> FDTAB_CHUNK_BITS], memory_order_acquire);
+	fdtab_slot *chunk =
+	    atomic_load_explicit(&fdtab_chunks[(unsigned)fd >> FDTAB_CHUNK_BITS], memory_order_acquire);
 	if (__builtin_expect(chunk == NULL, 1))
 		return NULL;
 	return atomic_load_explicit(&chunk[(unsigned)fd & (FDTAB_CHUNK_SIZE - 1)], memory_order_acquire);
@@ -41,8 +42,6 @@ struct conn *fdtab_take(int fd);
 
 /* Replaces fd's entry only if it is still `expected`; true on success. */
 _Bool fdtab_replace(int fd, struct conn *expected, struct conn *desired);
-
-
 
 /* The smallest fd >= from (and <= to) that has a connection, or -1. Skips unallocated chunks. */
 int fdtab_next(int from, int to);

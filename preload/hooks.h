@@ -16,10 +16,10 @@
 
 /* glibc declares the sockaddr arguments as transparent unions under _GNU_SOURCE. */
 #if defined(__USE_GNU) && !defined(__cplusplus)
-#define SOCKADDR_PTR(a)       ((a).__sockaddr__)
+#define SOCKADDR_PTR(a)	      ((a).__sockaddr__)
 #define CONST_SOCKADDR_PTR(a) ((a).__sockaddr__)
 #else
-#define SOCKADDR_PTR(a)       (a)
+#define SOCKADDR_PTR(a)	      (a)
 #define CONST_SOCKADDR_PTR(a) (a)
 #endif
 

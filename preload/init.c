@@ -35,7 +35,8 @@ static void load_config(void)
 		file = NULL;
 	struct policy_error err;
 	if (policy_load(&the_policy, rules, file, &err) != 0) {
-		log_msg(LOG_ERROR, "%s:%u:%u: %s; every TCP connect fails with EACCES until the policy is fixed",
+		log_msg(LOG_ERROR,
+			"%s:%u:%u: %s; every TCP connect fails with EACCES until the policy is fixed",
 			err.source, err.line, err.column, err.message);
 		policy_ok = false;
 		return;
@@ -44,7 +45,8 @@ static void load_config(void)
 	if (the_policy.n_rules) {
 		rule_ctx = calloc(the_policy.n_rules, sizeof(*rule_ctx));
 		if (!rule_ctx) {
-			log_msg(LOG_ERROR, "out of memory loading the policy; every TCP connect fails with EACCES");
+			log_msg(LOG_ERROR,
+				"out of memory loading the policy; every TCP connect fails with EACCES");
 			policy_ok = false;
 		}
 	}

@@ -188,7 +188,8 @@ EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int 
 	return recvfrom(fd, buf, len, flags, addr, addrlen);
 }
 
-EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, __CONST_SOCKADDR_ARG addr, socklen_t addrlen)
+EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, __CONST_SOCKADDR_ARG addr,
+		      socklen_t addrlen)
 {
 	libc_ensure();
 	struct conn *c = conn_get(fd);

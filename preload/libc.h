@@ -26,7 +26,7 @@ struct libc_fns {
 	int (*accept4)(int, struct sockaddr *, socklen_t *, int);
 	int (*close)(int);
 	int (*close_range)(unsigned, unsigned, int); /* optional (glibc >= 2.34) */
-	void (*closefrom)(int);                      /* optional (glibc >= 2.34) */
+	void (*closefrom)(int);			     /* optional (glibc >= 2.34) */
 	int (*shutdown)(int, int);
 	int (*dup)(int);
 	int (*dup2)(int, int);
@@ -56,7 +56,8 @@ struct libc_fns {
 	int (*pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *, const sigset_t *);
 	int (*epoll_wait)(int, struct epoll_event *, int, int);
 	int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
-	int (*epoll_pwait2)(int, struct epoll_event *, int, const struct timespec *, const sigset_t *); /* optional */
+	int (*epoll_pwait2)(int, struct epoll_event *, int, const struct timespec *,
+			    const sigset_t *); /* optional */
 	int (*epoll_ctl)(int, int, int, struct epoll_event *);
 	int (*ioctl)(int, unsigned long, ...);
 	int (*getsockopt)(int, int, int, void *, socklen_t *);
@@ -67,7 +68,8 @@ struct libc_fns {
 	struct hostent *(*gethostbyname)(const char *);
 	struct hostent *(*gethostbyname2)(const char *, int);
 	int (*gethostbyname_r)(const char *, struct hostent *, char *, size_t, struct hostent **, int *);
-	int (*gethostbyname2_r)(const char *, int, struct hostent *, char *, size_t, struct hostent **, int *);
+	int (*gethostbyname2_r)(const char *, int, struct hostent *, char *, size_t, struct hostent **,
+				int *);
 	pid_t (*fork)(void);
 };
 

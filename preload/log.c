@@ -48,7 +48,8 @@ int log_init(void)
 			if (strcasecmp(lvl, level_names[i]) == 0)
 				break;
 		if (i == sizeof(level_names) / sizeof(level_names[0])) {
-			log_msg(LOG_ERROR, "TLSSHIM_LOG=%s is not a level; use error, warn, info or debug (using warn)",
+			log_msg(LOG_ERROR,
+				"TLSSHIM_LOG=%s is not a level; use error, warn, info or debug (using warn)",
 				lvl);
 			ret = -1;
 		} else {
@@ -60,15 +61,18 @@ int log_init(void)
 		if (strcasecmp(fmt, "json") == 0) {
 			log_format_json = true;
 		} else if (strcasecmp(fmt, "text") != 0) {
-			log_msg(LOG_ERROR, "TLSSHIM_LOG_FORMAT=%s is not a format; use text or json (using text)", fmt);
+			log_msg(LOG_ERROR,
+				"TLSSHIM_LOG_FORMAT=%s is not a format; use text or json (using text)", fmt);
 			ret = -1;
 		}
 	}
 	const char *path = secure_getenv("TLSSHIM_LOG_FILE");
 	if (path && *path) {
-		int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+		int fd =
+		    (int)syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 		if (fd < 0) {
-			log_msg(LOG_ERROR, "TLSSHIM_LOG_FILE=%s: %s (logging to stderr)", path, strerror(errno));
+			log_msg(LOG_ERROR, "TLSSHIM_LOG_FILE=%s: %s (logging to stderr)", path,
+				strerror(errno));
 			ret = -1;
 		} else {
 			log_fd = fd;
@@ -115,8 +119,8 @@ static void timestamp(char *buf, size_t len)
 	snprintf(buf + n, len - n, ".%03ldZ", ts.tv_nsec / 1000000);
 }
 
-static void json_line(enum log_level level, const char *event, int fd, const char *dest, const char *rule_source,
-		      unsigned rule_line, const char *fields, const char *msg)
+static void json_line(enum log_level level, const char *event, int fd, const char *dest,
+		      const char *rule_source, unsigned rule_line, const char *fields, const char *msg)
 {
 	char ts[40], d[400], r[300], m[1200], line[2600];
 	timestamp(ts, sizeof(ts));

@@ -39,7 +39,8 @@ static struct name_entry *find(int family, const uint8_t *addr)
 	return NULL;
 }
 
-void names_remember(const char *name, int family, const void *addr_in, bool *replaced, char *prev, size_t prev_len)
+void names_remember(const char *name, int family, const void *addr_in, bool *replaced, char *prev,
+		    size_t prev_len)
 {
 	const uint8_t *addr = addr_in;
 	if (replaced)

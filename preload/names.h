@@ -16,7 +16,8 @@
 /* Remembers that name resolved to addr (4 or 16 bytes by family). IPv4-mapped IPv6 is stored as IPv4.
  * If the address was remembered for another name, *replaced (when not NULL) receives true and prev
  * (when not NULL, prev_len bytes) the old name. */
-void names_remember(const char *name, int family, const void *addr, bool *replaced, char *prev, size_t prev_len);
+void names_remember(const char *name, int family, const void *addr, bool *replaced, char *prev,
+		    size_t prev_len);
 
 /* Copies the remembered name for addr into out; false when none. */
 bool names_lookup(int family, const void *addr, char *out, size_t out_len);

@@ -18,10 +18,10 @@
 
 /* What the program should see for a TLS fd before any waiting, and how to wait for it. */
 enum tls_poll_class {
-	TLS_POLL_PLAIN,     /* an established TLS fd with nothing inside wolfSSL: the kernel's answer is right */
-	TLS_POLL_READY,     /* decrypted data waiting inside wolfSSL: readable now */
+	TLS_POLL_PLAIN, /* an established TLS fd with nothing inside wolfSSL: the kernel's answer is right */
+	TLS_POLL_READY, /* decrypted data waiting inside wolfSSL: readable now */
 	TLS_POLL_CONNECTING, /* handshake in progress: wait for what it needs, hide the kernel's answer */
-	TLS_POLL_FAILED,    /* handshake failed: report the error at once */
+	TLS_POLL_FAILED,     /* handshake failed: report the error at once */
 };
 #define FLUSHING 0x80 /* or-ed into a kind: output of a short write still waits (see classify) */
 
@@ -97,12 +97,15 @@ static int poll_tls(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t
 				copy[i].events = want;
 			else if (kind[i] != TLS_POLL_PLAIN)
 				now = true;
-			if (flushing) { /* wait for room to flush; POLLOUT reaches the program only once flushed */
+			if (flushing) { /* wait for room to flush; POLLOUT reaches the program only once
+					   flushed */
 				copy[i].events |= POLLOUT;
 				kind[i] |= FLUSHING;
 			}
 		}
-		int wait = now ? 0 : deadline < 0 ? -1 : (int)(deadline - mono_ms() < 0 ? 0 : deadline - mono_ms());
+		int wait = now		  ? 0
+			   : deadline < 0 ? -1
+					  : (int)(deadline - mono_ms() < 0 ? 0 : deadline - mono_ms());
 		int r;
 		if (use_ppoll) {
 			struct timespec ts = {wait / 1000, (long)(wait % 1000) * 1000000};
@@ -128,9 +131,11 @@ static int poll_tls(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t
 				if (copy[i].revents) { /* the handshake can move: move it, then look again */
 					short want = 0;
 					bool flushing;
-					enum tls_poll_class k = classify(fds[i].fd, fds[i].events, &want, &flushing);
+					enum tls_poll_class k =
+					    classify(fds[i].fd, fds[i].events, &want, &flushing);
 					if (k == TLS_POLL_FAILED)
-						rev = (short)((fds[i].events & (POLLIN | POLLOUT)) | POLLERR | POLLHUP);
+						rev = (short)((fds[i].events & (POLLIN | POLLOUT)) | POLLERR |
+							      POLLHUP);
 					else if (k != TLS_POLL_CONNECTING)
 						rev = (short)(fds[i].events & POLLOUT);
 				}
@@ -195,19 +200,22 @@ EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const 
 	return poll_tls(fds, n, timespec_ms(ts), sig, true);
 }
 
-EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *sig, size_t fdslen)
+EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *sig,
+		       size_t fdslen)
 {
 	return ppoll(fds, n, ts, sig);
 }
 
 /* select on sets that hold TLS fds: run it as a poll, then write the answer back into the sets. */
-static int select_tls(int nfds, fd_set *r, fd_set *w, fd_set *e, int timeout_ms, const sigset_t *sig, bool use_ppoll)
+static int select_tls(int nfds, fd_set *r, fd_set *w, fd_set *e, int timeout_ms, const sigset_t *sig,
+		      bool use_ppoll)
 {
 	struct pollfd pfds[FD_SETSIZE];
 	nfds_t n = 0;
 	for (int fd = 0; fd < nfds; fd++) {
-		short ev = (short)((r && FD_ISSET(fd, r) ? POLLIN : 0) | (w && FD_ISSET(fd, w) ? POLLOUT : 0) |
-				   (e && FD_ISSET(fd, e) ? POLLPRI : 0));
+		short ev =
+		    (short)((r && FD_ISSET(fd, r) ? POLLIN : 0) | (w && FD_ISSET(fd, w) ? POLLOUT : 0) |
+			    (e && FD_ISSET(fd, e) ? POLLPRI : 0));
 		if (ev)
 			pfds[n++] = (struct pollfd){.fd = fd, .events = ev};
 	}
@@ -264,7 +272,7 @@ struct epoll_reg {
 	int epfd, fd;
 	struct epoll_event ev; /* what the program registered */
 	bool connecting;       /* the kernel holds the handshake's interest instead of ev.events */
-	bool flushing;         /* the kernel also watches EPOLLOUT, to send what a short write left */
+	bool flushing;	       /* the kernel also watches EPOLLOUT, to send what a short write left */
 };
 
 /* TLS fds registered in epoll sets (only TLS fds: plain ones cost nothing). Guarded by epoll_lock;
@@ -424,7 +432,8 @@ static uint32_t reg_events_now(struct epoll_reg *r, bool kernel_said_ready)
 		int p = conn_progress(c, r->fd);
 		if (p == 1) {
 			if (kernel_said_ready) { /* follow the handshake's direction */
-				struct epoll_event kev = {.events = kernel_events(r, c->want_events), .data = r->ev.data};
+				struct epoll_event kev = {.events = kernel_events(r, c->want_events),
+							  .data = r->ev.data};
 				libc.epoll_ctl(r->epfd, EPOLL_CTL_MOD, r->fd, &kev);
 			}
 		} else {
@@ -449,9 +458,11 @@ static uint32_t reg_events_now(struct epoll_reg *r, bool kernel_said_ready)
 }
 
 /* The real wait: epoll_wait, or epoll_pwait when a signal mask is given (same semantics). */
-static int real_epoll(int epfd, struct epoll_event *events, int max, int timeout, const sigset_t *sig, bool is_pwait)
+static int real_epoll(int epfd, struct epoll_event *events, int max, int timeout, const sigset_t *sig,
+		      bool is_pwait)
 {
-	return is_pwait ? libc.epoll_pwait(epfd, events, max, timeout, sig) : libc.epoll_wait(epfd, events, max, timeout);
+	return is_pwait ? libc.epoll_pwait(epfd, events, max, timeout, sig)
+			: libc.epoll_wait(epfd, events, max, timeout);
 }
 
 static int epoll_common(int epfd, struct epoll_event *events, int max, int timeout, const sigset_t *sig,
@@ -474,7 +485,9 @@ static int epoll_common(int epfd, struct epoll_event *events, int max, int timeo
 			}
 		}
 		pthread_mutex_unlock(&epoll_lock);
-		int wait = n ? 0 : deadline < 0 ? -1 : (int)(deadline - mono_ms() < 0 ? 0 : deadline - mono_ms());
+		int wait = n		  ? 0
+			   : deadline < 0 ? -1
+					  : (int)(deadline - mono_ms() < 0 ? 0 : deadline - mono_ms());
 		int r = n == max ? 0 : real_epoll(epfd, events + n, max - n, wait, sig, is_pwait);
 		if (r < 0)
 			return n ? n : -1;
@@ -482,7 +495,8 @@ static int epoll_common(int epfd, struct epoll_event *events, int max, int timeo
 		pthread_mutex_lock(&epoll_lock);
 		for (int i = n; i < n + r; i++) {
 			struct epoll_event e = events[i];
-			if (e.data.u64 == WAKE_DATA) { /* our own wake-up: the next round looks at the TLS fds */
+			if (e.data.u64 ==
+			    WAKE_DATA) { /* our own wake-up: the next round looks at the TLS fds */
 				for (size_t k = 0; k < n_wakes; k++)
 					if (wakes[k].epfd == epfd)
 						wake_drain(wakes[k].efd);
@@ -492,12 +506,14 @@ static int epoll_common(int epfd, struct epoll_event *events, int max, int timeo
 			for (size_t k = 0; k < n_regs && !reg; k++)
 				if (regs[k].epfd == epfd && regs[k].ev.data.u64 == e.data.u64)
 					reg = &regs[k];
-			if (reg && reg->connecting) { /* the kernel's readiness is the handshake's, not the program's */
+			if (reg && reg->connecting) { /* the kernel's readiness is the handshake's, not the
+							 program's */
 				e.events = reg_events_now(reg, true);
 				if (!e.events)
 					continue;
 			} else if (reg && reg->flushing) {
-				/* EPOLLOUT was ours: flush now; the program hears of it only if it asked and all left */
+				/* EPOLLOUT was ours: flush now; the program hears of it only if it asked and
+				 * all left */
 				reg_events_now(reg, true);
 				if (reg->flushing || !(reg->ev.events & EPOLLOUT))
 					e.events &= ~(uint32_t)EPOLLOUT;
@@ -531,7 +547,8 @@ EXPORT int epoll_pwait(int epfd, struct epoll_event *events, int max, int timeou
 	return epoll_common(epfd, events, max, timeout, sig, true);
 }
 
-EXPORT int epoll_pwait2(int epfd, struct epoll_event *events, int max, const struct timespec *ts, const sigset_t *sig)
+EXPORT int epoll_pwait2(int epfd, struct epoll_event *events, int max, const struct timespec *ts,
+			const sigset_t *sig)
 {
 	libc_ensure();
 	if (!libc.epoll_pwait2) {

@@ -20,8 +20,9 @@ static void remember(const char *name, int family, const void *addr)
 	char prev[NAMES_MAX_LEN + 1];
 	names_remember(name, family, addr, &replaced, prev, sizeof(prev));
 	if (replaced && log_enabled(LOG_INFO))
-		log_msg(LOG_INFO, "%s resolves to an address that %s also resolved to; connections to it now verify %s "
-				  "(set name= in the rule to choose)",
+		log_msg(LOG_INFO,
+			"%s resolves to an address that %s also resolved to; connections to it now verify %s "
+			"(set name= in the rule to choose)",
 			name, prev, name);
 }
 
@@ -52,7 +53,8 @@ static bool is_name(const char *node)
 	return node && *node && inet_pton(AF_INET, node, &tmp) != 1 && inet_pton(AF_INET6, node, &tmp) != 1;
 }
 
-EXPORT int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints, struct addrinfo **res)
+EXPORT int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+		       struct addrinfo **res)
 {
 	libc_ensure();
 	int r = libc.getaddrinfo(node, service, hints, res);
@@ -79,8 +81,8 @@ EXPORT struct hostent *gethostbyname2(const char *name, int af)
 	return h;
 }
 
-EXPORT int gethostbyname_r(const char *name, struct hostent *ret, char *buf, size_t buflen, struct hostent **result,
-			   int *h_errnop)
+EXPORT int gethostbyname_r(const char *name, struct hostent *ret, char *buf, size_t buflen,
+			   struct hostent **result, int *h_errnop)
 {
 	libc_ensure();
 	int r = libc.gethostbyname_r(name, ret, buf, buflen, result, h_errnop);
@@ -101,9 +103,9 @@ EXPORT int gethostbyname2_r(const char *name, int af, struct hostent *ret, char 
 
 /* ---- a rule's own name, resolved lazily and cached ---- */
 
-#define RULE_NAMES_MAX   64
-#define RULE_NAME_ADDRS  16
-#define RULE_NAME_TTL_S  30
+#define RULE_NAMES_MAX	64
+#define RULE_NAME_ADDRS 16
+#define RULE_NAME_TTL_S 30
 
 struct rule_name {
 	char name[NAMES_MAX_LEN + 1];
@@ -160,7 +162,8 @@ bool resolve_rule_name_has_addr(void *ctx, const char *name, int family, const u
 		if (e->family[i] == family)
 			found = memcmp(e->addr[i], addr, family == AF_INET ? 4 : 16) == 0;
 		else if (e->family[i] == AF_INET6 && family == AF_INET) /* ::ffff:a.b.c.d */
-			found = IN6_IS_ADDR_V4MAPPED((struct in6_addr *)e->addr[i]) && memcmp(e->addr[i] + 12, addr, 4) == 0;
+			found = IN6_IS_ADDR_V4MAPPED((struct in6_addr *)e->addr[i]) &&
+				memcmp(e->addr[i] + 12, addr, 4) == 0;
 	}
 	pthread_mutex_unlock(&rule_names_lock);
 	return found;

@@ -89,11 +89,14 @@ static void keylog_open(void)
 	}
 	keylog_fd = fd;
 #ifndef HAVE_SECRET_CALLBACK
-	log_msg(LOG_WARN, "SSLKEYLOGFILE: this wolfSSL build has no secret callback (HAVE_SECRET_CALLBACK): only TLS 1.2 "
-			  "sessions are logged");
+	log_msg(
+	    LOG_WARN,
+	    "SSLKEYLOGFILE: this wolfSSL build has no secret callback (HAVE_SECRET_CALLBACK): only TLS 1.2 "
+	    "sessions are logged");
 #endif
-	log_msg(LOG_WARN, "SSLKEYLOGFILE=%s: the secrets of every TLS connection of this process are written there; "
-			  "anyone who can read it can decrypt the traffic (debugging only)",
+	log_msg(LOG_WARN,
+		"SSLKEYLOGFILE=%s: the secrets of every TLS connection of this process are written there; "
+		"anyone who can read it can decrypt the traffic (debugging only)",
 		path);
 }
 
@@ -115,7 +118,8 @@ static void hex(char *out, const unsigned char *in, size_t n)
 static void keylog_line(WOLFSSL *ssl, const char *label, const unsigned char *secret, size_t len)
 {
 	unsigned char random[32];
-	if (keylog_fd < 0 || len > 64 || wolfSSL_get_client_random(ssl, random, sizeof(random)) != sizeof(random))
+	if (keylog_fd < 0 || len > 64 ||
+	    wolfSSL_get_client_random(ssl, random, sizeof(random)) != sizeof(random))
 		return;
 	char r[65], s[129], line[256];
 	hex(r, random, sizeof(random));
@@ -129,13 +133,13 @@ static void keylog_line(WOLFSSL *ssl, const char *label, const unsigned char *se
 static int tls13_secret(WOLFSSL *ssl, int id, const unsigned char *secret, int len, void *ctx)
 {
 	static const char *const labels[] = {
-		[CLIENT_EARLY_TRAFFIC_SECRET] = "CLIENT_EARLY_TRAFFIC_SECRET",
-		[CLIENT_HANDSHAKE_TRAFFIC_SECRET] = "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
-		[SERVER_HANDSHAKE_TRAFFIC_SECRET] = "SERVER_HANDSHAKE_TRAFFIC_SECRET",
-		[CLIENT_TRAFFIC_SECRET] = "CLIENT_TRAFFIC_SECRET_0",
-		[SERVER_TRAFFIC_SECRET] = "SERVER_TRAFFIC_SECRET_0",
-		[EARLY_EXPORTER_SECRET] = "EARLY_EXPORTER_SECRET",
-		[EXPORTER_SECRET] = "EXPORTER_SECRET",
+	    [CLIENT_EARLY_TRAFFIC_SECRET] = "CLIENT_EARLY_TRAFFIC_SECRET",
+	    [CLIENT_HANDSHAKE_TRAFFIC_SECRET] = "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+	    [SERVER_HANDSHAKE_TRAFFIC_SECRET] = "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+	    [CLIENT_TRAFFIC_SECRET] = "CLIENT_TRAFFIC_SECRET_0",
+	    [SERVER_TRAFFIC_SECRET] = "SERVER_TRAFFIC_SECRET_0",
+	    [EARLY_EXPORTER_SECRET] = "EARLY_EXPORTER_SECRET",
+	    [EXPORTER_SECRET] = "EXPORTER_SECRET",
 	};
 	if (id >= 0 && (size_t)id < sizeof(labels) / sizeof(labels[0]) && labels[id] && len > 0)
 		keylog_line(ssl, labels[id], secret, (size_t)len);

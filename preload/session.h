@@ -14,7 +14,7 @@
 #include <wolfssl/ssl.h>
 
 #define SESSION_CACHE_SIZE 256
-#define SESSION_KEY_MAX    600
+#define SESSION_KEY_MAX	   600
 
 /* Offers a cached session for key to ssl (before the handshake). True if one was offered. */
 bool session_offer(WOLFSSL *ssl, const char *key);

@@ -36,19 +36,21 @@ void stats_print(void)
 	if (log_json()) {
 		char fields[300];
 		snprintf(fields, sizeof(fields),
-			 "\"connections\":%llu,\"handshakes\":%llu,\"resumed\":%llu,\"failures\":%llu,\"bytes_in\":%llu,"
+			 "\"connections\":%llu,\"handshakes\":%llu,\"resumed\":%llu,\"failures\":%llu,"
+			 "\"bytes_in\":%llu,"
 			 "\"bytes_out\":%llu",
-			 v[STATS_CONNECTIONS], v[STATS_HANDSHAKES], v[STATS_RESUMED], v[STATS_FAILURES], v[STATS_BYTES_IN],
-			 v[STATS_BYTES_OUT]);
+			 v[STATS_CONNECTIONS], v[STATS_HANDSHAKES], v[STATS_RESUMED], v[STATS_FAILURES],
+			 v[STATS_BYTES_IN], v[STATS_BYTES_OUT]);
 		log_event(LOG_ERROR, "stats", -1, NULL, NULL, 0, fields);
 		return;
 	}
 	/* Printed whatever TLSSHIM_LOG says: the person asked for it. */
 	char line[300];
-	int n = snprintf(line, sizeof(line),
-			 "tlsshim: stats: pid %d: %llu TLS connections, %llu handshakes (%llu resumed), %llu failures, "
-			 "%llu bytes in, %llu bytes out\n",
-			 (int)getpid(), v[STATS_CONNECTIONS], v[STATS_HANDSHAKES], v[STATS_RESUMED], v[STATS_FAILURES],
-			 v[STATS_BYTES_IN], v[STATS_BYTES_OUT]);
+	int n = snprintf(
+	    line, sizeof(line),
+	    "tlsshim: stats: pid %d: %llu TLS connections, %llu handshakes (%llu resumed), %llu failures, "
+	    "%llu bytes in, %llu bytes out\n",
+	    (int)getpid(), v[STATS_CONNECTIONS], v[STATS_HANDSHAKES], v[STATS_RESUMED], v[STATS_FAILURES],
+	    v[STATS_BYTES_IN], v[STATS_BYTES_OUT]);
 	log_raw(line, (size_t)n);
 }

@@ -6,8 +6,15 @@
 
 #include <stdbool.h>
 
-enum stats_counter { STATS_CONNECTIONS, STATS_HANDSHAKES, STATS_RESUMED, STATS_FAILURES, STATS_BYTES_IN,
-		     STATS_BYTES_OUT, STATS_N };
+enum stats_counter {
+	STATS_CONNECTIONS,
+	STATS_HANDSHAKES,
+	STATS_RESUMED,
+	STATS_FAILURES,
+	STATS_BYTES_IN,
+	STATS_BYTES_OUT,
+	STATS_N
+};
 
 void stats_init(void);
 void stats_add(enum stats_counter which, unsigned long long n);

@@ -49,7 +49,8 @@ EXPORT FILE *fdopen(int fd, const char *mode)
 	if (!c)
 		return libc.fdopen(fd, mode);
 	conn_put(c);
-	cookie_io_functions_t io = {.read = cookie_read, .write = cookie_write, .seek = NULL, .close = cookie_close};
+	cookie_io_functions_t io = {
+	    .read = cookie_read, .write = cookie_write, .seek = NULL, .close = cookie_close};
 	FILE *f = fopencookie((void *)(intptr_t)fd, mode, io);
 	if (f)
 		setvbuf(f, NULL, _IOFBF, 16384);
@@ -63,7 +64,8 @@ EXPORT int vdprintf(int fd, const char *fmt, va_list ap)
 	if (!c)
 		return libc.vdprintf(fd, fmt, ap);
 	conn_put(c);
-	/* glibc's vdprintf writes through an internal path the hooks never see: format here, write through TLS. */
+	/* glibc's vdprintf writes through an internal path the hooks never see: format here, write through
+	 * TLS. */
 	char *s = NULL;
 	int n = vasprintf(&s, fmt, ap);
 	if (n < 0)

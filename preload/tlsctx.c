@@ -55,25 +55,28 @@ static int file_format(const char *path)
 {
 	size_t n = strlen(path);
 	return (n > 4 && (strcmp(path + n - 4, ".der") == 0 || strcmp(path + n - 4, ".cer") == 0))
-		       ? WOLFSSL_FILETYPE_ASN1
-		       : WOLFSSL_FILETYPE_PEM;
+		   ? WOLFSSL_FILETYPE_ASN1
+		   : WOLFSSL_FILETYPE_PEM;
 }
 
-#define CTX_FAIL(...)                                                                                            \
-	do {                                                                                                     \
-		snprintf(err, errlen, __VA_ARGS__);                                                              \
-		wolfSSL_CTX_free(ctx);                                                                           \
-		return NULL;                                                                                     \
+#define CTX_FAIL(...)                                                                                        \
+	do {                                                                                                 \
+		snprintf(err, errlen, __VA_ARGS__);                                                          \
+		wolfSSL_CTX_free(ctx);                                                                       \
+		return NULL;                                                                                 \
 	} while (0)
 
 static int load_trust(WOLFSSL_CTX *ctx, const struct policy_tls_opts *o, char *err, size_t errlen)
 {
 	if (!o->ca_file && !o->ca_dir) {
-		/* The system bundle holds a few certificates wolfSSL cannot parse: skip those, keep the rest. */
+		/* The system bundle holds a few certificates wolfSSL cannot parse: skip those, keep the rest.
+		 */
 		if (wolfSSL_CTX_load_verify_locations_ex(ctx, TLSCTX_SYSTEM_CA_FILE, NULL,
 							 WOLFSSL_LOAD_FLAG_IGNORE_ERR) != WOLFSSL_SUCCESS) {
-			snprintf(err, errlen, "cannot load the system trust store %s; install ca-certificates or set ca-file=",
-				 TLSCTX_SYSTEM_CA_FILE);
+			snprintf(
+			    err, errlen,
+			    "cannot load the system trust store %s; install ca-certificates or set ca-file=",
+			    TLSCTX_SYSTEM_CA_FILE);
 			return -1;
 		}
 		return 0;
@@ -86,10 +89,11 @@ static int load_trust(WOLFSSL_CTX *ctx, const struct policy_tls_opts *o, char *e
 		snprintf(err, errlen, "ca-dir=%s: %s", o->ca_dir, strerror(errno));
 		return -1;
 	}
-	if (wolfSSL_CTX_load_verify_locations_ex(ctx, o->ca_file, o->ca_dir, WOLFSSL_LOAD_VERIFY_DEFAULT_FLAGS) !=
-	    WOLFSSL_SUCCESS) {
-		snprintf(err, errlen, "%s%s%s%s: no usable CA certificate in it", o->ca_file ? "ca-file=" : "",
-			 o->ca_file ? o->ca_file : "", o->ca_dir ? " ca-dir=" : "", o->ca_dir ? o->ca_dir : "");
+	if (wolfSSL_CTX_load_verify_locations_ex(ctx, o->ca_file, o->ca_dir,
+						 WOLFSSL_LOAD_VERIFY_DEFAULT_FLAGS) != WOLFSSL_SUCCESS) {
+		snprintf(err, errlen, "%s%s%s%s: no usable CA certificate in it",
+			 o->ca_file ? "ca-file=" : "", o->ca_file ? o->ca_file : "",
+			 o->ca_dir ? " ca-dir=" : "", o->ca_dir ? o->ca_dir : "");
 		return -1;
 	}
 	return 0;
@@ -110,7 +114,8 @@ WOLFSSL_CTX *tlsctx_new(const struct policy_tls_opts *o, char *err, size_t errle
 	int max = o->max_version ? o->max_version : 13;
 	if (wolfSSL_CTX_SetMinVersion(ctx, wolf_version(min)) != WOLFSSL_SUCCESS)
 		CTX_FAIL("min-version=1.%d is not supported by this wolfSSL build", min % 10);
-	if (wolfSSL_CTX_set_max_proto_version(ctx, max == 13 ? TLS1_3_VERSION : TLS1_2_VERSION) != WOLFSSL_SUCCESS)
+	if (wolfSSL_CTX_set_max_proto_version(ctx, max == 13 ? TLS1_3_VERSION : TLS1_2_VERSION) !=
+	    WOLFSSL_SUCCESS)
 		CTX_FAIL("max-version=1.%d is not supported by this wolfSSL build", max % 10);
 	const char *ciphers = o->ciphers ? o->ciphers : TLSCTX_DEFAULT_CIPHERS;
 	if (wolfSSL_CTX_set_cipher_list(ctx, ciphers) != WOLFSSL_SUCCESS)
@@ -137,16 +142,20 @@ WOLFSSL_CTX *tlsctx_new(const struct policy_tls_opts *o, char *err, size_t errle
 		 * OCSP lookups stay disabled and the I/O callback refuses, so nothing opens a socket. */
 		if (wolfSSL_CTX_EnableOCSPStapling(ctx) != WOLFSSL_SUCCESS ||
 		    wolfSSL_CTX_SetOCSP_Cb(ctx, ocsp_no_fetch, NULL, NULL) != WOLFSSL_SUCCESS)
-			CTX_FAIL("OCSP stapling is not available in this wolfSSL build; set ocsp-stapling=off");
-		if (o->ocsp_stapling == POLICY_OCSP_REQUIRE && wolfSSL_CTX_EnableOCSPMustStaple(ctx) != WOLFSSL_SUCCESS)
+			CTX_FAIL(
+			    "OCSP stapling is not available in this wolfSSL build; set ocsp-stapling=off");
+		if (o->ocsp_stapling == POLICY_OCSP_REQUIRE &&
+		    wolfSSL_CTX_EnableOCSPMustStaple(ctx) != WOLFSSL_SUCCESS)
 			CTX_FAIL("ocsp-stapling=require is not available in this wolfSSL build");
 	}
 	if (o->crl_file || o->crl_dir) {
 		if (wolfSSL_CTX_EnableCRL(ctx, WOLFSSL_CRL_CHECKALL) != WOLFSSL_SUCCESS)
 			CTX_FAIL("CRL checking is not available in this wolfSSL build");
-		if (o->crl_file && wolfSSL_CTX_LoadCRLFile(ctx, o->crl_file, file_format(o->crl_file)) != WOLFSSL_SUCCESS)
+		if (o->crl_file &&
+		    wolfSSL_CTX_LoadCRLFile(ctx, o->crl_file, file_format(o->crl_file)) != WOLFSSL_SUCCESS)
 			CTX_FAIL("crl-file=%s: cannot load a CRL from it", o->crl_file);
-		if (o->crl_dir && wolfSSL_CTX_LoadCRL(ctx, o->crl_dir, WOLFSSL_FILETYPE_PEM, 0) != WOLFSSL_SUCCESS)
+		if (o->crl_dir &&
+		    wolfSSL_CTX_LoadCRL(ctx, o->crl_dir, WOLFSSL_FILETYPE_PEM, 0) != WOLFSSL_SUCCESS)
 			CTX_FAIL("crl-dir=%s: cannot load CRLs from it", o->crl_dir);
 	}
 	if (o->cert) {
@@ -156,10 +165,12 @@ WOLFSSL_CTX *tlsctx_new(const struct policy_tls_opts *o, char *err, size_t errle
 			wolfSSL_CTX_set_default_passwd_cb(ctx, password_cb);
 			wolfSSL_CTX_set_default_passwd_cb_userdata(ctx, o->key_password_file);
 		}
-		if (wolfSSL_CTX_use_certificate_chain_file_format(ctx, o->cert, file_format(o->cert)) != WOLFSSL_SUCCESS)
+		if (wolfSSL_CTX_use_certificate_chain_file_format(ctx, o->cert, file_format(o->cert)) !=
+		    WOLFSSL_SUCCESS)
 			CTX_FAIL("cert=%s: cannot load a certificate from it", o->cert);
 		if (wolfSSL_CTX_use_PrivateKey_file(ctx, o->key, file_format(o->key)) != WOLFSSL_SUCCESS)
-			CTX_FAIL("key=%s: cannot load the private key (wrong file, format or password?)", o->key);
+			CTX_FAIL("key=%s: cannot load the private key (wrong file, format or password?)",
+				 o->key);
 		if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS)
 			CTX_FAIL("key=%s does not belong to cert=%s", o->key, o->cert);
 	}
@@ -175,7 +186,8 @@ WOLFSSL *tlsctx_new_session(WOLFSSL_CTX *ctx, const struct policy_tls_opts *o, c
 		return NULL;
 	}
 	wolfSSL_SetCertCbCtx(ssl, v);
-	if (sni && wolfSSL_UseSNI(ssl, WOLFSSL_SNI_HOST_NAME, sni, (unsigned short)strlen(sni)) != WOLFSSL_SUCCESS) {
+	if (sni &&
+	    wolfSSL_UseSNI(ssl, WOLFSSL_SNI_HOST_NAME, sni, (unsigned short)strlen(sni)) != WOLFSSL_SUCCESS) {
 		snprintf(err, errlen, "cannot set SNI %s", sni);
 		wolfSSL_free(ssl);
 		return NULL;

@@ -14,12 +14,12 @@
 #include "preload/verify.h"
 
 #define TLSCTX_SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
-#define TLSCTX_DEFAULT_CIPHERS                                                                                   \
-	"TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:TLS13-CHACHA20-POLY1305-SHA256:"                      \
-	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"             \
+#define TLSCTX_DEFAULT_CIPHERS                                                                               \
+	"TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:TLS13-CHACHA20-POLY1305-SHA256:"                    \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"           \
 	"ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
-#define TLSCTX_SIGALGS                                                                                           \
-	"ECDSA+SHA256:ECDSA+SHA384:ECDSA+SHA512:RSA-PSS+SHA256:RSA-PSS+SHA384:RSA-PSS+SHA512:"                 \
+#define TLSCTX_SIGALGS                                                                                       \
+	"ECDSA+SHA256:ECDSA+SHA384:ECDSA+SHA512:RSA-PSS+SHA256:RSA-PSS+SHA384:RSA-PSS+SHA512:"               \
 	"RSA+SHA256:RSA+SHA384:RSA+SHA512"
 #define TLSCTX_MIN_RSA_BITS 2048
 #define TLSCTX_MIN_ECC_BITS 256

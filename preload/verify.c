@@ -113,8 +113,11 @@ static void check_name(struct verify_state *v, const DecodedCert *dc)
 		}
 	}
 	if (v->want_name[0]) {
-		verify_fail(v, "certificate name mismatch: want %s, certificate has %s", v->want_name,
-			    any_of_kind ? have : (have[0] ? have : "no DNS subject alternative name (the CN is never used)"));
+		verify_fail(
+		    v, "certificate name mismatch: want %s, certificate has %s", v->want_name,
+		    any_of_kind
+			? have
+			: (have[0] ? have : "no DNS subject alternative name (the CN is never used)"));
 	} else {
 		char ip[INET6_ADDRSTRLEN];
 		inet_ntop(v->want_family, v->want_addr, ip, sizeof(ip));
@@ -204,7 +207,8 @@ int verify_after_handshake(struct verify_state *v, WOLFSSL *ssl)
 		WOLFSSL_X509_CHAIN *chain = wolfSSL_get_peer_chain(ssl);
 		int n = chain ? wolfSSL_get_chain_count(chain) : 0;
 		for (int i = 0; i < n && !v->pin_matched; i++)
-			check_pins(v, wolfSSL_get_chain_cert(chain, i), (size_t)wolfSSL_get_chain_length(chain, i));
+			check_pins(v, wolfSSL_get_chain_cert(chain, i),
+				   (size_t)wolfSSL_get_chain_length(chain, i));
 #endif
 	}
 	if (!v->leaf_checked) {
@@ -237,7 +241,8 @@ const char *verify_error_text(int err)
 	case ASN_BEFORE_DATE_E:
 		return "certificate is not yet valid";
 	case ASN_NO_SIGNER_E:
-		return "certificate chain does not lead to a trusted CA (unknown issuer, self-signed, or a missing "
+		return "certificate chain does not lead to a trusted CA (unknown issuer, self-signed, or a "
+		       "missing "
 		       "intermediate)";
 	case ASN_SELF_SIGNED_E:
 		return "certificate is self-signed and not trusted";

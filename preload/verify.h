@@ -18,13 +18,13 @@
 
 struct verify_state {
 	const struct policy_tls_opts *opts;
-	char want_name[256];  /* the DNS name to verify, or "" for an IP destination */
-	int want_family;      /* AF_INET/AF_INET6 when verifying an address (want_name == "") */
+	char want_name[256]; /* the DNS name to verify, or "" for an IP destination */
+	int want_family;     /* AF_INET/AF_INET6 when verifying an address (want_name == "") */
 	uint8_t want_addr[16];
 	bool pin_matched;
-	bool leaf_checked;    /* the callback ran the leaf checks (name, EKU, pins) */
+	bool leaf_checked; /* the callback ran the leaf checks (name, EKU, pins) */
 	bool failed;
-	char reason[320];     /* why verification failed, for the one-line message */
+	char reason[320]; /* why verification failed, for the one-line message */
 };
 
 /* Prepares the state for one handshake. name may be NULL (then the address is verified). */

@@ -89,7 +89,8 @@ Test(fdtab, threads_on_different_fds)
 {
 	pthread_t t[8];
 	for (int i = 0; i < 8; i++)
-		pthread_create(&t[i], NULL, worker, (void *)(intptr_t)(100000 + i * (i % 2 ? 16 : FDTAB_CHUNK_SIZE)));
+		pthread_create(&t[i], NULL, worker,
+			       (void *)(intptr_t)(100000 + i * (i % 2 ? 16 : FDTAB_CHUNK_SIZE)));
 	for (int i = 0; i < 8; i++) {
 		void *r;
 		pthread_join(t[i], &r);
