@@ -159,6 +159,10 @@ WOLFSSL_CTX *tlsctx_new(const struct policy_tls_opts *o, char *err, size_t errle
 			CTX_FAIL("crl-dir=%s: cannot load CRLs from it", o->crl_dir);
 	}
 	if (o->cert) {
+		/* A process running with other ids than its real ones must not be made to read key files by
+		 * whoever set its environment. */
+		if (getuid() != geteuid() || getgid() != getegid())
+			CTX_FAIL("refusing to read cert=/key= while the real and effective user or group ids differ");
 		if (o->key_password_file) {
 			if (access(o->key_password_file, R_OK) != 0)
 				CTX_FAIL("key-password-file=%s: %s", o->key_password_file, strerror(errno));
