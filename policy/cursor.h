@@ -9,8 +9,8 @@
 
 struct cursor {
 	const char *buf; /* the whole text */
-	size_t pos;      /* next byte to read (absolute offset into buf) */
-	size_t end;      /* one past the last readable byte */
+	size_t pos;	 /* next byte to read (absolute offset into buf) */
+	size_t end;	 /* one past the last readable byte */
 };
 
 static inline struct cursor cur_make(const char *buf, size_t pos, size_t end)

@@ -10,8 +10,8 @@
 
 #include "policy/policy.h"
 
-#define POL_MAX_LINE     4096u          /* bytes in one line (one rule of TLSSHIM_RULES) */
-#define POL_MAX_FILE     (1024u * 1024) /* bytes in a policy file */
+#define POL_MAX_LINE	 4096u		/* bytes in one line (one rule of TLSSHIM_RULES) */
+#define POL_MAX_FILE	 (1024u * 1024) /* bytes in a policy file */
 #define POL_RULES_SOURCE "TLSSHIM_RULES"
 
 /* ---- hosts.c: host names and IP literals ---- */
@@ -75,7 +75,8 @@ struct pol_opt_def {
 		     struct pol_opt_err *e);
 	/* Copies this key's setting from src into dst (a `defaults` value into a rule). Returns 0 or
 	 * -1 when out of memory. */
-	int (*copy)(const struct pol_opt_def *d, struct policy_tls_opts *dst, const struct policy_tls_opts *src);
+	int (*copy)(const struct pol_opt_def *d, struct policy_tls_opts *dst,
+		    const struct policy_tls_opts *src);
 	size_t off;  /* the field in struct policy_tls_opts, for the generic parsers and copiers */
 	size_t size; /* its size, for the generic copier */
 };

@@ -88,8 +88,9 @@ const struct policy_rule *policy_match(const struct policy *p, const struct poli
 		case POLICY_HOST_CIDR:
 			if (addr && r->family == family &&
 			    prefix_eq(r->addr, addr,
-				      r->host_kind == POLICY_HOST_CIDR && r->prefix_len < max_bits ? r->prefix_len
-												   : max_bits))
+				      r->host_kind == POLICY_HOST_CIDR && r->prefix_len < max_bits
+					  ? r->prefix_len
+					  : max_bits))
 				return r;
 			break;
 		case POLICY_HOST_NAME:

@@ -11,7 +11,7 @@
 #include "policy/cursor.h"
 #include "policy/internal.h"
 
-#define FIELD(o, d, type) ((type *)(void *)((char *)(o) + (d)->off))
+#define FIELD(o, d, type)  ((type *)(void *)((char *)(o) + (d)->off))
 #define CFIELD(o, d, type) ((const type *)(const void *)((const char *)(o) + (d)->off))
 
 __attribute__((format(printf, 3, 4))) static int fail(struct pol_opt_err *e, size_t off, const char *fmt, ...)
@@ -163,8 +163,8 @@ static int parse_ciphers(const struct pol_opt_def *d, struct policy_tls_opts *o,
 
 	for (i = 0; i < n; i++)
 		if (!printable_ascii((unsigned char)v[i]))
-			return fail(e, i, "invalid byte 0x%02x in ciphers= (expected %s)", (unsigned char)v[i],
-				    d->expect);
+			return fail(e, i, "invalid byte 0x%02x in ciphers= (expected %s)",
+				    (unsigned char)v[i], d->expect);
 	return set_str(&o->ciphers, v, n) ? oom(e) : 0;
 }
 
@@ -183,7 +183,8 @@ static int parse_alpn(const struct pol_opt_def *d, struct policy_tls_opts *o, co
 			return fail(e, item, "alpn= protocol longer than 255 bytes");
 		for (; c.pos < comma; cur_next(&c))
 			if (!printable_ascii(cur_peek(&c)))
-				return fail(e, c.pos, "invalid byte 0x%02x in alpn= (expected printable ASCII)",
+				return fail(e, c.pos,
+					    "invalid byte 0x%02x in alpn= (expected printable ASCII)",
 					    (unsigned)cur_peek(&c));
 		if (!cur_eat(&c, ','))
 			break;
@@ -221,7 +222,8 @@ static int parse_verify(const struct pol_opt_def *d, struct policy_tls_opts *o, 
 			struct pol_opt_err *e)
 {
 	static const char *const words[] = {"on", "off", "pin-only", NULL};
-	static const enum policy_verify vals[] = {POLICY_VERIFY_ON, POLICY_VERIFY_OFF, POLICY_VERIFY_PIN_ONLY};
+	static const enum policy_verify vals[] = {POLICY_VERIFY_ON, POLICY_VERIFY_OFF,
+						  POLICY_VERIFY_PIN_ONLY};
 	int i = word_index(words, v, n);
 
 	if (i < 0)
@@ -289,10 +291,12 @@ static int parse_pins(const struct pol_opt_def *d, struct policy_tls_opts *o, co
 			return fail(e, item, "pin-sha256= '%s' is not valid base64",
 				    pol_quote(q, sizeof(q), v + item, comma - item, 48));
 		if (len != 32)
-			return fail(e, item, "pin-sha256= '%s' decodes to %ld bytes (expected 32: a SHA-256 digest)",
+			return fail(e, item,
+				    "pin-sha256= '%s' decodes to %ld bytes (expected 32: a SHA-256 digest)",
 				    pol_quote(q, sizeof(q), v + item, comma - item, 48), len);
 		if (o->n_pins >= POLICY_MAX_PINS)
-			return fail(e, item, "too many pin-sha256 values (at most %d per rule)", POLICY_MAX_PINS);
+			return fail(e, item, "too many pin-sha256 values (at most %d per rule)",
+				    POLICY_MAX_PINS);
 		memcpy(o->pins[o->n_pins++], digest, 32);
 		cur_skip(&c, comma - item);
 		if (!cur_eat(&c, ','))
@@ -303,7 +307,8 @@ static int parse_pins(const struct pol_opt_def *d, struct policy_tls_opts *o, co
 
 /* ---- copiers (defaults -> rule) ---- */
 
-static int copy_str(const struct pol_opt_def *d, struct policy_tls_opts *dst, const struct policy_tls_opts *src)
+static int copy_str(const struct pol_opt_def *d, struct policy_tls_opts *dst,
+		    const struct policy_tls_opts *src)
 {
 	const char *s = *CFIELD(src, d, char *);
 	char **t = FIELD(dst, d, char *);
@@ -316,19 +321,22 @@ static int copy_str(const struct pol_opt_def *d, struct policy_tls_opts *dst, co
 	return set_str(t, s, strlen(s));
 }
 
-static int copy_raw(const struct pol_opt_def *d, struct policy_tls_opts *dst, const struct policy_tls_opts *src)
+static int copy_raw(const struct pol_opt_def *d, struct policy_tls_opts *dst,
+		    const struct policy_tls_opts *src)
 {
 	memcpy((char *)dst + d->off, (const char *)src + d->off, d->size);
 	return 0;
 }
 
-static int copy_sni(const struct pol_opt_def *d, struct policy_tls_opts *dst, const struct policy_tls_opts *src)
+static int copy_sni(const struct pol_opt_def *d, struct policy_tls_opts *dst,
+		    const struct policy_tls_opts *src)
 {
 	dst->sni_off = src->sni_off;
 	return copy_str(d, dst, src);
 }
 
-static int copy_pins(const struct pol_opt_def *d, struct policy_tls_opts *dst, const struct policy_tls_opts *src)
+static int copy_pins(const struct pol_opt_def *d, struct policy_tls_opts *dst,
+		     const struct policy_tls_opts *src)
 {
 	dst->n_pins = src->n_pins;
 	memcpy(dst->pins, src->pins, sizeof(dst->pins));
@@ -337,36 +345,41 @@ static int copy_pins(const struct pol_opt_def *d, struct policy_tls_opts *dst, c
 
 /* ---- the table ---- */
 
-#define ROW(id, k, what, p, c, field)                                                                         \
-	[id] = {k, what, p, c, offsetof(struct policy_tls_opts, field),                                        \
+#define ROW(id, k, what, p, c, field)                                                                        \
+	[id] = {k,                                                                                           \
+		what,                                                                                        \
+		p,                                                                                           \
+		c,                                                                                           \
+		offsetof(struct policy_tls_opts, field),                                                     \
 		sizeof(((struct policy_tls_opts *)0)->field)}
 
 #define PATH "a file path"
 #define DIR  "a directory path"
 
 const struct pol_opt_def pol_opts[POL_OPT_COUNT] = {
-	ROW(POL_OPT_NAME, "name", "a host name or an IP address", parse_name, copy_str, name),
-	ROW(POL_OPT_SNI, "sni", "a host name, or off", parse_sni, copy_sni, sni),
-	ROW(POL_OPT_CA_FILE, "ca-file", PATH, parse_path, copy_str, ca_file),
-	ROW(POL_OPT_CA_DIR, "ca-dir", DIR, parse_path, copy_str, ca_dir),
-	ROW(POL_OPT_MIN_VERSION, "min-version", "1.2 or 1.3", parse_version, copy_raw, min_version),
-	ROW(POL_OPT_MAX_VERSION, "max-version", "1.2 or 1.3", parse_version, copy_raw, max_version),
-	ROW(POL_OPT_CIPHERS, "ciphers", "colon-separated cipher suite names", parse_ciphers, copy_str, ciphers),
-	ROW(POL_OPT_ALPN, "alpn", "comma-separated protocols, e.g. h2,http/1.1", parse_alpn, copy_str, alpn),
-	ROW(POL_OPT_HANDSHAKE_TIMEOUT, "handshake-timeout", "1ms to 300s, e.g. 10, 10s or 500ms", parse_timeout,
-	    copy_raw, handshake_timeout_ms),
-	ROW(POL_OPT_VERIFY, "verify", "on, off or pin-only", parse_verify, copy_raw, verify),
-	ROW(POL_OPT_CERT, "cert", PATH, parse_path, copy_str, cert),
-	ROW(POL_OPT_KEY, "key", PATH, parse_path, copy_str, key),
-	ROW(POL_OPT_KEY_PASSWORD_FILE, "key-password-file", PATH, parse_path, copy_str, key_password_file),
-	ROW(POL_OPT_PIN_SHA256, "pin-sha256", "base64 SHA-256 digests, comma-separated", parse_pins, copy_pins,
-	    pins),
-	ROW(POL_OPT_CRL_FILE, "crl-file", PATH, parse_path, copy_str, crl_file),
-	ROW(POL_OPT_CRL_DIR, "crl-dir", DIR, parse_path, copy_str, crl_dir),
-	ROW(POL_OPT_OCSP_STAPLING, "ocsp-stapling", "require, prefer or off", parse_ocsp, copy_raw, ocsp_stapling),
-	ROW(POL_OPT_TRUNCATION, "truncation", "error or allow", parse_truncation, copy_raw, truncation),
-	ROW(POL_OPT_SESSION_RESUMPTION, "session-resumption", "on or off", parse_resumption, copy_raw,
-	    session_resumption),
+    ROW(POL_OPT_NAME, "name", "a host name or an IP address", parse_name, copy_str, name),
+    ROW(POL_OPT_SNI, "sni", "a host name, or off", parse_sni, copy_sni, sni),
+    ROW(POL_OPT_CA_FILE, "ca-file", PATH, parse_path, copy_str, ca_file),
+    ROW(POL_OPT_CA_DIR, "ca-dir", DIR, parse_path, copy_str, ca_dir),
+    ROW(POL_OPT_MIN_VERSION, "min-version", "1.2 or 1.3", parse_version, copy_raw, min_version),
+    ROW(POL_OPT_MAX_VERSION, "max-version", "1.2 or 1.3", parse_version, copy_raw, max_version),
+    ROW(POL_OPT_CIPHERS, "ciphers", "colon-separated cipher suite names", parse_ciphers, copy_str, ciphers),
+    ROW(POL_OPT_ALPN, "alpn", "comma-separated protocols, e.g. h2,http/1.1", parse_alpn, copy_str, alpn),
+    ROW(POL_OPT_HANDSHAKE_TIMEOUT, "handshake-timeout", "1ms to 300s, e.g. 10, 10s or 500ms", parse_timeout,
+	copy_raw, handshake_timeout_ms),
+    ROW(POL_OPT_VERIFY, "verify", "on, off or pin-only", parse_verify, copy_raw, verify),
+    ROW(POL_OPT_CERT, "cert", PATH, parse_path, copy_str, cert),
+    ROW(POL_OPT_KEY, "key", PATH, parse_path, copy_str, key),
+    ROW(POL_OPT_KEY_PASSWORD_FILE, "key-password-file", PATH, parse_path, copy_str, key_password_file),
+    ROW(POL_OPT_PIN_SHA256, "pin-sha256", "base64 SHA-256 digests, comma-separated", parse_pins, copy_pins,
+	pins),
+    ROW(POL_OPT_CRL_FILE, "crl-file", PATH, parse_path, copy_str, crl_file),
+    ROW(POL_OPT_CRL_DIR, "crl-dir", DIR, parse_path, copy_str, crl_dir),
+    ROW(POL_OPT_OCSP_STAPLING, "ocsp-stapling", "require, prefer or off", parse_ocsp, copy_raw,
+	ocsp_stapling),
+    ROW(POL_OPT_TRUNCATION, "truncation", "error or allow", parse_truncation, copy_raw, truncation),
+    ROW(POL_OPT_SESSION_RESUMPTION, "session-resumption", "on or off", parse_resumption, copy_raw,
+	session_resumption),
 };
 
 const struct pol_opt_def *pol_opt_find(const char *key, size_t n)
@@ -408,8 +421,9 @@ void pol_opts_init(struct policy_tls_opts *o)
 
 void pol_opts_free(struct policy_tls_opts *o)
 {
-	char **strs[] = {&o->name, &o->sni,  &o->ca_file, &o->ca_dir,		&o->ciphers, &o->alpn,
-			 &o->cert, &o->key, &o->crl_file, &o->key_password_file, &o->crl_dir};
+	char **strs[] = {&o->name,   &o->sni,  &o->ca_file, &o->ca_dir,	  &o->ciphers,
+			 &o->alpn,   &o->cert, &o->key,	    &o->crl_file, &o->key_password_file,
+			 &o->crl_dir};
 	size_t i;
 
 	for (i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
@@ -469,7 +483,8 @@ long pol_base64_decode(const char *s, size_t n, uint8_t *out, size_t cap)
 		}
 		if (o + 3 - pad > cap)
 			return -1;
-		bits = (unsigned long)v[0] << 18 | (unsigned long)v[1] << 12 | (unsigned long)v[2] << 6 | v[3];
+		bits =
+		    (unsigned long)v[0] << 18 | (unsigned long)v[1] << 12 | (unsigned long)v[2] << 6 | v[3];
 		out[o++] = (uint8_t)(bits >> 16);
 		if (pad < 2)
 			out[o++] = (uint8_t)(bits >> 8);

@@ -39,12 +39,12 @@
 #include "policy/internal.h"
 
 struct token {
-	size_t start;     /* offset of its first byte in the text */
-	size_t len;       /* raw length, quotes and escapes included */
-	unsigned col;     /* column of its first byte */
-	bool has_eq;      /* key=value */
-	size_t key_len;   /* bytes before the first '=' */
-	bool quoted;      /* key="value" */
+	size_t start;	  /* offset of its first byte in the text */
+	size_t len;	  /* raw length, quotes and escapes included */
+	unsigned col;	  /* column of its first byte */
+	bool has_eq;	  /* key=value */
+	size_t key_len;	  /* bytes before the first '=' */
+	bool quoted;	  /* key="value" */
 	unsigned val_col; /* column of the value (its opening quote when quoted) */
 	const char *val;  /* the value (the whole token when !has_eq), unescaped and NUL-terminated */
 	size_t val_len;
@@ -54,23 +54,23 @@ struct pctx {
 	struct policy *p;
 	const char *text;
 	size_t len;
-	const char *source;     /* as the caller named it, for errors */
+	const char *source;	/* as the caller named it, for errors */
 	const char *own_source; /* the copy kept in p->sources, for rules */
-	bool rules;             /* TLSSHIM_RULES syntax: ';' separates rules too */
+	bool rules;		/* TLSSHIM_RULES syntax: ';' separates rules too */
 	struct policy_error *err;
-	unsigned line;   /* the current rule's number */
-	size_t seg;      /* offset of the current rule's first byte */
-	size_t line_end; /* offset of the newline ending the current physical line (or len) */
-	struct cursor c; /* the current rule: [seg, min(line_end, seg + POL_MAX_LINE)) */
+	unsigned line;		     /* the current rule's number */
+	size_t seg;		     /* offset of the current rule's first byte */
+	size_t line_end;	     /* offset of the newline ending the current physical line (or len) */
+	struct cursor c;	     /* the current rule: [seg, min(line_end, seg + POL_MAX_LINE)) */
 	struct policy_tls_opts defs; /* what `defaults` lines have set so far */
-	uint32_t defs_mask;          /* which keys they set (bit = enum pol_opt_id) */
+	uint32_t defs_mask;	     /* which keys they set (bit = enum pol_opt_id) */
 	char val[POL_MAX_LINE + 1];  /* the current token's value */
 };
 
 /* ---- errors ---- */
 
-static void set_error(struct policy_error *e, const char *source, unsigned line, unsigned col, const char *fmt,
-		      va_list ap)
+static void set_error(struct policy_error *e, const char *source, unsigned line, unsigned col,
+		      const char *fmt, va_list ap)
 {
 	snprintf(e->source, sizeof(e->source), "%s", source);
 	e->line = line;
@@ -88,8 +88,8 @@ __attribute__((format(printf, 3, 4))) static int perr(struct pctx *x, unsigned c
 	return -1;
 }
 
-__attribute__((format(printf, 3, 4))) static int ferr(struct policy_error *e, const char *source, const char *fmt,
-						      ...)
+__attribute__((format(printf, 3, 4))) static int ferr(struct policy_error *e, const char *source,
+						      const char *fmt, ...)
 {
 	va_list ap;
 
@@ -156,10 +156,11 @@ static int lex_quoted(struct pctx *x)
 
 		if (c < 0) {
 			if (x->c.end >= x->line_end)
-				return perr(x, col_at(x, open), "unterminated quoted value (missing the closing '\"')");
+				return perr(x, col_at(x, open),
+					    "unterminated quoted value (missing the closing '\"')");
 			/* A ';' at the limit is inside the quotes: the rule goes on. */
-			return perr(x, POL_MAX_LINE + 1, "%s longer than %u bytes", x->rules ? "rule" : "line",
-				    POL_MAX_LINE);
+			return perr(x, POL_MAX_LINE + 1, "%s longer than %u bytes",
+				    x->rules ? "rule" : "line", POL_MAX_LINE);
 		}
 		if (c == '"') {
 			cur_next(&x->c);
@@ -182,7 +183,8 @@ static int lex_quoted(struct pctx *x)
 					    pol_quote(q, sizeof(q), &ch, 1, 4));
 			}
 		} else if ((c < 0x20 && c != '\t') || c == 0x7f) {
-			return perr(x, col_at(x, x->c.pos), "control character 0x%02x in a quoted value", (unsigned)c);
+			return perr(x, col_at(x, x->c.pos), "control character 0x%02x in a quoted value",
+				    (unsigned)c);
 		}
 		cur_next(&x->c);
 	}
@@ -208,7 +210,8 @@ static int lex_token(struct pctx *x, struct token *t)
 		if (c == '\0')
 			return nul_error(x);
 		if (c < 0x20 || c == 0x7f)
-			return perr(x, col, "control character 0x%02x (tokens are separated by spaces or tabs)",
+			return perr(x, col,
+				    "control character 0x%02x (tokens are separated by spaces or tabs)",
 				    (unsigned)c);
 		if (c == '#')
 			return perr(x, col,
@@ -216,8 +219,9 @@ static int lex_token(struct pctx *x, struct token *t)
 				    "key=\"...\")");
 		if (c == '"') {
 			if (!has_eq || quoted || x->c.pos != eq + 1)
-				return perr(x, col, "unexpected '\"' (only whole option values can be quoted: "
-						    "key=\"value\")");
+				return perr(x, col,
+					    "unexpected '\"' (only whole option values can be quoted: "
+					    "key=\"value\")");
 			if (lex_quoted(x) < 0)
 				return -1;
 			quoted = true;
@@ -225,10 +229,11 @@ static int lex_token(struct pctx *x, struct token *t)
 			if (c >= 0 && !is_blank(c) && !(x->rules && c == ';')) {
 				char ch = (char)c;
 
-				return perr(x, col_at(x, x->c.pos),
-					    "unexpected '%s' after the closing quote (expected a space or the end "
-					    "of the rule)",
-					    pol_quote(q, sizeof(q), &ch, 1, 4));
+				return perr(
+				    x, col_at(x, x->c.pos),
+				    "unexpected '%s' after the closing quote (expected a space or the end "
+				    "of the rule)",
+				    pol_quote(q, sizeof(q), &ch, 1, 4));
 			}
 			continue;
 		}
@@ -297,7 +302,8 @@ static int parse_port(struct pctx *x, const struct token *t, size_t off, struct 
 	char q[64];
 
 	if (cur_done(&c))
-		return perr(x, t->col + (unsigned)off - 1, "missing port after ':' (expected 1-65535, lo-hi or *)");
+		return perr(x, t->col + (unsigned)off - 1,
+			    "missing port after ':' (expected 1-65535, lo-hi or *)");
 	if (cur_eat(&c, '*')) {
 		lo = 0;
 		hi = 65535;
@@ -311,8 +317,8 @@ static int parse_port(struct pctx *x, const struct token *t, size_t off, struct 
 			if (!cur_take_uint(&c, 65535, &hi) || hi == 0)
 				goto bad;
 			if (hi < lo)
-				return perr(x, t->col + (unsigned)at, "port range %lu-%lu is reversed (expected lo <= hi)",
-					    lo, hi);
+				return perr(x, t->col + (unsigned)at,
+					    "port range %lu-%lu is reversed (expected lo <= hi)", lo, hi);
 		}
 	}
 	if (!cur_done(&c))
@@ -321,7 +327,8 @@ static int parse_port(struct pctx *x, const struct token *t, size_t off, struct 
 	r->port_hi = (uint16_t)hi;
 	return 0;
 bad:
-	return perr(x, t->col + (unsigned)off, "invalid port '%s' (expected 1-65535, a range such as 8000-8100, or *)",
+	return perr(x, t->col + (unsigned)off,
+		    "invalid port '%s' (expected 1-65535, a range such as 8000-8100, or *)",
 		    pol_quote(q, sizeof(q), t->val + off, t->val_len - off, 40));
 }
 
@@ -353,8 +360,8 @@ static void mask_to_prefix(uint8_t *a, unsigned nbytes, unsigned prefix)
 }
 
 /* Stores an address (mapped IPv6 already turned into IPv4) and refuses networks with host bits. */
-static int set_addr(struct pctx *x, const struct token *t, struct policy_rule *r, int family, const uint8_t *a,
-		    bool cidr, unsigned prefix)
+static int set_addr(struct pctx *x, const struct token *t, struct policy_rule *r, int family,
+		    const uint8_t *a, bool cidr, unsigned prefix)
 {
 	unsigned nbytes = family == AF_INET ? 4 : 16;
 	uint8_t net[16];
@@ -371,7 +378,8 @@ static int set_addr(struct pctx *x, const struct token *t, struct policy_rule *r
 	if (memcmp(net, a, nbytes) == 0)
 		return 0;
 	inet_ntop(family, net, txt, sizeof(txt));
-	return perr(x, t->col, "network '%s' has host bits set (expected its network address, e.g. %s%s%s/%u)",
+	return perr(x, t->col,
+		    "network '%s' has host bits set (expected its network address, e.g. %s%s%s/%u)",
 		    pol_quote(q, sizeof(q), t->val, t->val_len, 48), family == AF_INET ? "" : "[", txt,
 		    family == AF_INET ? "" : "]", prefix);
 }
@@ -394,7 +402,8 @@ static int parse_bracketed(struct pctx *x, const struct token *t, struct policy_
 		if (pol_parse_ipv4(v + 1, rb - 1, a4))
 			return perr(x, t->col, "IPv4 addresses are written without brackets (e.g. %s)",
 				    pol_quote(q, sizeof(q), v + 1, rb - 1, 20));
-		return perr(x, t->col + 1, "invalid IPv6 address '%s'", pol_quote(q, sizeof(q), v + 1, rb - 1, 48));
+		return perr(x, t->col + 1, "invalid IPv6 address '%s'",
+			    pol_quote(q, sizeof(q), v + 1, rb - 1, 48));
 	}
 	i = rb + 1;
 	if (i < n && v[i] == '/') {
@@ -410,7 +419,8 @@ static int parse_bracketed(struct pctx *x, const struct token *t, struct policy_
 		char ch = v[i];
 
 		if (ch != ':')
-			return perr(x, t->col + (unsigned)i, "unexpected '%s' after ']' (expected :port or /prefix)",
+			return perr(x, t->col + (unsigned)i,
+				    "unexpected '%s' after ']' (expected :port or /prefix)",
 				    pol_quote(q, sizeof(q), &ch, 1, 4));
 		*port_off = i + 1;
 	}
@@ -446,7 +456,8 @@ static int parse_host(struct pctx *x, const struct token *t, struct policy_rule 
 		return perr(x, t->col, "too many ':' in '%s' (IPv6 addresses go in brackets, e.g. [::1]:443)",
 			    pol_quote(q, sizeof(q), v, n, 48));
 	if (hlen == 0)
-		return perr(x, t->col, "missing host before ':' (expected a name, an address, a network or *)");
+		return perr(x, t->col,
+			    "missing host before ':' (expected a name, an address, a network or *)");
 	/* The '*' to blame: in "*.a*b" the second one. */
 	star = hlen >= 2 && v[0] == '*' && v[1] == '.' ? memchr(v + 1, '*', hlen - 1) : memchr(v, '*', hlen);
 	slash = memchr(v, '/', hlen);
@@ -457,7 +468,8 @@ static int parse_host(struct pctx *x, const struct token *t, struct policy_rule 
 		char *low;
 
 		if (!pol_hostname_ok(v + 2, hlen - 2))
-			return perr(x, t->col + 2, "invalid suffix '%s' after '*.' (expected e.g. *.example.com)",
+			return perr(x, t->col + 2,
+				    "invalid suffix '%s' after '*.' (expected e.g. *.example.com)",
 				    pol_quote(q, sizeof(q), v + 2, hlen - 2, 48));
 		low = pol_lower_dup(v + 1, hlen - 1);
 		if (!low)
@@ -470,16 +482,18 @@ static int parse_host(struct pctx *x, const struct token *t, struct policy_rule 
 		unsigned prefix;
 
 		if (!pol_parse_ipv4(v, (size_t)(slash - v), a))
-			return perr(x, t->col,
-				    "invalid IPv4 network '%s' (expected e.g. 10.0.0.0/8; IPv6 networks go in "
-				    "brackets: [fd00::]/8)",
-				    pol_quote(q, sizeof(q), v, hlen, 48));
+			return perr(
+			    x, t->col,
+			    "invalid IPv4 network '%s' (expected e.g. 10.0.0.0/8; IPv6 networks go in "
+			    "brackets: [fd00::]/8)",
+			    pol_quote(q, sizeof(q), v, hlen, 48));
 		if (parse_prefix(x, t, (size_t)(slash - v), hlen, 32, &prefix) < 0 ||
 		    set_addr(x, t, r, AF_INET, a, true, prefix) < 0)
 			return -1;
 	} else if (pol_digits_dots(v, hlen)) {
 		if (!pol_parse_ipv4(v, hlen, a))
-			return perr(x, t->col, "invalid IPv4 address '%s' (expected four numbers 0-255, e.g. 10.1.2.3)",
+			return perr(x, t->col,
+				    "invalid IPv4 address '%s' (expected four numbers 0-255, e.g. 10.1.2.3)",
 				    pol_quote(q, sizeof(q), v, hlen, 48));
 		set_addr(x, t, r, AF_INET, a, false, 32);
 	} else if (pol_hostname_ok(v, hlen)) {
@@ -488,10 +502,11 @@ static int parse_host(struct pctx *x, const struct token *t, struct policy_rule 
 		if (!r->host)
 			return perr(x, t->col, "out of memory");
 	} else {
-		return perr(x, t->col,
-			    "invalid host '%s' (expected a host name of letters, digits, '-' and '.', an IPv4 "
-			    "address, [IPv6], a network, *.suffix or *)",
-			    pol_quote(q, sizeof(q), v, hlen, 40));
+		return perr(
+		    x, t->col,
+		    "invalid host '%s' (expected a host name of letters, digits, '-' and '.', an IPv4 "
+		    "address, [IPv6], a network, *.suffix or *)",
+		    pol_quote(q, sizeof(q), v, hlen, 40));
 	}
 	return colon ? parse_port(x, t, hlen + 1, r) : 0;
 }
@@ -500,8 +515,8 @@ static int parse_host(struct pctx *x, const struct token *t, struct policy_rule 
 
 struct optset {
 	struct policy_tls_opts o;
-	uint32_t mask;                 /* keys given on this line */
-	unsigned cols[POL_OPT_COUNT];  /* where (first occurrence) */
+	uint32_t mask;		      /* keys given on this line */
+	unsigned cols[POL_OPT_COUNT]; /* where (first occurrence) */
 };
 
 static int parse_option(struct pctx *x, const struct token *t, struct optset *s)
@@ -522,7 +537,8 @@ static int parse_option(struct pctx *x, const struct token *t, struct optset *s)
 			    pol_opt_list(list, sizeof(list)));
 	id = (unsigned)(d - pol_opts);
 	if ((s->mask & (1u << id)) && id != POL_OPT_PIN_SHA256)
-		return perr(x, t->col, "duplicate option '%s' (already set at column %u; only pin-sha256 may repeat)",
+		return perr(x, t->col,
+			    "duplicate option '%s' (already set at column %u; only pin-sha256 may repeat)",
 			    d->key, s->cols[id]);
 	if (t->val_len == 0)
 		return perr(x, t->val_col, "empty value for %s= (expected %s)", d->key, d->expect);
@@ -555,24 +571,36 @@ static unsigned blame(const struct optset *s, enum pol_opt_id a, enum pol_opt_id
 	return c ? c : action_col;
 }
 
+/* " (after applying defaults)" when key a or b was not given on the rule itself. */
+static const char *via_defaults(const struct optset *s, enum pol_opt_id a, enum pol_opt_id b)
+{
+	uint32_t both = 1u << a | 1u << b;
+
+	return (s->mask & both) == both ? "" : " (after applying defaults)";
+}
+
 /* Checks that need the merged options of a tls rule. */
 static int check_tls(struct pctx *x, const struct optset *s, unsigned action_col)
 {
 	const struct policy_tls_opts *o = &s->o;
+	enum pol_opt_id present = o->cert ? POL_OPT_CERT : POL_OPT_KEY;
 
 	if (o->min_version && o->max_version && o->min_version > o->max_version)
 		return perr(x, blame(s, POL_OPT_MIN_VERSION, POL_OPT_MAX_VERSION, action_col),
-			    "min-version=1.%d is above max-version=1.%d (after applying defaults)", o->min_version % 10,
-			    o->max_version % 10);
+			    "min-version=1.%d is above max-version=1.%d%s", o->min_version % 10,
+			    o->max_version % 10, via_defaults(s, POL_OPT_MIN_VERSION, POL_OPT_MAX_VERSION));
 	if (o->verify == POLICY_VERIFY_PIN_ONLY && o->n_pins == 0)
 		return perr(x, blame(s, POL_OPT_VERIFY, POL_OPT_VERIFY, action_col),
-			    "verify=pin-only needs at least one pin-sha256= (after applying defaults)");
+			    "verify=pin-only needs at least one pin-sha256=%s",
+			    via_defaults(s, POL_OPT_VERIFY, POL_OPT_VERIFY));
 	if (!o->cert != !o->key)
 		return perr(x, blame(s, POL_OPT_CERT, POL_OPT_KEY, action_col),
-			    "cert= and key= go together (missing %s=, after applying defaults)", o->cert ? "key" : "cert");
+			    "cert= and key= go together (missing %s=)%s", o->cert ? "key" : "cert",
+			    via_defaults(s, present, present));
 	if (o->key_password_file && !o->key)
 		return perr(x, blame(s, POL_OPT_KEY_PASSWORD_FILE, POL_OPT_KEY_PASSWORD_FILE, action_col),
-			    "key-password-file= needs cert= and key=");
+			    "key-password-file= needs cert= and key=%s",
+			    via_defaults(s, POL_OPT_KEY_PASSWORD_FILE, POL_OPT_KEY_PASSWORD_FILE));
 	return 0;
 }
 
@@ -657,11 +685,15 @@ static int parse_rule(struct pctx *x)
 	if (r < 0)
 		return -1;
 	if (r == 0)
-		return perr(x, kw.col + (unsigned)kw.len,
-			    "missing host pattern after '%s' (expected host[:port], e.g. api.example.com:443)", actions[i]);
+		return perr(
+		    x, kw.col + (unsigned)kw.len,
+		    "missing host pattern after '%s' (expected host[:port], e.g. api.example.com:443)",
+		    actions[i]);
 	if (host.has_eq)
-		return perr(x, host.col, "expected a host pattern after '%s', got the option '%s' (host[:port] comes first)",
-			    actions[i], tok_text(x, &host, q, sizeof(q)));
+		return perr(
+		    x, host.col,
+		    "expected a host pattern after '%s', got the option '%s' (host[:port] comes first)",
+		    actions[i], tok_text(x, &host, q, sizeof(q)));
 
 	memset(&rule, 0, sizeof(rule));
 	memset(&s, 0, sizeof(s));
@@ -675,7 +707,8 @@ static int parse_rule(struct pctx *x)
 	if (rule.action != POLICY_TLS) {
 		r = lex_next(x, &t);
 		if (r > 0 && t.has_eq)
-			perr(x, t.col, "options are not allowed on %s rules (only tls rules take options)", actions[i]);
+			perr(x, t.col, "options are not allowed on %s rules (only tls rules take options)",
+			     actions[i]);
 		else if (r > 0)
 			perr(x, t.col, "unexpected '%s' after the host pattern (%s rules take no options)",
 			     tok_text(x, &t, q, sizeof(q)), actions[i]);
@@ -801,7 +834,8 @@ static int read_file(const char *path, char **out, size_t *outlen, struct policy
 		return ferr(err, path, "empty policy file path");
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
-		return ferr(err, path, "cannot open the policy file: %s", strerror_r(errno, ebuf, sizeof(ebuf)));
+		return ferr(err, path, "cannot open the policy file: %s",
+			    strerror_r(errno, ebuf, sizeof(ebuf)));
 	if (fstat(fd, &st) < 0) {
 		ferr(err, path, "cannot stat the policy file: %s", strerror_r(errno, ebuf, sizeof(ebuf)));
 		goto out;
@@ -826,7 +860,8 @@ static int read_file(const char *path, char **out, size_t *outlen, struct policy
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0) {
-			ferr(err, path, "cannot read the policy file: %s", strerror_r(errno, ebuf, sizeof(ebuf)));
+			ferr(err, path, "cannot read the policy file: %s",
+			     strerror_r(errno, ebuf, sizeof(ebuf)));
 			goto out;
 		}
 		if (k == 0)

@@ -14,12 +14,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                                                           \
-	do {                                                                                                   \
-		if (!(cond)) {                                                                                 \
-			fprintf(stderr, "invariant failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);         \
-			abort();                                                                               \
-		}                                                                                              \
+#define CHECK(cond)                                                                                          \
+	do {                                                                                                 \
+		if (!(cond)) {                                                                               \
+			fprintf(stderr, "invariant failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);       \
+			abort();                                                                             \
+		}                                                                                            \
 	} while (0)
 
 static bool lower_no_trailing_dot(const char *s)
@@ -148,7 +148,8 @@ static void run(const char *text, size_t len, bool rules)
 		memcpy(s, text, len);
 		s[len] = '\0';
 		CHECK(policy_load(&l, s, NULL, &le) == rc);
-		CHECK(rc < 0 ? l.n_rules == 0 && le.line == e.line && le.column == e.column : l.n_rules == p.n_rules);
+		CHECK(rc < 0 ? l.n_rules == 0 && le.line == e.line && le.column == e.column
+			     : l.n_rules == p.n_rules);
 		policy_free(&l);
 		free(s);
 	}

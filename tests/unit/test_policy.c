@@ -18,19 +18,19 @@
 
 #include "policy/policy.h"
 
-#define PIN_EMPTY "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=" /* SHA-256(""): e3b0c442... */
-#define PIN_ABC   "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=" /* SHA-256("abc"): ba7816bf... */
+#define PIN_EMPTY  "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=" /* SHA-256(""): e3b0c442... */
+#define PIN_ABC	   "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=" /* SHA-256("abc"): ba7816bf... */
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
 static const char example_policy[] =
-	"defaults ca-file=/etc/ssl/certs/ca-certificates.crt min-version=1.2\n"
-	"tls   api.example.com:443\n"
-	"tls   10.1.2.3:6380        name=redis.internal ca-file=/etc/tls/internal-ca.pem\n"
-	"tls   *.corp.example:*     alpn=h2,http/1.1\n"
-	"tls   [::1]:8443           name=localhost\n"
-	"tls   127.0.0.1:9000       name=svc sni=off\n"
-	"plain 127.0.0.1:*\n"
-	"deny  *:25\n";
+    "defaults ca-file=/etc/ssl/certs/ca-certificates.crt min-version=1.2\n"
+    "tls   api.example.com:443\n"
+    "tls   10.1.2.3:6380        name=redis.internal ca-file=/etc/tls/internal-ca.pem\n"
+    "tls   *.corp.example:*     alpn=h2,http/1.1\n"
+    "tls   [::1]:8443           name=localhost\n"
+    "tls   127.0.0.1:9000       name=svc sni=off\n"
+    "plain 127.0.0.1:*\n"
+    "deny  *:25\n";
 
 /* Parses text into *p (file syntax unless rules); asserts success. */
 static void parse_ok(struct policy *p, const char *text, bool rules)
@@ -52,21 +52,21 @@ static void render_opt(const struct policy_tls_opts *o, const char *key, char *b
 		const char *key;
 		const char *val;
 	} strs[] = {
-		{"name", o->name},
-		{"sni", o->sni_off ? "off" : o->sni},
-		{"ca-file", o->ca_file},
-		{"ca-dir", o->ca_dir},
-		{"ciphers", o->ciphers},
-		{"alpn", o->alpn},
-		{"cert", o->cert},
-		{"key", o->key},
-		{"key-password-file", o->key_password_file},
-		{"crl-file", o->crl_file},
-		{"crl-dir", o->crl_dir},
-		{"verify", verify[o->verify]},
-		{"ocsp-stapling", ocsp[o->ocsp_stapling]},
-		{"truncation", o->truncation == POLICY_TRUNCATION_ALLOW ? "allow" : "error"},
-		{"session-resumption", o->session_resumption ? "on" : "off"},
+	    {"name", o->name},
+	    {"sni", o->sni_off ? "off" : o->sni},
+	    {"ca-file", o->ca_file},
+	    {"ca-dir", o->ca_dir},
+	    {"ciphers", o->ciphers},
+	    {"alpn", o->alpn},
+	    {"cert", o->cert},
+	    {"key", o->key},
+	    {"key-password-file", o->key_password_file},
+	    {"crl-file", o->crl_file},
+	    {"crl-dir", o->crl_dir},
+	    {"verify", verify[o->verify]},
+	    {"ocsp-stapling", ocsp[o->ocsp_stapling]},
+	    {"truncation", o->truncation == POLICY_TRUNCATION_ALLOW ? "allow" : "error"},
+	    {"session-resumption", o->session_resumption ? "on" : "off"},
 	};
 	size_t i, k;
 
@@ -159,51 +159,53 @@ Test(policy_parse, example_policy)
 }
 
 struct host_case {
-	const char *pattern;        /* as written after "tls " */
+	const char *pattern; /* as written after "tls " */
 	enum policy_host_kind kind;
-	const char *host;           /* NAME/SUFFIX */
-	int family;                 /* ADDR/CIDR */
-	const char *addr;           /* ADDR/CIDR, as inet_pton text */
+	const char *host; /* NAME/SUFFIX */
+	int family;	  /* ADDR/CIDR */
+	const char *addr; /* ADDR/CIDR, as inet_pton text */
 	unsigned prefix;
 	unsigned lo, hi;
-	const char *canonical;      /* policy_rule_pattern() */
+	const char *canonical; /* policy_rule_pattern() */
 };
 
 static const struct host_case host_cases[] = {
-	{"api.example.com:443", POLICY_HOST_NAME, "api.example.com", 0, NULL, 0, 443, 443, "api.example.com:443"},
-	{"API.Example.COM.:443", POLICY_HOST_NAME, "api.example.com", 0, NULL, 0, 443, 443, "api.example.com:443"},
-	{"localhost", POLICY_HOST_NAME, "localhost", 0, NULL, 0, 0, 65535, "localhost:*"},
-	{"xn--bcher-kva.example:1", POLICY_HOST_NAME, "xn--bcher-kva.example", 0, NULL, 0, 1, 1,
-	 "xn--bcher-kva.example:1"},
-	{"a-b.c-d:65535", POLICY_HOST_NAME, "a-b.c-d", 0, NULL, 0, 65535, 65535, "a-b.c-d:65535"},
-	{"*.corp.example:*", POLICY_HOST_SUFFIX, ".corp.example", 0, NULL, 0, 0, 65535, "*.corp.example:*"},
-	{"*.Corp.Example.:8000-8100", POLICY_HOST_SUFFIX, ".corp.example", 0, NULL, 0, 8000, 8100,
-	 "*.corp.example:8000-8100"},
-	{"*.com", POLICY_HOST_SUFFIX, ".com", 0, NULL, 0, 0, 65535, "*.com:*"},
-	{"*", POLICY_HOST_ANY, NULL, 0, NULL, 0, 0, 65535, "*:*"},
-	{"*:*", POLICY_HOST_ANY, NULL, 0, NULL, 0, 0, 65535, "*:*"},
-	{"*:25", POLICY_HOST_ANY, NULL, 0, NULL, 0, 25, 25, "*:25"},
-	{"*:1-65535", POLICY_HOST_ANY, NULL, 0, NULL, 0, 1, 65535, "*:1-65535"},
-	{"*:7-7", POLICY_HOST_ANY, NULL, 0, NULL, 0, 7, 7, "*:7"},
-	{"*:00443", POLICY_HOST_ANY, NULL, 0, NULL, 0, 443, 443, "*:443"},
-	{"10.1.2.3:6380", POLICY_HOST_ADDR, NULL, AF_INET, "10.1.2.3", 32, 6380, 6380, "10.1.2.3:6380"},
-	{"0.0.0.0", POLICY_HOST_ADDR, NULL, AF_INET, "0.0.0.0", 32, 0, 65535, "0.0.0.0:*"},
-	{"255.255.255.255:1", POLICY_HOST_ADDR, NULL, AF_INET, "255.255.255.255", 32, 1, 1, "255.255.255.255:1"},
-	{"[::1]:8443", POLICY_HOST_ADDR, NULL, AF_INET6, "::1", 128, 8443, 8443, "[::1]:8443"},
-	{"[2001:DB8::A]", POLICY_HOST_ADDR, NULL, AF_INET6, "2001:db8::a", 128, 0, 65535, "[2001:db8::a]:*"},
-	{"[::ffff:10.1.2.3]:443", POLICY_HOST_ADDR, NULL, AF_INET, "10.1.2.3", 32, 443, 443, "10.1.2.3:443"},
-	{"[::ffff:a01:203]", POLICY_HOST_ADDR, NULL, AF_INET, "10.1.2.3", 32, 0, 65535, "10.1.2.3:*"},
-	{"10.0.0.0/8", POLICY_HOST_CIDR, NULL, AF_INET, "10.0.0.0", 8, 0, 65535, "10.0.0.0/8:*"},
-	{"10.0.0.0/8:443", POLICY_HOST_CIDR, NULL, AF_INET, "10.0.0.0", 8, 443, 443, "10.0.0.0/8:443"},
-	{"0.0.0.0/0", POLICY_HOST_CIDR, NULL, AF_INET, "0.0.0.0", 0, 0, 65535, "0.0.0.0/0:*"},
-	{"192.168.1.128/25", POLICY_HOST_CIDR, NULL, AF_INET, "192.168.1.128", 25, 0, 65535, "192.168.1.128/25:*"},
-	{"1.2.3.4/32", POLICY_HOST_CIDR, NULL, AF_INET, "1.2.3.4", 32, 0, 65535, "1.2.3.4/32:*"},
-	{"[fd00::]/8", POLICY_HOST_CIDR, NULL, AF_INET6, "fd00::", 8, 0, 65535, "[fd00::]/8:*"},
-	{"[fd00::]/8:80-81", POLICY_HOST_CIDR, NULL, AF_INET6, "fd00::", 8, 80, 81, "[fd00::]/8:80-81"},
-	{"[::]/0", POLICY_HOST_CIDR, NULL, AF_INET6, "::", 0, 0, 65535, "[::]/0:*"},
-	{"[2001:db8::]/127", POLICY_HOST_CIDR, NULL, AF_INET6, "2001:db8::", 127, 0, 65535, "[2001:db8::]/127:*"},
-	{"[::ffff:10.0.0.0]/104", POLICY_HOST_CIDR, NULL, AF_INET, "10.0.0.0", 8, 0, 65535, "10.0.0.0/8:*"},
-	{"[::ffff:0:0]/96", POLICY_HOST_CIDR, NULL, AF_INET, "0.0.0.0", 0, 0, 65535, "0.0.0.0/0:*"},
+    {"api.example.com:443", POLICY_HOST_NAME, "api.example.com", 0, NULL, 0, 443, 443, "api.example.com:443"},
+    {"API.Example.COM.:443", POLICY_HOST_NAME, "api.example.com", 0, NULL, 0, 443, 443,
+     "api.example.com:443"},
+    {"localhost", POLICY_HOST_NAME, "localhost", 0, NULL, 0, 0, 65535, "localhost:*"},
+    {"xn--bcher-kva.example:1", POLICY_HOST_NAME, "xn--bcher-kva.example", 0, NULL, 0, 1, 1,
+     "xn--bcher-kva.example:1"},
+    {"a-b.c-d:65535", POLICY_HOST_NAME, "a-b.c-d", 0, NULL, 0, 65535, 65535, "a-b.c-d:65535"},
+    {"*.corp.example:*", POLICY_HOST_SUFFIX, ".corp.example", 0, NULL, 0, 0, 65535, "*.corp.example:*"},
+    {"*.Corp.Example.:8000-8100", POLICY_HOST_SUFFIX, ".corp.example", 0, NULL, 0, 8000, 8100,
+     "*.corp.example:8000-8100"},
+    {"*.com", POLICY_HOST_SUFFIX, ".com", 0, NULL, 0, 0, 65535, "*.com:*"},
+    {"*", POLICY_HOST_ANY, NULL, 0, NULL, 0, 0, 65535, "*:*"},
+    {"*:*", POLICY_HOST_ANY, NULL, 0, NULL, 0, 0, 65535, "*:*"},
+    {"*:25", POLICY_HOST_ANY, NULL, 0, NULL, 0, 25, 25, "*:25"},
+    {"*:1-65535", POLICY_HOST_ANY, NULL, 0, NULL, 0, 1, 65535, "*:1-65535"},
+    {"*:7-7", POLICY_HOST_ANY, NULL, 0, NULL, 0, 7, 7, "*:7"},
+    {"*:00443", POLICY_HOST_ANY, NULL, 0, NULL, 0, 443, 443, "*:443"},
+    {"10.1.2.3:6380", POLICY_HOST_ADDR, NULL, AF_INET, "10.1.2.3", 32, 6380, 6380, "10.1.2.3:6380"},
+    {"0.0.0.0", POLICY_HOST_ADDR, NULL, AF_INET, "0.0.0.0", 32, 0, 65535, "0.0.0.0:*"},
+    {"255.255.255.255:1", POLICY_HOST_ADDR, NULL, AF_INET, "255.255.255.255", 32, 1, 1, "255.255.255.255:1"},
+    {"[::1]:8443", POLICY_HOST_ADDR, NULL, AF_INET6, "::1", 128, 8443, 8443, "[::1]:8443"},
+    {"[2001:DB8::A]", POLICY_HOST_ADDR, NULL, AF_INET6, "2001:db8::a", 128, 0, 65535, "[2001:db8::a]:*"},
+    {"[::ffff:10.1.2.3]:443", POLICY_HOST_ADDR, NULL, AF_INET, "10.1.2.3", 32, 443, 443, "10.1.2.3:443"},
+    {"[::ffff:a01:203]", POLICY_HOST_ADDR, NULL, AF_INET, "10.1.2.3", 32, 0, 65535, "10.1.2.3:*"},
+    {"10.0.0.0/8", POLICY_HOST_CIDR, NULL, AF_INET, "10.0.0.0", 8, 0, 65535, "10.0.0.0/8:*"},
+    {"10.0.0.0/8:443", POLICY_HOST_CIDR, NULL, AF_INET, "10.0.0.0", 8, 443, 443, "10.0.0.0/8:443"},
+    {"0.0.0.0/0", POLICY_HOST_CIDR, NULL, AF_INET, "0.0.0.0", 0, 0, 65535, "0.0.0.0/0:*"},
+    {"192.168.1.128/25", POLICY_HOST_CIDR, NULL, AF_INET, "192.168.1.128", 25, 0, 65535,
+     "192.168.1.128/25:*"},
+    {"1.2.3.4/32", POLICY_HOST_CIDR, NULL, AF_INET, "1.2.3.4", 32, 0, 65535, "1.2.3.4/32:*"},
+    {"[fd00::]/8", POLICY_HOST_CIDR, NULL, AF_INET6, "fd00::", 8, 0, 65535, "[fd00::]/8:*"},
+    {"[fd00::]/8:80-81", POLICY_HOST_CIDR, NULL, AF_INET6, "fd00::", 8, 80, 81, "[fd00::]/8:80-81"},
+    {"[::]/0", POLICY_HOST_CIDR, NULL, AF_INET6, "::", 0, 0, 65535, "[::]/0:*"},
+    {"[2001:db8::]/127", POLICY_HOST_CIDR, NULL, AF_INET6, "2001:db8::", 127, 0, 65535, "[2001:db8::]/127:*"},
+    {"[::ffff:10.0.0.0]/104", POLICY_HOST_CIDR, NULL, AF_INET, "10.0.0.0", 8, 0, 65535, "10.0.0.0/8:*"},
+    {"[::ffff:0:0]/96", POLICY_HOST_CIDR, NULL, AF_INET, "0.0.0.0", 0, 0, 65535, "0.0.0.0/0:*"},
 };
 
 Test(policy_parse, host_patterns)
@@ -229,7 +231,8 @@ Test(policy_parse, host_patterns)
 		if (c->addr) {
 			cr_assert_eq(inet_pton(c->family, c->addr, a), 1);
 			cr_expect_eq(r->family, c->family, "%s", c->pattern);
-			cr_expect(memcmp(r->addr, a, c->family == AF_INET ? 4 : 16) == 0, "%s: address", c->pattern);
+			cr_expect(memcmp(r->addr, a, c->family == AF_INET ? 4 : 16) == 0, "%s: address",
+				  c->pattern);
 			cr_expect_eq(r->prefix_len, c->prefix, "%s: prefix %u", c->pattern, r->prefix_len);
 		}
 		cr_expect_eq(r->port_lo, c->lo, "%s: lo %u", c->pattern, r->port_lo);
@@ -259,78 +262,78 @@ Test(policy_parse, long_names)
 }
 
 struct opt_case {
-	const char *opts;  /* after "tls h:1 " */
+	const char *opts; /* after "tls h:1 " */
 	const char *key;
-	const char *want;  /* render_opt() of key */
+	const char *want; /* render_opt() of key */
 };
 
 static const struct opt_case opt_cases[] = {
-	/* built-in defaults */
-	{"", "name", "(null)"},
-	{"", "sni", "(null)"},
-	{"", "min-version", "0"},
-	{"", "max-version", "0"},
-	{"", "handshake-timeout", "10000"},
-	{"", "verify", "on"},
-	{"", "ocsp-stapling", "prefer"},
-	{"", "truncation", "error"},
-	{"", "session-resumption", "on"},
-	{"", "pin-sha256", "0"},
-	/* each key */
-	{"name=Redis.Internal.", "name", "redis.internal"},
-	{"name=10.1.2.3", "name", "10.1.2.3"},
-	{"name=[::1]", "name", "::1"},
-	{"name=2001:DB8::1", "name", "2001:db8::1"},
-	{"name=[::ffff:10.1.2.3]", "name", "10.1.2.3"},
-	{"sni=off", "sni", "off"},
-	{"sni=Front.Example", "sni", "front.example"},
-	{"ca-file=/etc/tls/ca.pem", "ca-file", "/etc/tls/ca.pem"},
-	{"ca-dir=/etc/ssl/certs", "ca-dir", "/etc/ssl/certs"},
-	{"min-version=1.2", "min-version", "12"},
-	{"min-version=1.3", "min-version", "13"},
-	{"max-version=1.2", "max-version", "12"},
-	{"max-version=1.3", "max-version", "13"},
-	{"min-version=1.2 max-version=1.2", "max-version", "12"},
-	{"ciphers=TLS13-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256", "ciphers",
-	 "TLS13-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"},
-	{"alpn=h2,http/1.1", "alpn", "h2,http/1.1"},
-	{"alpn=h2", "alpn", "h2"},
-	{"handshake-timeout=10", "handshake-timeout", "10000"},
-	{"handshake-timeout=10s", "handshake-timeout", "10000"},
-	{"handshake-timeout=500ms", "handshake-timeout", "500"},
-	{"handshake-timeout=1ms", "handshake-timeout", "1"},
-	{"handshake-timeout=300", "handshake-timeout", "300000"},
-	{"handshake-timeout=300s", "handshake-timeout", "300000"},
-	{"handshake-timeout=300000ms", "handshake-timeout", "300000"},
-	{"verify=on", "verify", "on"},
-	{"verify=off", "verify", "off"},
-	{"verify=pin-only pin-sha256=" PIN_EMPTY, "verify", "pin-only"},
-	{"cert=/c.pem key=/k.pem", "cert", "/c.pem"},
-	{"cert=/c.pem key=/k.pem", "key", "/k.pem"},
-	{"key=/k.pem cert=/c.pem key-password-file=/pw", "key-password-file", "/pw"},
-	{"pin-sha256=" PIN_EMPTY, "pin-sha256", "1:e3b0"},
-	{"pin-sha256=" PIN_EMPTY "," PIN_ABC, "pin-sha256", "2:e3b0:ba78"},
-	{"pin-sha256=" PIN_ABC " pin-sha256=" PIN_EMPTY, "pin-sha256", "2:ba78:e3b0"},
-	{"crl-file=/crl.pem", "crl-file", "/crl.pem"},
-	{"crl-dir=/crls", "crl-dir", "/crls"},
-	{"ocsp-stapling=require", "ocsp-stapling", "require"},
-	{"ocsp-stapling=prefer", "ocsp-stapling", "prefer"},
-	{"ocsp-stapling=off", "ocsp-stapling", "off"},
-	{"truncation=error", "truncation", "error"},
-	{"truncation=allow", "truncation", "allow"},
-	{"session-resumption=on", "session-resumption", "on"},
-	{"session-resumption=off", "session-resumption", "off"},
-	/* quoted values */
-	{"ca-file=\"/my certs/ca.pem\"", "ca-file", "/my certs/ca.pem"},
-	{"ca-file=\"a;b#c\"", "ca-file", "a;b#c"},
-	{"ca-file=\"q\\\"x\\\\y\"", "ca-file", "q\"x\\y"},
-	{"ca-file=\"\tx\"", "ca-file", "\tx"},
-	{"name=\"svc\"", "name", "svc"},
-	{"alpn=\"h2\"  # comment", "alpn", "h2"},
-	/* non-UTF-8 and '=' in paths are kept as they are */
-	{"ca-file=/etc/\xff\xfe.pem", "ca-file", "/etc/\xff\xfe.pem"},
-	{"ca-file=/a=b", "ca-file", "/a=b"},
-	{"ca-file=/a\\b", "ca-file", "/a\\b"},
+    /* built-in defaults */
+    {"", "name", "(null)"},
+    {"", "sni", "(null)"},
+    {"", "min-version", "0"},
+    {"", "max-version", "0"},
+    {"", "handshake-timeout", "10000"},
+    {"", "verify", "on"},
+    {"", "ocsp-stapling", "prefer"},
+    {"", "truncation", "error"},
+    {"", "session-resumption", "on"},
+    {"", "pin-sha256", "0"},
+    /* each key */
+    {"name=Redis.Internal.", "name", "redis.internal"},
+    {"name=10.1.2.3", "name", "10.1.2.3"},
+    {"name=[::1]", "name", "::1"},
+    {"name=2001:DB8::1", "name", "2001:db8::1"},
+    {"name=[::ffff:10.1.2.3]", "name", "10.1.2.3"},
+    {"sni=off", "sni", "off"},
+    {"sni=Front.Example", "sni", "front.example"},
+    {"ca-file=/etc/tls/ca.pem", "ca-file", "/etc/tls/ca.pem"},
+    {"ca-dir=/etc/ssl/certs", "ca-dir", "/etc/ssl/certs"},
+    {"min-version=1.2", "min-version", "12"},
+    {"min-version=1.3", "min-version", "13"},
+    {"max-version=1.2", "max-version", "12"},
+    {"max-version=1.3", "max-version", "13"},
+    {"min-version=1.2 max-version=1.2", "max-version", "12"},
+    {"ciphers=TLS13-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256", "ciphers",
+     "TLS13-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"},
+    {"alpn=h2,http/1.1", "alpn", "h2,http/1.1"},
+    {"alpn=h2", "alpn", "h2"},
+    {"handshake-timeout=10", "handshake-timeout", "10000"},
+    {"handshake-timeout=10s", "handshake-timeout", "10000"},
+    {"handshake-timeout=500ms", "handshake-timeout", "500"},
+    {"handshake-timeout=1ms", "handshake-timeout", "1"},
+    {"handshake-timeout=300", "handshake-timeout", "300000"},
+    {"handshake-timeout=300s", "handshake-timeout", "300000"},
+    {"handshake-timeout=300000ms", "handshake-timeout", "300000"},
+    {"verify=on", "verify", "on"},
+    {"verify=off", "verify", "off"},
+    {"verify=pin-only pin-sha256=" PIN_EMPTY, "verify", "pin-only"},
+    {"cert=/c.pem key=/k.pem", "cert", "/c.pem"},
+    {"cert=/c.pem key=/k.pem", "key", "/k.pem"},
+    {"key=/k.pem cert=/c.pem key-password-file=/pw", "key-password-file", "/pw"},
+    {"pin-sha256=" PIN_EMPTY, "pin-sha256", "1:e3b0"},
+    {"pin-sha256=" PIN_EMPTY "," PIN_ABC, "pin-sha256", "2:e3b0:ba78"},
+    {"pin-sha256=" PIN_ABC " pin-sha256=" PIN_EMPTY, "pin-sha256", "2:ba78:e3b0"},
+    {"crl-file=/crl.pem", "crl-file", "/crl.pem"},
+    {"crl-dir=/crls", "crl-dir", "/crls"},
+    {"ocsp-stapling=require", "ocsp-stapling", "require"},
+    {"ocsp-stapling=prefer", "ocsp-stapling", "prefer"},
+    {"ocsp-stapling=off", "ocsp-stapling", "off"},
+    {"truncation=error", "truncation", "error"},
+    {"truncation=allow", "truncation", "allow"},
+    {"session-resumption=on", "session-resumption", "on"},
+    {"session-resumption=off", "session-resumption", "off"},
+    /* quoted values */
+    {"ca-file=\"/my certs/ca.pem\"", "ca-file", "/my certs/ca.pem"},
+    {"ca-file=\"a;b#c\"", "ca-file", "a;b#c"},
+    {"ca-file=\"q\\\"x\\\\y\"", "ca-file", "q\"x\\y"},
+    {"ca-file=\"\tx\"", "ca-file", "\tx"},
+    {"name=\"svc\"", "name", "svc"},
+    {"alpn=\"h2\"  # comment", "alpn", "h2"},
+    /* non-UTF-8 and '=' in paths are kept as they are */
+    {"ca-file=/etc/\xff\xfe.pem", "ca-file", "/etc/\xff\xfe.pem"},
+    {"ca-file=/a=b", "ca-file", "/a=b"},
+    {"ca-file=/a\\b", "ca-file", "/a\\b"},
 };
 
 Test(policy_parse, options)
@@ -353,9 +356,9 @@ Test(policy_parse, options)
 
 Test(policy_parse, pins_exact_bytes_and_limit)
 {
-	static const uint8_t empty_sha[32] = {0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4,
-					      0xc8, 0x99, 0x6f, 0xb9, 0x24, 0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b,
-					      0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55};
+	static const uint8_t empty_sha[32] = {
+	    0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9, 0x24,
+	    0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55};
 	char text[1024];
 	struct policy p;
 	unsigned i;
@@ -443,9 +446,34 @@ Test(policy_parse, defaults_merging)
 	cr_expect_str_eq(o->cert, "/c");
 	cr_expect_str_eq(o->key, "/k");
 
+	/* sni: a defaults' name or off is inherited as a whole, and a rule's sni= replaces both. */
+	policy_free(&p);
+	parse_ok(&p,
+		 "defaults sni=off\ntls a:1\ntls b:1 sni=front.example\n"
+		 "defaults sni=edge.example\ntls c:1\ntls d:1 sni=off\n",
+		 false);
+	cr_assert_eq(p.n_rules, 4);
+	cr_expect(p.rules[0].tls.sni_off);
+	cr_expect_null(p.rules[0].tls.sni);
+	cr_expect_not(p.rules[1].tls.sni_off);
+	cr_expect_str_eq(p.rules[1].tls.sni, "front.example");
+	cr_expect_not(p.rules[2].tls.sni_off);
+	cr_expect_str_eq(p.rules[2].tls.sni, "edge.example");
+	cr_expect(p.rules[3].tls.sni_off);
+	cr_expect_null(p.rules[3].tls.sni);
+	policy_free(&p);
+}
+
+Test(policy_parse, defaults_are_copies)
+{
+	struct policy p;
+
+	parse_ok(&p, "defaults ca-file=/ca1 alpn=h2\ntls a:1\ndefaults ca-file=/ca2\ntls b:1\n", false);
 	/* Strings are copies: freeing one rule's cannot touch another's. */
-	cr_expect_neq(p.rules[1].tls.ca_file, p.rules[4].tls.ca_file);
-	cr_expect_neq(p.rules[1].tls.alpn, p.rules[4].tls.alpn);
+	cr_expect_str_eq(p.rules[0].tls.ca_file, "/ca1");
+	cr_expect_str_eq(p.rules[1].tls.ca_file, "/ca2");
+	cr_expect_neq(p.rules[0].tls.alpn, p.rules[1].tls.alpn);
+	cr_expect_str_eq(p.rules[1].tls.alpn, "h2");
 	policy_free(&p);
 }
 
@@ -498,7 +526,8 @@ Test(policy_parse, rules_mode_splitting_and_numbering)
 {
 	struct policy p;
 
-	parse_ok(&p, "tls a:1;;tls b:2 ; plain c:3\ndeny d:4;# note; tls e:5 # c; tls f:6 ca-file=\"x;y\";", true);
+	parse_ok(&p, "tls a:1;;tls b:2 ; plain c:3\ndeny d:4;# note; tls e:5 # c; tls f:6 ca-file=\"x;y\";",
+		 true);
 	cr_assert_eq(p.n_rules, 6);
 	cr_expect_eq(p.rules[0].line, 1);
 	cr_expect_eq(p.rules[1].line, 3);
@@ -546,12 +575,29 @@ Test(policy_parse, valid_hostname)
 		const char *name;
 		bool ok;
 	} cases[] = {
-		{"example.com", true},	  {"EXAMPLE.com.", true}, {"a", true},		  {"a.", true},
-		{"1.2.3.4", true},	  {"xn--p1ai", true},	  {"a-b", true},	  {"", false},
-		{".", false},		  {".a", false},	  {"a..b", false},	  {"-a", false},
-		{"a-", false},		  {"a-.b", false},	  {"a.-b", false},	  {"a_b", false},
-		{"a b", false},		  {"a..", false},	  {"bücher.de", false}, {"a\xff", false},
-		{"*.example.com", false}, {"a:1", false},	  {"[::1]", false},
+	    {"example.com", true},
+	    {"EXAMPLE.com.", true},
+	    {"a", true},
+	    {"a.", true},
+	    {"1.2.3.4", true},
+	    {"xn--p1ai", true},
+	    {"a-b", true},
+	    {"", false},
+	    {".", false},
+	    {".a", false},
+	    {"a..b", false},
+	    {"-a", false},
+	    {"a-", false},
+	    {"a-.b", false},
+	    {"a.-b", false},
+	    {"a_b", false},
+	    {"a b", false},
+	    {"a..", false},
+	    {"bücher.de", false},
+	    {"a\xff", false},
+	    {"*.example.com", false},
+	    {"a:1", false},
+	    {"[::1]", false},
 	};
 	char label[80], name[300];
 	size_t i;
@@ -593,174 +639,182 @@ struct err_case {
 #define R true
 
 static const struct err_case err_cases[] = {
-	/* actions and structure */
-	{"bogus a:1", F, 1, 1, "unknown action 'bogus' (expected tls, plain, deny or defaults)"},
-	{"TLS a:1", F, 1, 1, "unknown action 'TLS'"},
-	{"tls", F, 1, 4, "missing host pattern after 'tls' (expected host[:port]"},
-	{"deny   # c", F, 1, 5, "missing host pattern after 'deny'"},
-	{"tls name=x", F, 1, 5, "expected a host pattern after 'tls', got the option 'name=x'"},
-	{"plain a:1 name=x", F, 1, 11, "options are not allowed on plain rules"},
-	{"deny a:1 b", F, 1, 10, "unexpected 'b' after the host pattern (deny rules take no options)"},
-	{"tls a:1 b", F, 1, 9, "expected a key=value option, got 'b'"},
-	{"tls a:1 bogus-key=1", F, 1, 9, "unknown option 'bogus-key' (expected one of name, sni, ca-file,"},
-	{"tls a:1 Name=x", F, 1, 9, "unknown option 'Name'"},
-	{"tls a:1 =x", F, 1, 9, "missing option name before '='"},
-	{"tls a:1 name=a name=b", F, 1, 16, "duplicate option 'name' (already set at column 9"},
-	{"tls a:1 verify=on alpn=x verify=off", F, 1, 26, "duplicate option 'verify'"},
-	{"defaults alpn=a alpn=b", F, 1, 17, "duplicate option 'alpn'"},
-	{"tls a:1 name=", F, 1, 14, "empty value for name= (expected a host name or an IP address)"},
-	{"tls a:1 ca-file=\"\"", F, 1, 17, "empty value for ca-file="},
-	{"defaults", F, 1, 9, "'defaults' needs at least one key=value option"},
-	{"defaults a:1", F, 1, 10, "expected a key=value option, got 'a:1'"},
-	{"defaults bogus=1", F, 1, 10, "unknown option 'bogus'"},
-	{"\n\n  tls", F, 3, 6, "missing host pattern"},
-	/* host patterns */
-	{"tls a:0", F, 1, 7, "invalid port '0' (expected 1-65535"},
-	{"tls a:65536", F, 1, 7, "invalid port '65536'"},
-	{"tls a:99999999999999999999", F, 1, 7, "invalid port"},
-	{"tls a:-1", F, 1, 7, "invalid port '-1'"},
-	{"tls a:1x", F, 1, 7, "invalid port '1x'"},
-	{"tls a:*x", F, 1, 7, "invalid port '*x'"},
-	{"tls a:80-", F, 1, 7, "invalid port '80-'"},
-	{"tls a:80-0", F, 1, 7, "invalid port '80-0'"},
-	{"tls a:80-90-100", F, 1, 7, "invalid port"},
-	{"tls a:8100-8000", F, 1, 12, "port range 8100-8000 is reversed (expected lo <= hi)"},
-	{"tls a:", F, 1, 6, "missing port after ':'"},
-	{"tls :443", F, 1, 5, "missing host before ':'"},
-	{"tls ::1", F, 1, 5, "IPv6 addresses go in brackets"},
-	{"tls fe80::1:443", F, 1, 5, "too many ':'"},
-	{"tls [::1", F, 1, 5, "missing ']'"},
-	{"tls [::1]x", F, 1, 10, "unexpected 'x' after ']' (expected :port or /prefix)"},
-	{"tls [::1]:", F, 1, 10, "missing port after ':'"},
-	{"tls [::1]:0", F, 1, 11, "invalid port '0'"},
-	{"tls []", F, 1, 6, "invalid IPv6 address ''"},
-	{"tls [zz::1]", F, 1, 6, "invalid IPv6 address 'zz::1'"},
-	{"tls [fe80::1%eth0]", F, 1, 6, "invalid IPv6 address"},
-	{"tls [1.2.3.4]:1", F, 1, 5, "IPv4 addresses are written without brackets"},
-	{"tls [::1]/129", F, 1, 11, "invalid prefix length '129' (expected 0-128)"},
-	{"tls [::1]/", F, 1, 11, "invalid prefix length ''"},
-	{"tls [::1]/x:1", F, 1, 11, "invalid prefix length 'x'"},
-	{"tls [fd00::1]/8", F, 1, 5, "has host bits set (expected its network address, e.g. [fd00::]/8)"},
-	{"tls [::ffff:0:0]/80", F, 1, 5, "host bits set"},
-	{"tls [::ffff:10.1.2.3]/104", F, 1, 5, "host bits set (expected its network address, e.g. 10.0.0.0/8)"},
-	{"tls 10.0.0.0/33", F, 1, 14, "invalid prefix length '33' (expected 0-32)"},
-	{"tls 10.0.0.0/", F, 1, 14, "invalid prefix length ''"},
-	{"tls 10.0.0.1/8", F, 1, 5, "network '10.0.0.1/8' has host bits set (expected its network address, e.g. 10.0.0.0/8)"},
-	{"tls 10.0.0.0/7", F, 1, 0, NULL}, /* 10 is even: aligned */
-	{"tls 11.0.0.0/7", F, 1, 5, "e.g. 10.0.0.0/7"},
-	{"tls 10.0.0/8", F, 1, 5, "invalid IPv4 network '10.0.0/8'"},
-	{"tls foo/8", F, 1, 5, "invalid IPv4 network"},
-	{"tls fd00::/8", F, 1, 5, "IPv6 addresses go in brackets"},
-	{"tls 1.2.3", F, 1, 5, "invalid IPv4 address '1.2.3'"},
-	{"tls 256.1.1.1", F, 1, 5, "invalid IPv4 address"},
-	{"tls 1.2.3.4.5", F, 1, 5, "invalid IPv4 address"},
-	{"tls 010.1.1.1", F, 1, 5, "invalid IPv4 address"},
-	{"tls 1..2.3", F, 1, 5, "invalid IPv4 address"},
-	{"tls a*.b", F, 1, 6, "'*' must stand alone or start '*.suffix'"},
-	{"tls **", F, 1, 5, "'*' must stand alone"},
-	{"tls *.a*", F, 1, 8, "'*' must stand alone"},
-	{"tls *.", F, 1, 7, "invalid suffix '' after '*.'"},
-	{"tls *..com", F, 1, 7, "invalid suffix '.com'"},
-	{"tls *.-a.com:1", F, 1, 7, "invalid suffix"},
-	{"tls b\xc3\xbc" "cher.de", F, 1, 5, "invalid host 'b\\xc3\\xbccher.de'"},
-	{"tls \xff\xfe", F, 1, 5, "invalid host '\\xff\\xfe'"},
-	{"tls a_b.com", F, 1, 5, "invalid host 'a_b.com' (expected a host name of letters, digits"},
-	{"tls -a.com", F, 1, 5, "invalid host"},
-	{"tls a..com", F, 1, 5, "invalid host"},
-	{"tls .", F, 1, 5, "invalid host"},
-	/* option values */
-	{"tls a:1 name=a_b", F, 1, 14, "invalid name value 'a_b' (expected a host name or an IP address)"},
-	{"tls a:1 name=1.2.3", F, 1, 14, "invalid IPv4 address '1.2.3' in name="},
-	{"tls a:1 name=[zz]", F, 1, 14, "invalid name value '[zz]'"},
-	{"tls a:1 name=a:b", F, 1, 14, "invalid name value"},
-	{"tls a:1 name=b\xc3\xbc.de", F, 1, 14, "invalid name value 'b\\xc3\\xbc.de'"},
-	{"tls a:1 sni=1.2.3.4", F, 1, 13, "sni= takes a host name or off, not an IP address"},
-	{"tls a:1 sni=[::1]", F, 1, 13, "not an IP address"},
-	{"tls a:1 sni=::1", F, 1, 13, "not an IP address"},
-	{"tls a:1 sni=a_b", F, 1, 13, "invalid sni value 'a_b' (expected a host name, or off)"},
-	{"tls a:1 sni=OFF.", F, 1, 0, NULL}, /* a valid name, not the keyword: no error */
-	{"tls a:1 min-version=1.1", F, 1, 21, "invalid min-version value '1.1' (expected 1.2 or 1.3)"},
-	{"tls a:1 max-version=TLS1.3", F, 1, 21, "invalid max-version value 'TLS1.3'"},
-	{"tls a:1 ciphers=\"A B\"", F, 1, 17, "invalid byte 0x20 in ciphers="},
-	{"tls a:1 ciphers=A\xff", F, 1, 18, "invalid byte 0xff in ciphers="},
-	{"tls a:1 alpn=h2,,x", F, 1, 17, "empty protocol in alpn="},
-	{"tls a:1 alpn=,h2", F, 1, 14, "empty protocol in alpn="},
-	{"tls a:1 alpn=h2,", F, 1, 17, "empty protocol in alpn="},
-	{"tls a:1 alpn=\"h 2\"", F, 1, 14, "invalid byte 0x20 in alpn="},
-	{"tls a:1 alpn=h2,x\xc3", F, 1, 18, "invalid byte 0xc3 in alpn="},
-	{"tls a:1 handshake-timeout=0", F, 1, 27, "handshake-timeout= '0' is out of range (expected 1ms to 300s)"},
-	{"tls a:1 handshake-timeout=0ms", F, 1, 27, "out of range"},
-	{"tls a:1 handshake-timeout=301", F, 1, 27, "out of range"},
-	{"tls a:1 handshake-timeout=301s", F, 1, 27, "out of range"},
-	{"tls a:1 handshake-timeout=300001ms", F, 1, 27, "out of range"},
-	{"tls a:1 handshake-timeout=99999999999999999999", F, 1, 27, "out of range"},
-	{"tls a:1 handshake-timeout=10m", F, 1, 29, "invalid unit in handshake-timeout="},
-	{"tls a:1 handshake-timeout=1.5s", F, 1, 28, "invalid unit"},
-	{"tls a:1 handshake-timeout=10S", F, 1, 29, "invalid unit"},
-	{"tls a:1 handshake-timeout=-1", F, 1, 27, "invalid handshake-timeout value '-1'"},
-	{"tls a:1 handshake-timeout=s", F, 1, 27, "invalid handshake-timeout value"},
-	{"tls a:1 verify=maybe", F, 1, 16, "invalid verify value 'maybe' (expected on, off or pin-only)"},
-	{"tls a:1 verify=ON", F, 1, 16, "invalid verify value 'ON'"},
-	{"tls a:1 ocsp-stapling=yes", F, 1, 23, "invalid ocsp-stapling value 'yes' (expected require, prefer or off)"},
-	{"tls a:1 truncation=ignore", F, 1, 20, "invalid truncation value 'ignore' (expected error or allow)"},
-	{"tls a:1 session-resumption=yes", F, 1, 28, "invalid session-resumption value 'yes' (expected on or off)"},
-	{"tls a:1 pin-sha256=abc", F, 1, 20, "pin-sha256= 'abc' is not valid base64"},
-	{"tls a:1 pin-sha256=AAAA", F, 1, 20, "decodes to 3 bytes (expected 32: a SHA-256 digest)"},
-	{"tls a:1 pin-sha256=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==",
-	 F, 1, 20, "decodes to 64 bytes"},
-	{"tls a:1 pin-sha256=" PIN_EMPTY PIN_EMPTY, F, 1, 20, "is not valid base64"},
-	{"tls a:1 pin-sha256=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU", F, 1, 20, "not valid base64"},
-	{"tls a:1 pin-sha256=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFV=", F, 1, 20, "not valid base64"},
-	{"tls a:1 pin-sha256=47DEQpj8HBSa-_TImW+5JCeuQeRkm5NMpJWZG3hSuFU=", F, 1, 20, "not valid base64"},
-	{"tls a:1 pin-sha256=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSu===", F, 1, 20, "not valid base64"},
-	{"tls a:1 pin-sha256=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZ=3hSuFU=", F, 1, 20, "not valid base64"},
-	{"tls a:1 pin-sha256=" PIN_EMPTY ",,x", F, 1, 65, "empty item in pin-sha256="},
-	{"tls a:1 pin-sha256=" PIN_EMPTY ",x", F, 1, 65, "'x' is not valid base64"},
-	{"tls a:1 pin-sha256=" PIN_EMPTY ",", F, 1, 65, "empty item"},
-	{"tls a:1 pin-sha256=\"" PIN_EMPTY ",x\"", F, 1, 20, "'x' is not valid base64"},
-	/* checks after merging with defaults */
-	{"tls a:1 min-version=1.3 max-version=1.2", F, 1, 25, "min-version=1.3 is above max-version=1.2"},
-	{"tls a:1 max-version=1.2 min-version=1.3", F, 1, 25, "min-version=1.3 is above max-version=1.2"},
-	{"defaults max-version=1.2\ntls a:1 min-version=1.3", F, 2, 9, "is above max-version"},
-	{"defaults min-version=1.3 max-version=1.2\nplain a:1\ntls b:1", F, 3, 1, "is above max-version"},
-	{"tls a:1 verify=pin-only", F, 1, 9, "verify=pin-only needs at least one pin-sha256="},
-	{"defaults verify=pin-only\n  tls a:1", F, 2, 3, "verify=pin-only needs"},
-	{"defaults verify=pin-only pin-sha256=" PIN_EMPTY "\ntls a:1", F, 1, 0, NULL},
-	{"tls a:1 cert=/c", F, 1, 9, "cert= and key= go together (missing key="},
-	{"tls a:1 key=/k", F, 1, 9, "missing cert="},
-	{"defaults cert=/c\ntls a:1", F, 2, 1, "missing key="},
-	{"tls a:1 key-password-file=/p", F, 1, 9, "key-password-file= needs cert= and key="},
-	/* lexical */
-	{"tls a:1 ca-file=\"x", F, 1, 17, "unterminated quoted value"},
-	{"tls a:1 ca-file=\"x\ntls b:1\"", F, 1, 17, "unterminated quoted value"},
-	{"tls a:1 ca-file=\"a\\nb\"", F, 1, 19, "invalid escape '\\n' in a quoted value (expected \\\" or \\\\)"},
-	{"tls a:1 ca-file=\"a\\", F, 1, 17, "unterminated"},
-	{"tls a:1 ca-file=\"x\"y", F, 1, 20, "unexpected 'y' after the closing quote"},
-	{"tls a:1 ca-file=\"x\"#c", F, 1, 20, "unexpected '#' after the closing quote"},
-	{"tls a:1 ca-file=\"x\"\"y\"", F, 1, 20, "unexpected '\"' after the closing quote"},
-	{"tls a:1 ca-file=x\"y\"", F, 1, 18, "unexpected '\"' (only whole option values can be quoted"},
-	{"tls \"a\":1", F, 1, 5, "unexpected '\"'"},
-	{"\"tls\" a:1", F, 1, 1, "unexpected '\"'"},
-	{"tls a:1 ca-file=a#b", F, 1, 18, "'#' inside a token (put a space before a comment"},
-	{"tls a:1#c", F, 1, 8, "'#' inside a token"},
-	{"tls a:1 \x01", F, 1, 9, "control character 0x01"},
-	{"tls a:1\x0b", F, 1, 8, "control character 0x0b"},
-	{"tls a:1\x7f", F, 1, 8, "control character 0x7f"},
-	{"tls\fa:1", F, 1, 4, "control character 0x0c"},
-	{"tls a:1 ca-file=\"a\x01\"", F, 1, 19, "control character 0x01 in a quoted value"},
-	/* TLSSHIM_RULES: the line is the rule's index, the column counts from the rule's start */
-	{"tls a:1;bogus", R, 2, 1, "unknown action 'bogus'"},
-	{"tls a:1; tls b:0", R, 2, 8, "invalid port '0'"},
-	{"tls a:1;;tls", R, 3, 4, "missing host pattern"},
-	{"tls a:1\ntls b:1;x", R, 3, 1, "unknown action 'x'"},
-	{"tls a:1 # c; x", R, 2, 2, "unknown action 'x'"},
-	{"tls a:1 ca-file=\"a;b\";x", R, 2, 1, "unknown action 'x'"},
-	{"tls a:1 ca-file=\"a;b", R, 1, 17, "unterminated quoted value"},
-	{"tls a:1 ca-file=\"a\";b", R, 2, 1, "unknown action 'b'"},
-	{"defaults verify=pin-only;tls a:1", R, 2, 1, "verify=pin-only needs"},
-	/* in a file, ';' is an ordinary byte */
-	{"tls a:1;tls b:1", F, 1, 7, "invalid port '1;tls'"},
-	{"tls a:1 ca-file=x;y", F, 1, 0, NULL},
+    /* actions and structure */
+    {"bogus a:1", F, 1, 1, "unknown action 'bogus' (expected tls, plain, deny or defaults)"},
+    {"TLS a:1", F, 1, 1, "unknown action 'TLS'"},
+    {"tls", F, 1, 4, "missing host pattern after 'tls' (expected host[:port]"},
+    {"deny   # c", F, 1, 5, "missing host pattern after 'deny'"},
+    {"tls name=x", F, 1, 5, "expected a host pattern after 'tls', got the option 'name=x'"},
+    {"plain a:1 name=x", F, 1, 11, "options are not allowed on plain rules"},
+    {"deny a:1 b", F, 1, 10, "unexpected 'b' after the host pattern (deny rules take no options)"},
+    {"tls a:1 b", F, 1, 9, "expected a key=value option, got 'b'"},
+    {"tls a:1 bogus-key=1", F, 1, 9, "unknown option 'bogus-key' (expected one of name, sni, ca-file,"},
+    {"tls a:1 Name=x", F, 1, 9, "unknown option 'Name'"},
+    {"tls a:1 =x", F, 1, 9, "missing option name before '='"},
+    {"tls a:1 name=a name=b", F, 1, 16, "duplicate option 'name' (already set at column 9"},
+    {"tls a:1 verify=on alpn=x verify=off", F, 1, 26, "duplicate option 'verify'"},
+    {"defaults alpn=a alpn=b", F, 1, 17, "duplicate option 'alpn'"},
+    {"tls a:1 name=", F, 1, 14, "empty value for name= (expected a host name or an IP address)"},
+    {"tls a:1 ca-file=\"\"", F, 1, 17, "empty value for ca-file="},
+    {"defaults", F, 1, 9, "'defaults' needs at least one key=value option"},
+    {"defaults a:1", F, 1, 10, "expected a key=value option, got 'a:1'"},
+    {"defaults bogus=1", F, 1, 10, "unknown option 'bogus'"},
+    {"\n\n  tls", F, 3, 6, "missing host pattern"},
+    /* host patterns */
+    {"tls a:0", F, 1, 7, "invalid port '0' (expected 1-65535"},
+    {"tls a:65536", F, 1, 7, "invalid port '65536'"},
+    {"tls a:99999999999999999999", F, 1, 7, "invalid port"},
+    {"tls a:-1", F, 1, 7, "invalid port '-1'"},
+    {"tls a:1x", F, 1, 7, "invalid port '1x'"},
+    {"tls a:*x", F, 1, 7, "invalid port '*x'"},
+    {"tls a:80-", F, 1, 7, "invalid port '80-'"},
+    {"tls a:80-0", F, 1, 7, "invalid port '80-0'"},
+    {"tls a:80-90-100", F, 1, 7, "invalid port"},
+    {"tls a:8100-8000", F, 1, 12, "port range 8100-8000 is reversed (expected lo <= hi)"},
+    {"tls a:", F, 1, 6, "missing port after ':'"},
+    {"tls :443", F, 1, 5, "missing host before ':'"},
+    {"tls ::1", F, 1, 5, "IPv6 addresses go in brackets"},
+    {"tls fe80::1:443", F, 1, 5, "too many ':'"},
+    {"tls [::1", F, 1, 5, "missing ']'"},
+    {"tls [::1]x", F, 1, 10, "unexpected 'x' after ']' (expected :port or /prefix)"},
+    {"tls [::1]:", F, 1, 10, "missing port after ':'"},
+    {"tls [::1]:0", F, 1, 11, "invalid port '0'"},
+    {"tls []", F, 1, 6, "invalid IPv6 address ''"},
+    {"tls [zz::1]", F, 1, 6, "invalid IPv6 address 'zz::1'"},
+    {"tls [fe80::1%eth0]", F, 1, 6, "invalid IPv6 address"},
+    {"tls [1.2.3.4]:1", F, 1, 5, "IPv4 addresses are written without brackets"},
+    {"tls [::1]/129", F, 1, 11, "invalid prefix length '129' (expected 0-128)"},
+    {"tls [::1]/", F, 1, 11, "invalid prefix length ''"},
+    {"tls [::1]/x:1", F, 1, 11, "invalid prefix length 'x'"},
+    {"tls [fd00::1]/8", F, 1, 5, "has host bits set (expected its network address, e.g. [fd00::]/8)"},
+    {"tls [::ffff:0:0]/80", F, 1, 5, "host bits set"},
+    {"tls [::ffff:10.1.2.3]/104", F, 1, 5, "host bits set (expected its network address, e.g. 10.0.0.0/8)"},
+    {"tls 10.0.0.0/33", F, 1, 14, "invalid prefix length '33' (expected 0-32)"},
+    {"tls 10.0.0.0/", F, 1, 14, "invalid prefix length ''"},
+    {"tls 10.0.0.1/8", F, 1, 5,
+     "network '10.0.0.1/8' has host bits set (expected its network address, e.g. 10.0.0.0/8)"},
+    {"tls 10.0.0.0/7", F, 1, 0, NULL}, /* 10 is even: aligned */
+    {"tls 11.0.0.0/7", F, 1, 5, "e.g. 10.0.0.0/7"},
+    {"tls 10.0.0/8", F, 1, 5, "invalid IPv4 network '10.0.0/8'"},
+    {"tls foo/8", F, 1, 5, "invalid IPv4 network"},
+    {"tls fd00::/8", F, 1, 5, "IPv6 addresses go in brackets"},
+    {"tls 1.2.3", F, 1, 5, "invalid IPv4 address '1.2.3'"},
+    {"tls 256.1.1.1", F, 1, 5, "invalid IPv4 address"},
+    {"tls 1.2.3.4.5", F, 1, 5, "invalid IPv4 address"},
+    {"tls 010.1.1.1", F, 1, 5, "invalid IPv4 address"},
+    {"tls 1..2.3", F, 1, 5, "invalid IPv4 address"},
+    {"tls a*.b", F, 1, 6, "'*' must stand alone or start '*.suffix'"},
+    {"tls **", F, 1, 5, "'*' must stand alone"},
+    {"tls *.a*", F, 1, 8, "'*' must stand alone"},
+    {"tls *.", F, 1, 7, "invalid suffix '' after '*.'"},
+    {"tls *..com", F, 1, 7, "invalid suffix '.com'"},
+    {"tls *.-a.com:1", F, 1, 7, "invalid suffix"},
+    {"tls b\xc3\xbc"
+     "cher.de",
+     F, 1, 5, "invalid host 'b\\xc3\\xbccher.de'"},
+    {"tls \xff\xfe", F, 1, 5, "invalid host '\\xff\\xfe'"},
+    {"tls a_b.com", F, 1, 5, "invalid host 'a_b.com' (expected a host name of letters, digits"},
+    {"tls -a.com", F, 1, 5, "invalid host"},
+    {"tls a..com", F, 1, 5, "invalid host"},
+    {"tls .", F, 1, 5, "invalid host"},
+    /* option values */
+    {"tls a:1 name=a_b", F, 1, 14, "invalid name value 'a_b' (expected a host name or an IP address)"},
+    {"tls a:1 name=1.2.3", F, 1, 14, "invalid IPv4 address '1.2.3' in name="},
+    {"tls a:1 name=[zz]", F, 1, 14, "invalid name value '[zz]'"},
+    {"tls a:1 name=a:b", F, 1, 14, "invalid name value"},
+    {"tls a:1 name=b\xc3\xbc.de", F, 1, 14, "invalid name value 'b\\xc3\\xbc.de'"},
+    {"tls a:1 sni=1.2.3.4", F, 1, 13, "sni= takes a host name or off, not an IP address"},
+    {"tls a:1 sni=[::1]", F, 1, 13, "not an IP address"},
+    {"tls a:1 sni=::1", F, 1, 13, "not an IP address"},
+    {"tls a:1 sni=a_b", F, 1, 13, "invalid sni value 'a_b' (expected a host name, or off)"},
+    {"tls a:1 sni=OFF.", F, 1, 0, NULL}, /* a valid name, not the keyword: no error */
+    {"tls a:1 min-version=1.1", F, 1, 21, "invalid min-version value '1.1' (expected 1.2 or 1.3)"},
+    {"tls a:1 max-version=TLS1.3", F, 1, 21, "invalid max-version value 'TLS1.3'"},
+    {"tls a:1 ciphers=\"A B\"", F, 1, 17, "invalid byte 0x20 in ciphers="},
+    {"tls a:1 ciphers=A\xff", F, 1, 18, "invalid byte 0xff in ciphers="},
+    {"tls a:1 alpn=h2,,x", F, 1, 17, "empty protocol in alpn="},
+    {"tls a:1 alpn=,h2", F, 1, 14, "empty protocol in alpn="},
+    {"tls a:1 alpn=h2,", F, 1, 17, "empty protocol in alpn="},
+    {"tls a:1 alpn=\"h 2\"", F, 1, 14, "invalid byte 0x20 in alpn="},
+    {"tls a:1 alpn=h2,x\xc3", F, 1, 18, "invalid byte 0xc3 in alpn="},
+    {"tls a:1 handshake-timeout=0", F, 1, 27,
+     "handshake-timeout= '0' is out of range (expected 1ms to 300s)"},
+    {"tls a:1 handshake-timeout=0ms", F, 1, 27, "out of range"},
+    {"tls a:1 handshake-timeout=301", F, 1, 27, "out of range"},
+    {"tls a:1 handshake-timeout=301s", F, 1, 27, "out of range"},
+    {"tls a:1 handshake-timeout=300001ms", F, 1, 27, "out of range"},
+    {"tls a:1 handshake-timeout=99999999999999999999", F, 1, 27, "out of range"},
+    {"tls a:1 handshake-timeout=10m", F, 1, 29, "invalid unit in handshake-timeout="},
+    {"tls a:1 handshake-timeout=1.5s", F, 1, 28, "invalid unit"},
+    {"tls a:1 handshake-timeout=10S", F, 1, 29, "invalid unit"},
+    {"tls a:1 handshake-timeout=-1", F, 1, 27, "invalid handshake-timeout value '-1'"},
+    {"tls a:1 handshake-timeout=s", F, 1, 27, "invalid handshake-timeout value"},
+    {"tls a:1 verify=maybe", F, 1, 16, "invalid verify value 'maybe' (expected on, off or pin-only)"},
+    {"tls a:1 verify=ON", F, 1, 16, "invalid verify value 'ON'"},
+    {"tls a:1 ocsp-stapling=yes", F, 1, 23,
+     "invalid ocsp-stapling value 'yes' (expected require, prefer or off)"},
+    {"tls a:1 truncation=ignore", F, 1, 20, "invalid truncation value 'ignore' (expected error or allow)"},
+    {"tls a:1 session-resumption=yes", F, 1, 28,
+     "invalid session-resumption value 'yes' (expected on or off)"},
+    {"tls a:1 pin-sha256=abc", F, 1, 20, "pin-sha256= 'abc' is not valid base64"},
+    {"tls a:1 pin-sha256=AAAA", F, 1, 20, "decodes to 3 bytes (expected 32: a SHA-256 digest)"},
+    {"tls a:1 "
+     "pin-sha256=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==",
+     F, 1, 20, "decodes to 64 bytes"},
+    {"tls a:1 pin-sha256=" PIN_EMPTY PIN_EMPTY, F, 1, 20, "is not valid base64"},
+    {"tls a:1 pin-sha256=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU", F, 1, 20, "not valid base64"},
+    {"tls a:1 pin-sha256=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFV=", F, 1, 20, "not valid base64"},
+    {"tls a:1 pin-sha256=47DEQpj8HBSa-_TImW+5JCeuQeRkm5NMpJWZG3hSuFU=", F, 1, 20, "not valid base64"},
+    {"tls a:1 pin-sha256=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSu===", F, 1, 20, "not valid base64"},
+    {"tls a:1 pin-sha256=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZ=3hSuFU=", F, 1, 20, "not valid base64"},
+    {"tls a:1 pin-sha256=" PIN_EMPTY ",,x", F, 1, 65, "empty item in pin-sha256="},
+    {"tls a:1 pin-sha256=" PIN_EMPTY ",x", F, 1, 65, "'x' is not valid base64"},
+    {"tls a:1 pin-sha256=" PIN_EMPTY ",", F, 1, 65, "empty item"},
+    {"tls a:1 pin-sha256=\"" PIN_EMPTY ",x\"", F, 1, 20, "'x' is not valid base64"},
+    /* checks after merging with defaults */
+    {"tls a:1 min-version=1.3 max-version=1.2", F, 1, 25, "min-version=1.3 is above max-version=1.2"},
+    {"tls a:1 max-version=1.2 min-version=1.3", F, 1, 25, "min-version=1.3 is above max-version=1.2"},
+    {"defaults max-version=1.2\ntls a:1 min-version=1.3", F, 2, 9,
+     "is above max-version=1.2 (after applying defaults)"},
+    {"defaults min-version=1.3 max-version=1.2\nplain a:1\ntls b:1", F, 3, 1, "is above max-version"},
+    {"tls a:1 verify=pin-only", F, 1, 9, "verify=pin-only needs at least one pin-sha256="},
+    {"defaults verify=pin-only\n  tls a:1", F, 2, 3, "pin-sha256= (after applying defaults)"},
+    {"defaults verify=pin-only pin-sha256=" PIN_EMPTY "\ntls a:1", F, 1, 0, NULL},
+    {"tls a:1 cert=/c", F, 1, 9, "cert= and key= go together (missing key=)"},
+    {"tls a:1 key=/k", F, 1, 9, "missing cert="},
+    {"defaults cert=/c\ntls a:1", F, 2, 1, "(missing key=) (after applying defaults)"},
+    {"tls a:1 key-password-file=/p", F, 1, 9, "key-password-file= needs cert= and key="},
+    /* lexical */
+    {"tls a:1 ca-file=\"x", F, 1, 17, "unterminated quoted value"},
+    {"tls a:1 ca-file=\"x\ntls b:1\"", F, 1, 17, "unterminated quoted value"},
+    {"tls a:1 ca-file=\"a\\nb\"", F, 1, 19, "invalid escape '\\n' in a quoted value (expected \\\" or \\\\)"},
+    {"tls a:1 ca-file=\"a\\", F, 1, 17, "unterminated"},
+    {"tls a:1 ca-file=\"x\"y", F, 1, 20, "unexpected 'y' after the closing quote"},
+    {"tls a:1 ca-file=\"x\"#c", F, 1, 20, "unexpected '#' after the closing quote"},
+    {"tls a:1 ca-file=\"x\"\"y\"", F, 1, 20, "unexpected '\"' after the closing quote"},
+    {"tls a:1 ca-file=x\"y\"", F, 1, 18, "unexpected '\"' (only whole option values can be quoted"},
+    {"tls \"a\":1", F, 1, 5, "unexpected '\"'"},
+    {"\"tls\" a:1", F, 1, 1, "unexpected '\"'"},
+    {"tls a:1 ca-file=a#b", F, 1, 18, "'#' inside a token (put a space before a comment"},
+    {"tls a:1#c", F, 1, 8, "'#' inside a token"},
+    {"tls a:1 \x01", F, 1, 9, "control character 0x01"},
+    {"tls a:1\x0b", F, 1, 8, "control character 0x0b"},
+    {"tls a:1\x7f", F, 1, 8, "control character 0x7f"},
+    {"tls\fa:1", F, 1, 4, "control character 0x0c"},
+    {"tls a:1 ca-file=\"a\x01\"", F, 1, 19, "control character 0x01 in a quoted value"},
+    /* TLSSHIM_RULES: the line is the rule's index, the column counts from the rule's start */
+    {"tls a:1;bogus", R, 2, 1, "unknown action 'bogus'"},
+    {"tls a:1; tls b:0", R, 2, 8, "invalid port '0'"},
+    {"tls a:1;;tls", R, 3, 4, "missing host pattern"},
+    {"tls a:1\ntls b:1;x", R, 3, 1, "unknown action 'x'"},
+    {"tls a:1 # c; x", R, 2, 2, "unknown action 'x'"},
+    {"tls a:1 ca-file=\"a;b\";x", R, 2, 1, "unknown action 'x'"},
+    {"tls a:1 ca-file=\"a;b", R, 1, 17, "unterminated quoted value"},
+    {"tls a:1 ca-file=\"a\";b", R, 2, 1, "unknown action 'b'"},
+    {"defaults verify=pin-only;tls a:1", R, 2, 1, "verify=pin-only needs"},
+    /* in a file, ';' is an ordinary byte */
+    {"tls a:1;tls b:1", F, 1, 7, "invalid port '1;tls'"},
+    {"tls a:1 ca-file=x;y", F, 1, 0, NULL},
 };
 
 #undef F
@@ -781,7 +835,8 @@ Test(policy_errors, table)
 		memset(&e, 0x55, sizeof(e));
 		rc = policy_parse(&p, c->text, strlen(c->text), src, c->rules, &e);
 		if (!c->msg) {
-			cr_expect_eq(rc, 0, "[%s] should parse: %u:%u: %s", c->text, e.line, e.column, e.message);
+			cr_expect_eq(rc, 0, "[%s] should parse: %u:%u: %s", c->text, e.line, e.column,
+				     e.message);
 			policy_free(&p);
 			continue;
 		}
@@ -791,9 +846,42 @@ Test(policy_errors, table)
 			continue;
 		}
 		cr_expect_str_eq(e.source, src, "[%s]", c->text);
-		cr_expect_eq(e.line, c->line, "[%s] line %u, want %u (%s)", c->text, e.line, c->line, e.message);
-		cr_expect_eq(e.column, c->col, "[%s] column %u, want %u (%s)", c->text, e.column, c->col, e.message);
-		cr_expect(strstr(e.message, c->msg) != NULL, "[%s] message [%s] lacks [%s]", c->text, e.message, c->msg);
+		cr_expect_eq(e.line, c->line, "[%s] line %u, want %u (%s)", c->text, e.line, c->line,
+			     e.message);
+		cr_expect_eq(e.column, c->col, "[%s] column %u, want %u (%s)", c->text, e.column, c->col,
+			     e.message);
+		cr_expect(strstr(e.message, c->msg) != NULL, "[%s] message [%s] lacks [%s]", c->text,
+			  e.message, c->msg);
+		policy_free(&p);
+	}
+}
+
+Test(policy_errors, exact_messages)
+{
+	static const struct {
+		const char *text, *msg;
+	} cases[] = {
+	    {"tls a:1 min-version=1.3 max-version=1.2", "min-version=1.3 is above max-version=1.2"},
+	    {"tls a:1 cert=/c", "cert= and key= go together (missing key=)"},
+	    {"tls a:1 bogus-key=1",
+	     "unknown option 'bogus-key' (expected one of name, sni, ca-file, ca-dir, min-version, "
+	     "max-version, "
+	     "ciphers, alpn, handshake-timeout, verify, cert, key, key-password-file, pin-sha256, crl-file, "
+	     "crl-dir, ocsp-stapling, truncation, session-resumption)"},
+	    {"tls a:1 handshake-timeout-typo=1",
+	     "unknown option 'handshake-ti...' (expected one of name, sni, ca-file, ca-dir, min-version, "
+	     "max-version, ciphers, alpn, handshake-timeout, verify, cert, key, key-password-file, "
+	     "pin-sha256, "
+	     "crl-file, crl-dir, ocsp-stapling, truncation, session-resumption)"},
+	};
+	size_t i;
+
+	for (i = 0; i < N_ELEMS(cases); i++) {
+		struct policy p = {0};
+		struct policy_error e;
+
+		cr_expect_eq(policy_parse(&p, cases[i].text, strlen(cases[i].text), "f", false, &e), -1);
+		cr_expect_str_eq(e.message, cases[i].msg);
 		policy_free(&p);
 	}
 }
@@ -805,12 +893,12 @@ Test(policy_errors, nul_bytes)
 		size_t len;
 		unsigned line, col;
 	} cases[] = {
-		{"tls a:1\0", 8, 1, 8},
-		{"tls a:\0\n", 8, 1, 7},
-		{"\0", 1, 1, 1},
-		{"tls a:1\n# comment \0 x\n", 22, 2, 11},
-		{"tls a:1 ca-file=\"\0\"", 19, 1, 18},
-		{"tls a:1 # x\0", 12, 1, 12},
+	    {"tls a:1\0", 8, 1, 8},
+	    {"tls a:\0\n", 8, 1, 7},
+	    {"\0", 1, 1, 1},
+	    {"tls a:1\n# comment \0 x\n", 22, 2, 11},
+	    {"tls a:1 ca-file=\"\0\"", 19, 1, 18},
+	    {"tls a:1 # x\0", 12, 1, 12},
 	};
 	size_t i;
 
@@ -821,7 +909,8 @@ Test(policy_errors, nul_bytes)
 
 		for (rules = false;; rules = true) {
 			memset(&p, 0, sizeof(p));
-			cr_expect_eq(policy_parse(&p, cases[i].text, cases[i].len, "f", rules, &e), -1, "case %zu", i);
+			cr_expect_eq(policy_parse(&p, cases[i].text, cases[i].len, "f", rules, &e), -1,
+				     "case %zu", i);
 			cr_expect_eq(e.line, cases[i].line, "case %zu", i);
 			cr_expect_eq(e.column, cases[i].col, "case %zu: column %u", i, e.column);
 			cr_expect(strstr(e.message, "NUL byte"), "case %zu: %s", i, e.message);
@@ -1009,43 +1098,43 @@ Test(policy_match, example_first_match_wins)
 		const char *name;
 		unsigned line;
 	} cases[] = {
-		{"93.184.216.34", 443, "api.example.com", 2},
-		{"93.184.216.34", 443, "API.Example.COM.", 2},
-		{"93.184.216.34", 80, "api.example.com", 0},
-		{"93.184.216.34", 443, "xapi.example.com", 0},
-		{"93.184.216.34", 443, NULL, 0},
-		{NULL, 443, "api.example.com", 2},
-		{"10.1.2.3", 6380, NULL, 3},
-		{"::ffff:10.1.2.3", 6380, NULL, 3},
-		{"10.1.2.3", 6381, NULL, 0},
-		{"10.1.2.4", 6380, NULL, 0},
-		{"::a01:203", 6380, NULL, 0}, /* IPv4-compatible, not mapped */
-		{"10.9.9.9", 1234, "x.corp.example", 4},
-		{"10.9.9.9", 1, "a.b.c.corp.example.", 4},
-		{"10.9.9.9", 1234, "X.CORP.EXAMPLE", 4},
-		{"10.9.9.9", 1234, "corp.example", 0},
-		{"10.9.9.9", 1234, "xcorp.example", 0},
-		{"10.9.9.9", 1234, ".corp.example", 0},
-		{"::1", 8443, NULL, 5},
-		{"::1", 8444, NULL, 0},
-		{"127.0.0.1", 8443, NULL, 7},
-		{"127.0.0.1", 9000, NULL, 6},
-		{"127.0.0.1", 9001, NULL, 7},
-		{"::ffff:127.0.0.1", 22, NULL, 7},
-		{"127.0.0.1", 25, NULL, 7},    /* plain comes before deny */
-		{"8.8.8.8", 25, NULL, 8},
-		{"2001:db8::1", 25, NULL, 8},
-		{NULL, 25, NULL, 8},
-		{"8.8.8.8", 25, "x.corp.example", 4},
-		{"8.8.8.8", 0, NULL, 0},
+	    {"93.184.216.34", 443, "api.example.com", 2},
+	    {"93.184.216.34", 443, "API.Example.COM.", 2},
+	    {"93.184.216.34", 80, "api.example.com", 0},
+	    {"93.184.216.34", 443, "xapi.example.com", 0},
+	    {"93.184.216.34", 443, NULL, 0},
+	    {NULL, 443, "api.example.com", 2},
+	    {"10.1.2.3", 6380, NULL, 3},
+	    {"::ffff:10.1.2.3", 6380, NULL, 3},
+	    {"10.1.2.3", 6381, NULL, 0},
+	    {"10.1.2.4", 6380, NULL, 0},
+	    {"::a01:203", 6380, NULL, 0}, /* IPv4-compatible, not mapped */
+	    {"10.9.9.9", 1234, "x.corp.example", 4},
+	    {"10.9.9.9", 1, "a.b.c.corp.example.", 4},
+	    {"10.9.9.9", 1234, "X.CORP.EXAMPLE", 4},
+	    {"10.9.9.9", 1234, "corp.example", 0},
+	    {"10.9.9.9", 1234, "xcorp.example", 0},
+	    {"10.9.9.9", 1234, ".corp.example", 0},
+	    {"::1", 8443, NULL, 5},
+	    {"::1", 8444, NULL, 0},
+	    {"127.0.0.1", 8443, NULL, 7},
+	    {"127.0.0.1", 9000, NULL, 6},
+	    {"127.0.0.1", 9001, NULL, 7},
+	    {"::ffff:127.0.0.1", 22, NULL, 7},
+	    {"127.0.0.1", 25, NULL, 7}, /* plain comes before deny */
+	    {"8.8.8.8", 25, NULL, 8},
+	    {"2001:db8::1", 25, NULL, 8},
+	    {NULL, 25, NULL, 8},
+	    {"8.8.8.8", 25, "x.corp.example", 4},
+	    {"8.8.8.8", 0, NULL, 0},
 	};
 	struct policy p;
 	size_t i;
 
 	parse_ok(&p, example_policy, false);
 	for (i = 0; i < N_ELEMS(cases); i++)
-		cr_expect_eq(match_line(&p, cases[i].ip, cases[i].port, cases[i].name, NULL, NULL), cases[i].line,
-			     "%s:%u %s -> %u", cases[i].ip, cases[i].port, cases[i].name,
+		cr_expect_eq(match_line(&p, cases[i].ip, cases[i].port, cases[i].name, NULL, NULL),
+			     cases[i].line, "%s:%u %s -> %u", cases[i].ip, cases[i].port, cases[i].name,
 			     match_line(&p, cases[i].ip, cases[i].port, cases[i].name, NULL, NULL));
 	policy_free(&p);
 }
@@ -1057,32 +1146,60 @@ Test(policy_match, cidr_and_port_boundaries)
 		unsigned port;
 		unsigned line;
 	} cases[] = {
-		{"10.0.0.0", 1, 1},	   {"10.255.255.255", 1, 1}, {"9.255.255.255", 1, 0},
-		{"11.0.0.0", 1, 0},	   {"192.168.1.128", 1, 2},  {"192.168.1.255", 1, 2},
-		{"192.168.1.127", 1, 0},   {"172.16.0.1", 1, 3},     {"172.31.255.255", 1, 3},
-		{"172.32.0.0", 1, 0},	   {"172.15.255.255", 1, 0}, {"::ffff:172.20.1.1", 1, 3},
-		{"fd00::", 1, 4},	   {"fdff:ffff::1", 1, 4},   {"fc00::1", 1, 0},
-		{"fe00::", 1, 0},	   {"2001:db8::", 1, 5},     {"2001:db8::1", 1, 5},
-		{"2001:db8::2", 1, 0},	   {"1.1.1.1", 7999, 0},     {"1.1.1.1", 8000, 6},
-		{"1.1.1.1", 8100, 6},	   {"1.1.1.1", 8101, 0},     {"1.1.1.1", 65535, 7},
-		{"::1", 65535, 8},	   {"::ffff:1.1.1.1", 65535, 7},
+	    {"10.0.0.0", 1, 1},
+	    {"10.255.255.255", 1, 1},
+	    {"9.255.255.255", 1, 0},
+	    {"11.0.0.0", 1, 0},
+	    {"192.168.1.128", 1, 2},
+	    {"192.168.1.255", 1, 2},
+	    {"192.168.1.127", 1, 0},
+	    {"172.16.0.1", 1, 3},
+	    {"172.31.255.255", 1, 3},
+	    {"172.32.0.0", 1, 0},
+	    {"172.15.255.255", 1, 0},
+	    {"::ffff:172.20.1.1", 1, 3},
+	    {"fd00::", 1, 4},
+	    {"fdff:ffff::1", 1, 4},
+	    {"fc00::1", 1, 0},
+	    {"fe00::", 1, 0},
+	    {"2001:db8::", 1, 5},
+	    {"2001:db8::1", 1, 5},
+	    {"2001:db8::2", 1, 0},
+	    {"1.1.1.1", 7999, 0},
+	    {"1.1.1.1", 8000, 6},
+	    {"1.1.1.1", 8100, 6},
+	    {"1.1.1.1", 8101, 0},
+	    {"1.1.1.1", 65535, 7},
+	    {"::1", 65535, 8},
+	    {"::ffff:1.1.1.1", 65535, 7},
+	    /* prefixes that end inside a byte: /13 and /29 */
+	    {"10.8.0.0", 2, 9},
+	    {"10.15.255.255", 2, 9},
+	    {"10.7.255.255", 2, 0},
+	    {"10.16.0.0", 2, 0},
+	    {"192.168.0.8", 2, 10},
+	    {"192.168.0.15", 2, 10},
+	    {"192.168.0.7", 2, 0},
+	    {"192.168.0.16", 2, 0},
 	};
 	struct policy p;
 	size_t i;
 
 	parse_ok(&p,
-		 "tls 10.0.0.0/8:1\n"          /* 1 */
-		 "tls 192.168.1.128/25:1\n"    /* 2 */
+		 "tls 10.0.0.0/8:1\n"		   /* 1 */
+		 "tls 192.168.1.128/25:1\n"	   /* 2 */
 		 "tls [::ffff:172.16.0.0]/108:1\n" /* 3: 172.16.0.0/12 */
-		 "tls [fd00::]/8:1\n"          /* 4 */
-		 "tls [2001:db8::]/127:1\n"    /* 5 */
-		 "tls *:8000-8100\n"           /* 6 */
-		 "tls 0.0.0.0/0:65535\n"       /* 7 */
-		 "tls [::]/0:65535\n",         /* 8 */
+		 "tls [fd00::]/8:1\n"		   /* 4 */
+		 "tls [2001:db8::]/127:1\n"	   /* 5 */
+		 "tls *:8000-8100\n"		   /* 6 */
+		 "tls 0.0.0.0/0:65535\n"	   /* 7 */
+		 "tls [::]/0:65535\n"		   /* 8 */
+		 "tls 10.8.0.0/13:2\n"		   /* 9 */
+		 "tls 192.168.0.8/29:2\n",	   /* 10 */
 		 false);
 	for (i = 0; i < N_ELEMS(cases); i++)
-		cr_expect_eq(match_line(&p, cases[i].ip, cases[i].port, NULL, NULL, NULL), cases[i].line, "%s:%u",
-			     cases[i].ip, cases[i].port);
+		cr_expect_eq(match_line(&p, cases[i].ip, cases[i].port, NULL, NULL, NULL), cases[i].line,
+			     "%s:%u", cases[i].ip, cases[i].port);
 	policy_free(&p);
 }
 
@@ -1100,7 +1217,8 @@ Test(policy_match, mapped_rules_and_dests)
 
 Test(policy_match, names_via_resolver)
 {
-	struct fake_dns dns = {{"db.internal", "v6.internal", NULL}, {"10.0.0.5", "fd00::5", NULL}, 0, NULL, 0, {0}};
+	struct fake_dns dns = {
+	    {"db.internal", "v6.internal", NULL}, {"10.0.0.5", "fd00::5", NULL}, 0, NULL, 0, {0}};
 	struct policy p;
 
 	parse_ok(&p, "tls db.internal:5432\ntls v6.internal\nplain *\n", false);
@@ -1145,9 +1263,18 @@ Test(policy_match, suffixes)
 		const char *name;
 		unsigned line;
 	} cases[] = {
-		{"a.example.com", 1},	 {"a.b.example.com", 1}, {"A.EXAMPLE.COM.", 1}, {"example.com", 2},
-		{"example.com.", 2},	 {"badexample.com", 0},	 {"a.example.co", 0},	{"com", 0},
-		{"a.example.com..", 0}, {"", 0},		 {".", 0},		{"x.com", 3},
+	    {"a.example.com", 1},
+	    {"a.b.example.com", 1},
+	    {"A.EXAMPLE.COM.", 1},
+	    {"example.com", 2},
+	    {"example.com.", 2},
+	    {"badexample.com", 0},
+	    {"a.example.co", 0},
+	    {"com", 0},
+	    {"a.example.com..", 0},
+	    {"", 0},
+	    {".", 0},
+	    {"x.com", 3},
 	};
 	struct fake_dns dns = {{NULL}, {NULL}, 0, NULL, 0, {0}};
 	struct policy p;
@@ -1155,8 +1282,9 @@ Test(policy_match, suffixes)
 
 	parse_ok(&p, "tls *.example.com\ntls example.com\ntls *.com:2\n", false);
 	for (i = 0; i < N_ELEMS(cases); i++)
-		cr_expect_eq(match_line(&p, "1.2.3.4", cases[i].line == 3 ? 2 : 1, cases[i].name, fake_resolve, &dns),
-			     cases[i].line, "%s", cases[i].name);
+		cr_expect_eq(
+		    match_line(&p, "1.2.3.4", cases[i].line == 3 ? 2 : 1, cases[i].name, fake_resolve, &dns),
+		    cases[i].line, "%s", cases[i].name);
 	cr_expect_eq(match_line(&p, "1.2.3.4", 1, NULL, fake_resolve, &dns), 0, "suffixes need a name");
 	policy_free(&p);
 }
@@ -1275,7 +1403,8 @@ Test(policy_load, hostile_files)
 	const char *path;
 	size_t i;
 
-	load_fails(NULL, "/nonexistent/policy", 0, 0, "cannot open the policy file: No such file or directory");
+	load_fails(NULL, "/nonexistent/policy", 0, 0,
+		   "cannot open the policy file: No such file or directory");
 	load_fails(NULL, "", 0, 0, "empty policy file path");
 	load_fails(NULL, tmpdir, 0, 0, "not a regular file");
 	load_fails(NULL, "/dev/null", 0, 0, "not a regular file");
@@ -1367,7 +1496,8 @@ Test(policy_load, ten_thousand_rules)
 	}
 	path = write_file("many", file, fo);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	cr_assert_eq(policy_load(&p, rules, path, &e), 0, "%s:%u:%u: %s", e.source, e.line, e.column, e.message);
+	cr_assert_eq(policy_load(&p, rules, path, &e), 0, "%s:%u:%u: %s", e.source, e.line, e.column,
+		     e.message);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	cr_expect_lt(secs, 1.0, "took %.3f s", secs);
