@@ -24,7 +24,7 @@ POLICY_SRC  = $(wildcard policy/*.c)
 PRELOAD_SRC = $(wildcard preload/*.c)
 TOOLS_SRC   = $(wildcard tools/*.c)
 # The pieces of preload/ the CLI reuses (the same TLS setup the library applies).
-SHARED_SRC  = preload/tlsctx.c preload/verify.c preload/der.c preload/log.c
+SHARED_SRC  = preload/tlsctx.c preload/verify.c preload/der.c preload/log.c preload/peer.c
 
 OBJ = $(BUILD)/obj
 policy_objs  = $(POLICY_SRC:%.c=$(OBJ)/%.o)
@@ -36,6 +36,7 @@ all: $(BUILD)/libtlsshim.so $(BUILD)/tlsshim
 
 $(WOLF_DIR)/lib/libwolfssl.a: scripts/build-wolfssl.sh
 	bash scripts/build-wolfssl.sh $(patsubst %/wolfssl,%,$(WOLF_DIR))
+	touch $@
 
 $(OBJ)/%.o: %.c $(WOLF_DEP) $(wildcard */*.h)
 	@mkdir -p $(dir $@)

@@ -8,6 +8,7 @@
 #include "preload/libc.h"
 #include "preload/log.h"
 #include "preload/names.h"
+#include "preload/peer.h"
 #include "preload/shim.h"
 #include "preload/stats.h"
 
@@ -61,12 +62,6 @@ static bool is_tcp_stream(int fd)
 	return proto == IPPROTO_TCP || proto == 262 /* IPPROTO_MPTCP */;
 }
 
-static bool is_ip_literal(const char *s)
-{
-	uint8_t buf[16];
-	return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
-}
-
 static int connect_existing(struct conn *c, int fd)
 {
 	int e;
@@ -94,24 +89,9 @@ static int connect_existing(struct conn *c, int fd)
 static int connect_tls(int fd, const struct sockaddr *sa, socklen_t salen, const struct policy_rule *rule,
 		       const struct dest *d, const char *remembered)
 {
-	const struct policy_tls_opts *o = &rule->tls;
-	/* The name to verify: name=, else the rule's own host name, else what the program resolved, else
-	 * none (the address is verified against IP SANs). */
-	const char *name = o->name;
-	if (!name && rule->host_kind == POLICY_HOST_NAME)
-		name = rule->host;
-	if (!name && remembered && remembered[0])
-		name = remembered;
-	bool name_is_ip = name && is_ip_literal(name);
-	struct dest verify_addr = *d;
-	if (name_is_ip) { /* name=10.1.2.3: verify that address as an IP SAN */
-		if (inet_pton(AF_INET, name, verify_addr.addr) == 1)
-			verify_addr.family = AF_INET;
-		else if (inet_pton(AF_INET6, name, verify_addr.addr) == 1)
-			verify_addr.family = AF_INET6;
-		name = NULL;
-	}
-	const char *sni = o->sni_off ? NULL : o->sni ? o->sni : name;
+	struct peer_id peer;
+	peer_for_rule(rule, remembered, d->family, d->addr, &peer);
+	const char *name = peer.name, *sni = peer.sni;
 
 	struct conn *c = conn_new(rule);
 	if (!c) {
@@ -161,7 +141,7 @@ static int connect_tls(int fd, const struct sockaddr *sa, socklen_t salen, const
 		errno = e;
 		return -1;
 	}
-	if (conn_begin(c, fd, name, sni, verify_addr.family, verify_addr.addr, ctx, tcp_pending) != 0) {
+	if (conn_begin(c, fd, name, sni, peer.family, peer.addr, ctx, tcp_pending) != 0) {
 		conn_put_keep_errno(c);
 		return -1;
 	}

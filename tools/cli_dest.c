@@ -1,6 +1,7 @@
 /* cli_dest.c: a HOST:PORT destination as the library would see it: parsing the argument, resolving a
  * name the way a program would (getaddrinfo), the rule policy_match picks for each address, and the
  * verify name and SNI the library would use (the same choice as preload/connect.c connect_tls()). */
+#include "preload/peer.h"
 #include "tools/cli.h"
 
 #include <arpa/inet.h>
@@ -144,32 +145,14 @@ const struct policy_rule *cli_match(const struct policy *p, const struct cli_des
 void cli_peer_for(const struct policy_rule *r, const char *remembered, int family, const uint8_t *addr,
 		  struct cli_peer *out)
 {
-	const struct policy_tls_opts *o = &r->tls;
+	struct peer_id p;
+	peer_for_rule(r, remembered, family, addr, &p); /* the library's own choice (preload/peer.c) */
 	memset(out, 0, sizeof(*out));
-	out->name = o->name;
-	out->why_name = "name= in the rule";
-	if (!out->name && r->host_kind == POLICY_HOST_NAME) {
-		out->name = r->host;
-		out->why_name = "the rule's host name";
-	}
-	if (!out->name && remembered && remembered[0]) {
-		out->name = remembered;
-		out->why_name = "the name the program resolved";
-	}
-	out->family = family;
-	if (addr)
-		memcpy(out->addr, addr, family == AF_INET ? 4 : 16);
-	if (out->name && cli_is_ip_literal(out->name)) {
-		if (inet_pton(AF_INET, out->name, out->addr) == 1)
-			out->family = AF_INET;
-		else if (inet_pton(AF_INET6, out->name, out->addr) == 1)
-			out->family = AF_INET6;
-		out->name = NULL;
-		out->why_name = "the address in name=";
-	} else if (!out->name) {
-		out->why_name = "no name is known: the address itself";
-	}
+	out->name = p.name;
+	out->family = p.family;
+	memcpy(out->addr, p.addr, sizeof(out->addr));
+	out->sni = p.sni;
+	out->why_name = p.why_name;
 	if (!out->name && (out->family == AF_INET || out->family == AF_INET6))
 		inet_ntop(out->family, out->addr, out->addr_text, sizeof(out->addr_text));
-	out->sni = o->sni_off ? NULL : o->sni ? o->sni : out->name;
 }
