@@ -141,13 +141,29 @@ tcase() {
 	stop_case_servers
 }
 
-# need TOOL...: fails the case (returns 1) if a tool is missing.
+# need TOOL...: fails the case (returns 1) if a tool is missing. Under TLSSHIM_ASAN=1 the tool must
+# also start with the ASan runtime preloaded (without the shim): curl from Debian 12 deadlocks in
+# setlocale under clang 14's runtime, and such a case cannot run (it counts as failed, quickly).
+declare -A ASAN_TOOL_OK=()
 need() {
 	local t
 	for t in "$@"; do
 		if ! command -v "$t" >/dev/null 2>&1 && [ ! -x "$t" ]; then
 			fail "cannot run: required tool '$t' is missing"
 			return 1
+		fi
+		if [ "${#SAN_ENV[@]}" -gt 0 ] && [ "$t" = curl ] && [ "${NOSHIM:-0}" != 1 ]; then
+			if [ -z "${ASAN_TOOL_OK[$t]:-}" ]; then
+				if timeout 5 env "${SAN_ENV[@]}" LD_PRELOAD="${PRELOAD%%:*}" "$t" --version >/dev/null 2>&1; then
+					ASAN_TOOL_OK[$t]=yes
+				else
+					ASAN_TOOL_OK[$t]=no
+				fi
+			fi
+			if [ "${ASAN_TOOL_OK[$t]}" = no ]; then
+				fail "cannot run: '$t --version' does not finish under the preloaded ASan runtime alone (no shim involved)"
+				return 1
+			fi
 		fi
 	done
 }
@@ -177,6 +193,11 @@ _run() {
 	t1=$(date +%s%N)
 	MS=$(((t1 - t0) / 1000000))
 	[ "$RC" = 124 ] && echo "[harness: killed by timeout after ${TMO}s]" >>"$ERR"
+	if [ "$preload" = 1 ] && grep -q 'from LD_PRELOAD cannot be preloaded' "$ERR"; then
+		# the shim did not load (e.g. rebuilt mid-run): whatever happened proves nothing
+		echo "[harness: the shim was NOT loaded; result forced to rc=125]" >>"$ERR"
+		RC=125
+	fi
 	return 0
 }
 srun() { _run 1 "$@"; }

@@ -77,7 +77,17 @@ t_name_rule_without_resolver() {
 t_nonblocking_connect() {
 	tls_py echo leaf --mode echo || { fail "server did not start"; return; }
 	TLSSHIM_RULES="tls localhost:$PORT ca-file=$ROOT" srun tc "$CL/tcpclient" -4 -b -s 'non-blocking\n' -W localhost "$PORT"
-	[ "$RC" = 0 ] && grep -q non-blocking "$OUT" && ok || fail "non-blocking connect + echo failed (rc=$RC)"
+	[ "$RC" = 0 ] && grep -q non-blocking "$OUT" && ok "$(grep -o 'connect: \(EINPROGRESS\|returned 0\)[^,]*' "$ERR" | head -1)" ||
+		fail "non-blocking connect + echo failed (rc=$RC)"
+}
+
+t_nonblocking_connect_returns_complete() {
+	# contract: a non-blocking connect to a tls destination does TCP + handshake before returning
+	tls_py echo leaf --mode echo || { fail "server did not start"; return; }
+	TLSSHIM_RULES="tls localhost:$PORT ca-file=$ROOT" srun tc "$CL/tcpclient" -4 -b -s 'nb\n' -W localhost "$PORT"
+	[ "$RC" = 0 ] || { fail "non-blocking connect + echo failed (rc=$RC)"; return; }
+	grep -q 'connect: returned 0 immediately' "$ERR" && ok ||
+		fail "non-blocking connect returned $(grep -o 'connect: EINPROGRESS' "$ERR" || echo '?') instead of completing TCP+handshake first (contract)"
 }
 
 t_nodelay_restored() {
@@ -127,6 +137,13 @@ t_threads_8x4() {
 	[ "$RC" = 0 ] && [ "$n" = 32 ] && ok || fail "threadsclient: $(cat "$OUT"), server saw $n TLS handshakes (want 32)"
 }
 
+t_threads_8x4_session_resumption_off() {
+	# the same load with session-resumption=off: tells a resumption race from a general one
+	tls_py echo leaf --mode echo || { fail "server did not start"; return; }
+	TMO=60 TLSSHIM_RULES="tls localhost:$PORT ca-file=$ROOT session-resumption=off" srun th "$CL/threadsclient" localhost "$PORT" 8 4 65536
+	[ "$RC" = 0 ] && ok || fail "threadsclient with session-resumption=off: $(cat "$OUT")"
+}
+
 t_nc_send_file_hash_via_stunnel() {
 	need nc stunnel4 || return
 	start_py hash plain --mode hash || { fail "hash server did not start"; return; }
@@ -167,11 +184,13 @@ tcase python_ipv6_address
 tcase v4mapped_matches_ipv4_rule
 tcase name_rule_without_resolver
 tcase nonblocking_connect
+tcase nonblocking_connect_returns_complete
 tcase nodelay_restored
 tcase iov_and_fortified_calls
 tcase shutdown_half_close
 tcase partial_write_8mib_nonblocking
 tcase threads_8x4
+tcase threads_8x4_session_resumption_off
 tcase nc_send_file_hash_via_stunnel
 tcase nc_receive_via_stunnel
 tcase transfer_64mib_each_way
