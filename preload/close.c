@@ -97,6 +97,7 @@ static int share(int oldfd, int newfd)
 			return -1;
 		}
 		conn_put(c);
+		stdio_adopt_std_fd(newfd);
 	}
 	return newfd;
 }
@@ -124,6 +125,7 @@ EXPORT int dup2(int oldfd, int newfd)
 		return -1;
 	}
 	forget(newfd); /* dup2 closes newfd: end its session first, while it is still that socket */
+	stdio_flush_std_fd(newfd);
 	return share(oldfd, libc.dup2(oldfd, newfd));
 }
 
@@ -137,6 +139,7 @@ EXPORT int dup3(int oldfd, int newfd, int flags)
 		return -1;
 	}
 	forget(newfd);
+	stdio_flush_std_fd(newfd);
 	return share(oldfd, libc.dup3(oldfd, newfd, flags));
 }
 

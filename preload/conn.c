@@ -252,6 +252,21 @@ static int io_send(struct WOLFSSL *ssl, char *buf, int sz, void *ctx)
 
 /* ---- handshake ---- */
 
+/* A TLS alert's name ("certificate_required"); wolfSSL 5.5.4 has no text for some (116 among them). */
+static const char *alert_name(int code)
+{
+	switch (code) {
+	case 116:
+		return "certificate_required: the server wants a client certificate; set cert= and key=";
+	case 120:
+		return "no_application_protocol: set alpn= to a protocol the server speaks";
+	default: {
+		const char *s = wolfSSL_alert_desc_string_long(code);
+		return s ? s : "unknown alert";
+	}
+	}
+}
+
 static int set_nodelay(int fd, int on)
 {
 	return libc.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
@@ -283,13 +298,24 @@ static void handshake_reason(struct conn *c, int err, char *buf, size_t len, int
 	}
 	if (err == FATAL_ERROR) {
 		WOLFSSL_ALERT_HISTORY h;
-		if (c->ssl && wolfSSL_get_alert_history(c->ssl, &h) == WOLFSSL_SUCCESS &&
-		    h.last_rx.code > 0) {
-			snprintf(buf, len,
-				 "the server sent alert %d (%s); check the server's TLS versions, suites and "
-				 "client "
-				 "certificate requirements",
-				 h.last_rx.code, wolfSSL_alert_desc_string_long(h.last_rx.code));
+		if (c->ssl && wolfSSL_get_alert_history(c->ssl, &h) == WOLFSSL_SUCCESS && h.last_rx.code > 0) {
+			const char *advice;
+			switch (h.last_rx.code) {
+			case 70: /* protocol_version */
+				advice = "the server does not speak TLS 1.2 or 1.3 as the rule allows; upgrade it or "
+					 "set min-version=/max-version=";
+				break;
+			case 40: /* handshake_failure */
+				advice = "no cipher suite, group or signature algorithm in common (the defaults are "
+					 "TLS 1.3 and ECDHE with AES-GCM or ChaCha20-Poly1305), or the server wants a "
+					 "client certificate; check the server, or set ciphers=, cert= and key=";
+				break;
+			default:
+				advice = "check the server's TLS versions, suites and client certificate requirements";
+				break;
+			}
+			snprintf(buf, len, "the server sent alert %d (%s); %s", h.last_rx.code, alert_name(h.last_rx.code),
+				 advice);
 			return;
 		}
 	}
@@ -542,7 +568,7 @@ static int conn_break(struct conn *c, int err, bool writing)
 			WOLFSSL_ALERT_HISTORY h;
 			if (wolfSSL_get_alert_history(c->ssl, &h) == WOLFSSL_SUCCESS && h.last_rx.code > 0)
 				snprintf(why, sizeof(why), "the server sent fatal alert %d (%s)",
-					 h.last_rx.code, wolfSSL_alert_desc_string_long(h.last_rx.code));
+					 h.last_rx.code, alert_name(h.last_rx.code));
 			else
 				snprintf(why, sizeof(why), "fatal TLS alert");
 		} else if (err == SOCKET_ERROR_E && c->io_errno) {
@@ -628,14 +654,17 @@ ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 			if (!c->session_saved && c->session_key[0]) /* a TLS 1.3 ticket came with the data */
 				c->session_saved = session_store(c->ssl, c->session_key);
 			got += (size_t)n;
-			if (!(flags & MSG_WAITALL) || (flags & MSG_PEEK) || got == len) {
+			if ((flags & MSG_PEEK) || got == len) {
+				/* A thread blocked in poll on this fd would never hear of bytes left behind. */
 				bool left_behind = wolfSSL_pending(c->ssl) > 0;
 				pthread_mutex_unlock(&c->lock);
-				if (left_behind) /* a thread blocked in poll on this fd would never hear of
-						    these */
+				if (left_behind)
 					wake_notify(fd);
 				return (ssize_t)got;
 			}
+			/* Take the records that are already here, as a plain read takes every byte the kernel
+			 * holds: event loops treat a short read followed by a hang-up as the end (libuv). The
+			 * would-block below returns what we have. */
 			continue;
 		}
 		int err = wolfSSL_get_error(c->ssl, n);

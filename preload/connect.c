@@ -117,6 +117,7 @@ static int connect_tls(int fd, const struct sockaddr *sa, socklen_t salen, const
 		errno = ECONNREFUSED;
 		return -1;
 	}
+	stdio_flush_std_fd(fd);
 	if (conn_attach_fd(c, fd) != 0) {
 		log_msg(LOG_ERROR, "%s: fd %d cannot be tracked (%s); refusing to connect", c->dest, fd,
 			strerror(errno));
@@ -124,6 +125,7 @@ static int connect_tls(int fd, const struct sockaddr *sa, socklen_t salen, const
 		errno = EMFILE;
 		return -1;
 	}
+	stdio_adopt_std_fd(fd); /* a TLS socket on fd 0, 1 or 2: stdio must go through TLS too */
 	int fl = libc.fcntl(fd, F_GETFL);
 	bool nonblocking = fl >= 0 && (fl & O_NONBLOCK);
 	int ret = libc.connect(fd, sa, salen);

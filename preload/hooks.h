@@ -42,6 +42,12 @@ void close_forget_stale(int fd);
 /* Drops epoll registrations of fd (or of the epoll set fd) when it is closed (poll.c). */
 void poll_forget_fd(int fd);
 
+/* glibc's stdin/stdout/stderr write through libc-internal calls the hooks never see. When a TLS socket
+ * lands on fd 0, 1 or 2, the stream is replaced by one whose reads and writes go through the hooks
+ * (stdio.c); stdio_flush_std_fd flushes what the old stream holds for the fd's previous file first. */
+void stdio_adopt_std_fd(int fd);
+void stdio_flush_std_fd(int fd);
+
 /* sendto/sendmsg with MSG_FASTOPEN on an unconnected socket is a connect: the policy decides (connect.c).
  * Returns 1 to pass the call through, or -1 with errno set. */
 int connect_check_fastopen(int fd, const struct sockaddr *sa, socklen_t salen);

@@ -8,6 +8,7 @@
 #include "preload/tlsctx.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,6 +96,7 @@ __attribute__((constructor)) static void tlsshim_constructor(void)
  * bounded time (a peer that does not read must not hold the program's exit up). */
 __attribute__((destructor)) static void tlsshim_destructor(void)
 {
+	fflush(NULL); /* exit flushes stdio only after destructors: data for TLS fds must go before close_notify */
 	conn_end_all_at_exit(1000);
 	stats_print();
 }

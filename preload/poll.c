@@ -27,7 +27,7 @@ enum tls_poll_class {
 
 /* *flushing: ciphertext of a short write is still waiting to go: the real wait must include POLLOUT
  * so it can go, and the program must not be told the fd is writable yet. */
-static enum tls_poll_class classify(int fd, short events, short *want, bool *flushing)
+static enum tls_poll_class classify(int fd, short events, short *want, bool *flushing, long long *hs_deadline)
 {
 	*flushing = false;
 	struct conn *c = conn_get(fd);
@@ -38,6 +38,8 @@ static enum tls_poll_class classify(int fd, short events, short *want, bool *flu
 	if (r == 1) {
 		k = TLS_POLL_CONNECTING;
 		*want = c->want_events;
+		if (hs_deadline && (*hs_deadline < 0 || c->deadline_ms < *hs_deadline))
+			*hs_deadline = c->deadline_ms; /* handshake-timeout= ends the wait as well */
 	} else if (conn_get_state(c) == CONN_FAILED) {
 		k = TLS_POLL_FAILED;
 	} else {
@@ -82,6 +84,7 @@ static int poll_tls(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t
 	nfds_t real_n = efd >= 0 ? n + 1 : n;
 	for (;;) {
 		bool now = false;
+		long long hs_deadline = -1;
 		if (efd >= 0)
 			copy[n] = (struct pollfd){.fd = efd, .events = POLLIN};
 		for (nfds_t i = 0; i < n; i++) {
@@ -92,7 +95,7 @@ static int poll_tls(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t
 				continue;
 			short want = 0;
 			bool flushing;
-			kind[i] = (unsigned char)classify(fds[i].fd, fds[i].events, &want, &flushing);
+			kind[i] = (unsigned char)classify(fds[i].fd, fds[i].events, &want, &flushing, &hs_deadline);
 			if (kind[i] == TLS_POLL_CONNECTING)
 				copy[i].events = want;
 			else if (kind[i] != TLS_POLL_PLAIN)
@@ -103,9 +106,10 @@ static int poll_tls(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t
 				kind[i] |= FLUSHING;
 			}
 		}
-		int wait = now		  ? 0
-			   : deadline < 0 ? -1
-					  : (int)(deadline - mono_ms() < 0 ? 0 : deadline - mono_ms());
+		long long until = deadline; /* the program's timeout, or a handshake's if that ends first */
+		if (hs_deadline >= 0 && (until < 0 || hs_deadline < until))
+			until = hs_deadline;
+		int wait = now ? 0 : until < 0 ? -1 : (int)(until - mono_ms() < 0 ? 0 : until - mono_ms());
 		int r;
 		if (use_ppoll) {
 			struct timespec ts = {wait / 1000, (long)(wait % 1000) * 1000000};
@@ -132,7 +136,7 @@ static int poll_tls(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t
 					short want = 0;
 					bool flushing;
 					enum tls_poll_class k =
-					    classify(fds[i].fd, fds[i].events, &want, &flushing);
+					    classify(fds[i].fd, fds[i].events, &want, &flushing, NULL);
 					if (k == TLS_POLL_FAILED)
 						rev = (short)((fds[i].events & (POLLIN | POLLOUT)) | POLLERR |
 							      POLLHUP);
@@ -222,22 +226,38 @@ static int select_tls(int nfds, fd_set *r, fd_set *w, fd_set *e, int timeout_ms,
 	int k = poll_tls(pfds, n, timeout_ms, sig, use_ppoll);
 	if (k < 0)
 		return -1;
+	/* Build the answer apart: the program may pass one fd_set as two of the arguments. */
+	fd_set ro, wo, eo;
+	FD_ZERO(&ro);
+	FD_ZERO(&wo);
+	FD_ZERO(&eo);
 	int count = 0;
 	for (nfds_t i = 0; i < n; i++) {
 		int fd = pfds[i].fd;
-		short rev = pfds[i].revents;
+		short ev = pfds[i].events, rev = pfds[i].revents;
 		if (rev & POLLNVAL) {
 			errno = EBADF;
 			return -1;
 		}
-		if (r && FD_ISSET(fd, r) && !(rev & (POLLIN | POLLHUP | POLLERR)))
-			FD_CLR(fd, r);
-		if (w && FD_ISSET(fd, w) && !(rev & (POLLOUT | POLLERR)))
-			FD_CLR(fd, w);
-		if (e && FD_ISSET(fd, e) && !(rev & POLLPRI))
-			FD_CLR(fd, e);
-		count += (r && FD_ISSET(fd, r)) + (w && FD_ISSET(fd, w)) + (e && FD_ISSET(fd, e));
+		if ((ev & POLLIN) && (rev & (POLLIN | POLLHUP | POLLERR))) {
+			FD_SET(fd, &ro);
+			count++;
+		}
+		if ((ev & POLLOUT) && (rev & (POLLOUT | POLLERR))) {
+			FD_SET(fd, &wo);
+			count++;
+		}
+		if ((ev & POLLPRI) && (rev & POLLPRI)) {
+			FD_SET(fd, &eo);
+			count++;
+		}
 	}
+	if (r)
+		*r = ro;
+	if (w)
+		*w = wo;
+	if (e)
+		*e = eo;
 	return count;
 }
 
@@ -420,6 +440,17 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	return r;
 }
 
+/* The handshake deadline of a connecting TLS fd, or -1. */
+static long long conn_deadline_of(int fd)
+{
+	struct conn *c = conn_get(fd);
+	if (!c)
+		return -1;
+	long long d = c->deadline_ms;
+	conn_put(c);
+	return d;
+}
+
 /* Looks at one registration: events to report now (0: none), after moving a handshake along.
  * epoll_lock held. */
 static uint32_t reg_events_now(struct epoll_reg *r, bool kernel_said_ready)
@@ -474,10 +505,14 @@ static int epoll_common(int epfd, struct epoll_event *events, int max, int timeo
 	for (;;) {
 		/* What the shim knows without the kernel: data inside wolfSSL, handshakes that ended. */
 		int n = 0;
+		long long until = deadline;
 		pthread_mutex_lock(&epoll_lock);
 		for (size_t i = 0; i < n_regs && n < max; i++) {
 			if (regs[i].epfd != epfd)
 				continue;
+			long long hs = regs[i].connecting ? conn_deadline_of(regs[i].fd) : -1;
+			if (hs >= 0 && (until < 0 || hs < until))
+				until = hs; /* handshake-timeout= ends the wait as well */
 			uint32_t ev = reg_events_now(&regs[i], false);
 			if (ev) {
 				events[n].events = ev;
@@ -485,9 +520,7 @@ static int epoll_common(int epfd, struct epoll_event *events, int max, int timeo
 			}
 		}
 		pthread_mutex_unlock(&epoll_lock);
-		int wait = n		  ? 0
-			   : deadline < 0 ? -1
-					  : (int)(deadline - mono_ms() < 0 ? 0 : deadline - mono_ms());
+		int wait = n ? 0 : until < 0 ? -1 : (int)(until - mono_ms() < 0 ? 0 : until - mono_ms());
 		int r = n == max ? 0 : real_epoll(epfd, events + n, max - n, wait, sig, is_pwait);
 		if (r < 0)
 			return n ? n : -1;

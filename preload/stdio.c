@@ -1,4 +1,5 @@
-/* stdio.c: the ways to move bytes that bypass the hooked write(): glibc's stdio on an fd (fdopen),
+/* stdio.c: the ways to move bytes that bypass the hooked write(): glibc's stdio on an fd (fdopen, and
+ * stdin/stdout/stderr when a TLS socket lands on fd 0, 1 or 2, as `exec 3<>/dev/tcp/..; printf >&3` does),
  * dprintf/vdprintf, and the kernel's copy paths sendfile/sendfile64/splice. On a TLS fd each is mapped
  * onto conn_read/conn_write (or refused with EINVAL where no mapping makes sense), never letting the
  * kernel put plaintext on the wire. */
@@ -40,6 +41,33 @@ static ssize_t cookie_write(void *cookie, const char *buf, size_t size)
 static int cookie_close(void *cookie)
 {
 	return close((int)(intptr_t)cookie);
+}
+
+void stdio_flush_std_fd(int fd)
+{
+	if (fd == 1)
+		fflush(stdout);
+	else if (fd == 2)
+		fflush(stderr);
+}
+
+void stdio_adopt_std_fd(int fd)
+{
+	if (fd < 0 || fd > 2)
+		return;
+	cookie_io_functions_t io = {.read = cookie_read, .write = cookie_write, .seek = NULL, .close = cookie_close};
+	FILE *f = fopencookie((void *)(intptr_t)fd, fd == 0 ? "r" : "w", io);
+	if (!f)
+		return;
+	if (fd == 2)
+		setvbuf(f, NULL, _IONBF, 0);
+	/* The old stream is left open and unused: closing it would close the fd under the new one. */
+	if (fd == 0)
+		stdin = f;
+	else if (fd == 1)
+		stdout = f;
+	else
+		stderr = f;
 }
 
 EXPORT FILE *fdopen(int fd, const char *mode)

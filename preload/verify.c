@@ -174,7 +174,9 @@ int verify_callback(int preverify_ok, WOLFSSL_X509_STORE_CTX *store)
 	bool pin_only = v->opts->verify == POLICY_VERIFY_PIN_ONLY;
 	if (!preverify_ok && !pin_only) {
 		int err = store->error;
-		verify_fail(v, "%s", verify_error_text(err));
+		verify_fail(v, "%s%s%s", verify_error_text(err), v->hint[0] ? " (" : "", v->hint[0] ? v->hint : "");
+		if (v->hint[0])
+			strncat(v->reason, ")", sizeof(v->reason) - strlen(v->reason) - 1);
 		return 0;
 	}
 	if (!store->certs || depth < 0 || depth >= store->totalCerts)
@@ -194,6 +196,9 @@ int verify_callback(int preverify_ok, WOLFSSL_X509_STORE_CTX *store)
 		verify_fail(v, "certificate %d in the chain is signed with MD5 or SHA-1", depth);
 	if (depth == 0)
 		check_leaf(v, &dc);
+	else if (!dc.isCA && !v->hint[0])
+		snprintf(v->hint, sizeof(v->hint), "certificate %d the server sent is not a CA (basicConstraints CA:FALSE)",
+			 depth);
 	wc_FreeDecodedCert(&dc);
 	return v->failed ? 0 : 1;
 }
@@ -258,7 +263,8 @@ const char *verify_error_text(int err)
 	case ASN_CRIT_EXT_E:
 		return "certificate has an unsupported critical extension";
 	case EXTKEYUSAGE_E:
-		return "certificate's extended key usage does not allow this use";
+	case EXTKEYUSE_AUTH_E:
+		return "certificate's extended key usage does not allow serverAuth";
 	case KEYUSE_SIGNATURE_E:
 		return "certificate's key usage does not allow signatures";
 	case CRL_CERT_REVOKED:
@@ -302,6 +308,9 @@ const char *verify_error_advice(int err)
 	case OCSP_CERT_UNKNOWN:
 		return "enable OCSP stapling on the server, or set ocsp-stapling=prefer";
 	default:
-		return "fix the server's certificate or the rule's trust options";
+		/* wolfCrypt's certificate and ASN errors lie between -140 and -299; the rest are the protocol's. */
+		if (err <= -140 && err >= -299)
+			return "fix the server's certificate or the rule's trust options";
+		return "check that the server speaks TLS 1.2 or 1.3 on this port";
 	}
 }

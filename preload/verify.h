@@ -25,6 +25,7 @@ struct verify_state {
 	bool leaf_checked; /* the callback ran the leaf checks (name, EKU, pins) */
 	bool failed;
 	char reason[320]; /* why verification failed, for the one-line message */
+	char hint[160]; /* what else was seen in the chain (an intermediate that is no CA), for the message */
 };
 
 /* Prepares the state for one handshake. name may be NULL (then the address is verified). */
