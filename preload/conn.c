@@ -122,6 +122,7 @@ struct conn *conn_new(const struct policy_rule *rule)
 	c->dest[0] = '\0';
 	c->session_key[0] = '\0';
 	c->session_saved = false;
+	c->stale_ticket = 0;
 	c->bytes_in = c->bytes_out = 0;
 	pthread_mutex_unlock(&c->lock);
 	atomic_store_explicit(&c->refs, 1, memory_order_release);
@@ -349,7 +350,8 @@ int conn_begin(struct conn *c, int fd, const char *name, const char *sni, int fa
 		snprintf(c->session_key, sizeof(c->session_key), "%p|%s|%s|%s|%s", (const void *)c->rule,
 			 name ? name : "", addr_text, sni ? sni : "", c->dest);
 		wolfSSL_UseSessionTicket(c->ssl);
-		session_offer(c->ssl, c->session_key);
+		if (session_offer(c->ssl, c->session_key))
+			c->stale_ticket = session_ticket_fingerprint(c->ssl);
 	}
 	wolfSSL_SetIOReadCtx(c->ssl, c);
 	wolfSSL_SetIOWriteCtx(c->ssl, c);
@@ -402,7 +404,7 @@ static int handshake_done(struct conn *c, int fd, bool ok, int werr, int sys_err
 		}
 		keylog_tls12(c->ssl);
 		if (c->session_key[0])
-			c->session_saved = session_store(c->ssl, c->session_key);
+			c->session_saved = session_store(c->ssl, c->session_key, c->stale_ticket);
 		if (o->verify == POLICY_VERIFY_OFF)
 			log_msg(LOG_WARN,
 				"%s: verify=off: the server's certificate was NOT checked; anyone on the "
@@ -652,7 +654,7 @@ ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 			if (!(flags & MSG_PEEK))
 				c->bytes_in += (unsigned)n;
 			if (!c->session_saved && c->session_key[0]) /* a TLS 1.3 ticket came with the data */
-				c->session_saved = session_store(c->ssl, c->session_key);
+				c->session_saved = session_store(c->ssl, c->session_key, c->stale_ticket);
 			got += (size_t)n;
 			if ((flags & MSG_PEEK) || got == len) {
 				/* A thread blocked in poll on this fd would never hear of bytes left behind. */
@@ -920,6 +922,16 @@ static void conn_count_end(struct conn *c, int fd)
 	}
 }
 
+/* A TLS 1.3 ticket arrives after the handshake; a program that never read may close before it was
+ * seen. Process what the kernel already holds (without waiting) so the ticket is kept. Lock held. */
+static void save_ticket_before_close(struct conn *c, int fd)
+{
+	char b;
+	c->io_fd = fd;
+	wolfSSL_peek(c->ssl, &b, 1); /* the I/O callbacks never block; application data stays unread */
+	c->session_saved = session_store(c->ssl, c->session_key, c->stale_ticket);
+}
+
 /* Whether this process may send close_notify for the session. Without a fork, the process that made it.
  * After a fork each process has its own copy of the session state, and only a process that has written
  * since then holds the current write sequence number: a child that only closes what it inherited (or
@@ -934,6 +946,8 @@ void conn_detach_fd(struct conn *c, int fd)
 	pthread_mutex_lock(&c->lock);
 	c->fd_count--;
 	if (c->fd_count == 0) {
+		if (c->state == CONN_ESTABLISHED && fd >= 0 && !c->session_saved && c->session_key[0])
+			save_ticket_before_close(c, fd);
 		if (c->state == CONN_ESTABLISHED && fd >= 0 && may_end_session(c) && !c->write_shut)
 			send_close_notify(c, fd, 1000);
 		conn_count_end(c, fd);

@@ -63,6 +63,7 @@ struct conn {
 	char dest[300];	       /* "host:port (address)" for messages */
 	char session_key[600]; /* resumption cache key (session.h); "" when resumption is off */
 	bool session_saved;    /* a resumable session of this connection is in the cache */
+	uint32_t stale_ticket; /* fingerprint of the ticket this connection resumed with (session.h) */
 	unsigned long long bytes_in, bytes_out;
 };
 

@@ -25,23 +25,52 @@ static unsigned long long cache_clock;
 
 bool session_offer(WOLFSSL *ssl, const char *key)
 {
-	bool offered = false;
+	/* Taken out of the cache, not copied: a ticket is used once (RFC 8446 C.4), so connections made
+	 * at the same time never present the same ticket; each connection stores the session it got. */
+	WOLFSSL_SESSION *sess = NULL;
 	pthread_mutex_lock(&cache_lock);
 	for (size_t i = 0; i < SESSION_CACHE_SIZE; i++) {
 		if (cache[i].sess && strcmp(cache[i].key, key) == 0) {
-			/* wolfSSL_set_session copies the session into ssl; the cache keeps its own. */
-			offered = wolfSSL_set_session(ssl, cache[i].sess) == WOLFSSL_SUCCESS;
-			cache[i].used = ++cache_clock;
+			sess = cache[i].sess;
+			cache[i].sess = NULL;
+			cache[i].key[0] = '\0';
 			break;
 		}
 	}
 	pthread_mutex_unlock(&cache_lock);
+	if (!sess)
+		return false;
+	bool offered = wolfSSL_set_session(ssl, sess) == WOLFSSL_SUCCESS;
+	wolfSSL_SESSION_free(sess);
 	return offered;
 }
 
-bool session_store(WOLFSSL *ssl, const char *key)
+uint32_t session_ticket_fingerprint(WOLFSSL *ssl)
 {
-	WOLFSSL_SESSION *sess = wolfSSL_get1_session(ssl);
+	unsigned char ticket[2048];
+	word32 len = sizeof(ticket);
+	if (wolfSSL_get_SessionTicket(ssl, ticket, &len) != WOLFSSL_SUCCESS || len == 0)
+		return 0;
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (word32 i = 0; i < len; i++)
+		h = (h ^ ticket[i]) * 16777619u;
+	return h ? h : 1;
+}
+
+bool session_store(WOLFSSL *ssl, const char *key, uint32_t stale_ticket)
+{
+	if (wolfSSL_version(ssl) == TLS1_3_VERSION) {
+		uint32_t now = session_ticket_fingerprint(ssl);
+		if (now == 0 || now == stale_ticket)
+			return false; /* no ticket from this connection yet */
+	}
+	/* get1_session hands out the connection's live session object, which the connection keeps changing
+	 * (a second TLS 1.3 ticket, ...) while another thread could resume from it: keep a copy. */
+	WOLFSSL_SESSION *live = wolfSSL_get1_session(ssl);
+	if (!live)
+		return false;
+	WOLFSSL_SESSION *sess = wolfSSL_SESSION_dup(live);
+	wolfSSL_SESSION_free(live);
 	if (!sess)
 		return false;
 	bool tls13 = wolfSSL_version(ssl) == TLS1_3_VERSION;

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
@@ -16,12 +17,19 @@
 #define SESSION_CACHE_SIZE 256
 #define SESSION_KEY_MAX	   600
 
-/* Offers a cached session for key to ssl (before the handshake). True if one was offered. */
+/* Offers a cached session for key to ssl (before the handshake) and takes it out of the cache: each
+ * ticket is used once. True if one was offered. */
 bool session_offer(WOLFSSL *ssl, const char *key);
 
+/* A fingerprint of the ticket ssl holds now (0: none). */
+uint32_t session_ticket_fingerprint(WOLFSSL *ssl);
+
 /* Keeps ssl's current session under key if it can be resumed (after the handshake, and again after
- * reads, when a TLS 1.3 ticket arrived). Returns true once a resumable session was stored. */
-bool session_store(WOLFSSL *ssl, const char *key);
+ * reads, when a TLS 1.3 ticket arrived). stale_ticket: the fingerprint of the ticket the connection
+ * resumed with: after a TLS 1.3 resumption the session holds the new secret but still the old ticket
+ * until the server's NewSessionTicket arrives, and that pair must never be stored.
+ * Returns true once a resumable session was stored. */
+bool session_store(WOLFSSL *ssl, const char *key, uint32_t stale_ticket);
 
 /* Opens SSLKEYLOGFILE once (warning on stderr); later calls are no-ops. */
 void keylog_init(void);

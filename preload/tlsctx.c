@@ -126,6 +126,9 @@ WOLFSSL_CTX *tlsctx_new(const struct policy_tls_opts *o, char *err, size_t errle
 	    wolfSSL_CTX_SetMinEccKey_Sz(ctx, TLSCTX_MIN_ECC_BITS) != WOLFSSL_SUCCESS ||
 	    wolfSSL_CTX_SetMinDhKey_Sz(ctx, 2048) != WOLFSSL_SUCCESS)
 		CTX_FAIL("cannot set minimum key sizes");
+	/* Resumption is the shim's own cache (session.c, keyed by everything verified); wolfSSL's process-wide
+	 * cache would mix up sessions that share a session ID after a resumption. */
+	wolfSSL_CTX_set_session_cache_mode(ctx, WOLFSSL_SESS_CACHE_NO_INTERNAL);
 	/* A would-block write reports what was committed instead of demanding the same buffer again. */
 	wolfSSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE);
 	if (o->verify == POLICY_VERIFY_OFF) {
