@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -103,24 +104,32 @@ EXPORT int gethostbyname2_r(const char *name, int af, struct hostent *ret, char 
 
 /* ---- a rule's own name, resolved lazily and cached ---- */
 
-#define RULE_NAMES_MAX	64
+#define RULE_NAME_SLOTS 16384 /* power of two; more than the distinct names of any sane policy */
 #define RULE_NAME_ADDRS 16
 #define RULE_NAME_TTL_S 30
 
 struct rule_name {
-	char name[NAMES_MAX_LEN + 1];
+	char name[NAMES_MAX_LEN + 1]; /* "": empty slot */
 	time_t expires;
 	int n;
 	int family[RULE_NAME_ADDRS];
 	uint8_t addr[RULE_NAME_ADDRS][16];
 };
 
-/* Cache of rule host names -> addresses, bounded and expiring (a name's addresses may change).
- * Guarded by rule_names_lock; used on the connect path only, when a name rule's port matches and
- * the program's own resolver answer did not already settle it. */
+/* Rule host names -> addresses (failures too, so a dead name costs one lookup per TTL), an open-addressed
+ * hash table allocated on first use. Guarded by rule_names_lock; used on the connect path only, for
+ * name rules whose port matched when the program's own resolver answer did not settle the match. When
+ * the table is full, a name is looked up every time (correct, only slower). */
 static pthread_mutex_t rule_names_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct rule_name rule_names[RULE_NAMES_MAX];
-static unsigned rule_names_next;
+static struct rule_name *rule_names;
+
+static uint32_t name_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (uint8_t)((*s >= 'A' && *s <= 'Z') ? *s + 32 : *s)) * 16777619u;
+	return h;
+}
 
 static void lookup_rule_name(struct rule_name *e, const char *name)
 {
@@ -142,28 +151,41 @@ static void lookup_rule_name(struct rule_name *e, const char *name)
 	freeaddrinfo(res);
 }
 
+static bool entry_has_addr(const struct rule_name *e, int family, const uint8_t *addr)
+{
+	for (int i = 0; i < e->n; i++) {
+		if (e->family[i] == family && memcmp(e->addr[i], addr, family == AF_INET ? 4 : 16) == 0)
+			return true;
+		if (e->family[i] == AF_INET6 && family == AF_INET && /* ::ffff:a.b.c.d */
+		    IN6_IS_ADDR_V4MAPPED((struct in6_addr *)e->addr[i]) && memcmp(e->addr[i] + 12, addr, 4) == 0)
+			return true;
+	}
+	return false;
+}
+
 bool resolve_rule_name_has_addr(void *ctx, const char *name, int family, const uint8_t *addr)
 {
-	bool found = false;
+	bool found;
 	pthread_mutex_lock(&rule_names_lock);
+	if (!rule_names)
+		rule_names = calloc(RULE_NAME_SLOTS, sizeof(*rule_names));
 	struct rule_name *e = NULL;
-	for (unsigned i = 0; i < RULE_NAMES_MAX; i++)
-		if (strcasecmp(rule_names[i].name, name) == 0) {
-			e = &rule_names[i];
-			break;
+	if (rule_names) {
+		uint32_t h = name_hash(name);
+		for (uint32_t probe = 0; probe < 64 && !e; probe++) {
+			struct rule_name *slot = &rule_names[(h + probe) & (RULE_NAME_SLOTS - 1)];
+			if (!slot->name[0] || strcasecmp(slot->name, name) == 0)
+				e = slot;
 		}
-	if (!e) {
-		e = &rule_names[rule_names_next++ % RULE_NAMES_MAX];
-		lookup_rule_name(e, name);
-	} else if (e->expires <= time(NULL)) {
-		lookup_rule_name(e, name);
 	}
-	for (int i = 0; i < e->n && !found; i++) {
-		if (e->family[i] == family)
-			found = memcmp(e->addr[i], addr, family == AF_INET ? 4 : 16) == 0;
-		else if (e->family[i] == AF_INET6 && family == AF_INET) /* ::ffff:a.b.c.d */
-			found = IN6_IS_ADDR_V4MAPPED((struct in6_addr *)e->addr[i]) &&
-				memcmp(e->addr[i] + 12, addr, 4) == 0;
+	if (e) {
+		if (!e->name[0] || e->expires <= time(NULL))
+			lookup_rule_name(e, name);
+		found = entry_has_addr(e, family, addr);
+	} else { /* no room: look it up without keeping it */
+		struct rule_name tmp;
+		lookup_rule_name(&tmp, name);
+		found = entry_has_addr(&tmp, family, addr);
 	}
 	pthread_mutex_unlock(&rule_names_lock);
 	return found;
