@@ -946,7 +946,8 @@ void conn_detach_fd(struct conn *c, int fd)
 	pthread_mutex_lock(&c->lock);
 	c->fd_count--;
 	if (c->fd_count == 0) {
-		if (c->state == CONN_ESTABLISHED && fd >= 0 && !c->session_saved && c->session_key[0])
+		/* Not after a fork: the socket is shared, and the other process's records are not ours. */
+		if (c->state == CONN_ESTABLISHED && fd >= 0 && !c->forked && !c->session_saved && c->session_key[0])
 			save_ticket_before_close(c, fd);
 		if (c->state == CONN_ESTABLISHED && fd >= 0 && may_end_session(c) && !c->write_shut)
 			send_close_notify(c, fd, 1000);

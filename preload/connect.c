@@ -150,13 +150,10 @@ static int connect_tls(int fd, const struct sockaddr *sa, socklen_t salen, const
 	if (nonblocking) {
 		/* Asynchronous, as for plain TCP: the handshake advances as the program polls, and the socket
 		 * turns writable (or reports SO_ERROR) only when it is done. */
-		int r = conn_progress(c, fd);
-		conn_put_keep_errno(c);
-		if (r == 1) {
-			errno = EINPROGRESS;
-			return -1;
-		}
-		return r;
+		conn_progress(c, fd); /* sends the ClientHello now; whatever happens is reported later */
+		conn_put(c);
+		errno = EINPROGRESS;
+		return -1;
 	}
 	ret = conn_finish(c, fd);
 	conn_put_keep_errno(c);

@@ -339,6 +339,25 @@ static int epoll_wake_fd(int epfd)
 	return efd;
 }
 
+/* Removes the wake eventfd of every epoll set that no longer holds a TLS fd, so that sets without TLS
+ * fds go back to the pass-through path (and our eventfd can never surface). epoll_lock held. */
+static void drop_unused_wakes(void)
+{
+	for (size_t k = 0; k < n_wakes;) {
+		bool used = false;
+		for (size_t i = 0; i < n_regs && !used; i++)
+			used = regs[i].epfd == wakes[k].epfd;
+		if (used) {
+			k++;
+			continue;
+		}
+		libc.epoll_ctl(wakes[k].epfd, EPOLL_CTL_DEL, wakes[k].efd, NULL);
+		libc.close(wakes[k].efd);
+		wakes[k] = wakes[--n_wakes];
+	}
+	atomic_store(&n_wakes_hint, n_wakes);
+}
+
 void poll_notify_epoll(int fd)
 {
 	if (atomic_load(&n_regs_hint) == 0)
@@ -393,6 +412,7 @@ void poll_forget_fd(int fd)
 			i++;
 	}
 	atomic_store(&n_regs_hint, n_regs);
+	drop_unused_wakes();
 	pthread_mutex_unlock(&epoll_lock);
 }
 
@@ -412,8 +432,11 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	if (op == EPOLL_CTL_DEL || !ev) {
 		r = libc.epoll_ctl(epfd, op, fd, ev);
 		struct epoll_reg *reg = find_reg(epfd, fd);
-		if (r == 0 && reg)
+		if (r == 0 && reg) {
 			*reg = regs[--n_regs];
+			atomic_store(&n_regs_hint, n_regs);
+			drop_unused_wakes();
+		}
 	} else {
 		struct epoll_reg tmp = {.epfd = epfd, .fd = fd, .ev = *ev, .connecting = connecting};
 		struct epoll_event kev = {.events = kernel_events(&tmp, want), .data = ev->data};
@@ -499,7 +522,7 @@ static int real_epoll(int epfd, struct epoll_event *events, int max, int timeout
 static int epoll_common(int epfd, struct epoll_event *events, int max, int timeout, const sigset_t *sig,
 			bool is_pwait)
 {
-	if (max <= 0 || !events || atomic_load(&n_regs_hint) == 0)
+	if (max <= 0 || !events || (atomic_load(&n_regs_hint) == 0 && atomic_load(&n_wakes_hint) == 0))
 		return real_epoll(epfd, events, max, timeout, sig, is_pwait);
 	long long deadline = timeout < 0 ? -1 : mono_ms() + timeout;
 	for (;;) {
@@ -588,7 +611,7 @@ EXPORT int epoll_pwait2(int epfd, struct epoll_event *events, int max, const str
 		errno = ENOSYS;
 		return -1;
 	}
-	if (max <= 0 || !events || atomic_load(&n_regs_hint) == 0)
+	if (max <= 0 || !events || (atomic_load(&n_regs_hint) == 0 && atomic_load(&n_wakes_hint) == 0))
 		return libc.epoll_pwait2(epfd, events, max, ts, sig);
 	/* Millisecond resolution is enough for the sets that hold TLS fds. */
 	return epoll_common(epfd, events, max, timespec_ms(ts), sig, true);
