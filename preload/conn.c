@@ -147,7 +147,7 @@ int conn_attach_fd(struct conn *c, int fd)
 		conn_detach_fd(old, -1);
 	/* A TLS fd never survives exec: the new image could not continue the session and would write
 	 * plaintext into it (documented in README). */
-	libc.fcntl(fd, F_SETFD, libc.fcntl(fd, F_GETFD) | FD_CLOEXEC);
+	libc.fcntl(fd, F_SETFD, FD_CLOEXEC); /* the only fd flag there is */
 	return 0;
 }
 

@@ -52,13 +52,14 @@ static int parse_dest(const struct sockaddr *sa, socklen_t len, struct dest *d)
 
 static bool is_tcp_stream(int fd)
 {
-	int type = 0, proto = 0;
-	socklen_t len = sizeof(type);
-	if (libc.getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM)
-		return false;
-	len = sizeof(proto);
-	if (libc.getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) != 0)
-		return true; /* old kernels: a stream socket of AF_INET/6 is TCP */
+	/* SO_PROTOCOL says TCP (or MPTCP) only for stream sockets: one call answers both questions. */
+	int proto = 0;
+	socklen_t len = sizeof(proto);
+	if (libc.getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) != 0) {
+		int type = 0; /* kernels before 2.6.32 have no SO_PROTOCOL */
+		len = sizeof(type);
+		return libc.getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
+	}
 	return proto == IPPROTO_TCP || proto == 262 /* IPPROTO_MPTCP */;
 }
 

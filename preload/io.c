@@ -115,7 +115,7 @@ static bool iov_total_ok(const struct iovec *iov, int iovcnt)
 
 EXPORT ssize_t read(int fd, void *buf, size_t len)
 {
-	libc_ensure();
+	PASS_THROUGH_UNLESS_TLS(fd, libc.read(fd, buf, len));
 	struct conn *c = conn_get(fd);
 	if (!c)
 		return libc.read(fd, buf, len);
@@ -131,7 +131,7 @@ EXPORT ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen)
 
 EXPORT ssize_t write(int fd, const void *buf, size_t len)
 {
-	libc_ensure();
+	PASS_THROUGH_UNLESS_TLS(fd, libc.write(fd, buf, len));
 	struct conn *c = conn_get(fd);
 	if (!c)
 		return libc.write(fd, buf, len);
@@ -140,7 +140,7 @@ EXPORT ssize_t write(int fd, const void *buf, size_t len)
 
 EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags)
 {
-	libc_ensure();
+	PASS_THROUGH_UNLESS_TLS(fd, libc.recv(fd, buf, len, flags));
 	struct conn *c = conn_get(fd);
 	if (!c)
 		return libc.recv(fd, buf, len, flags);
@@ -158,7 +158,7 @@ EXPORT ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flag
 
 EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 {
-	libc_ensure();
+	PASS_THROUGH_UNLESS_TLS(fd, libc.send(fd, buf, len, flags));
 	struct conn *c = conn_get(fd);
 	if (!c)
 		return libc.send(fd, buf, len, flags);
@@ -169,7 +169,7 @@ EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 
 EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, __SOCKADDR_ARG addr, socklen_t *addrlen)
 {
-	libc_ensure();
+	PASS_THROUGH_UNLESS_TLS(fd, libc.recvfrom(fd, buf, len, flags, SOCKADDR_PTR(addr), addrlen));
 	struct conn *c = conn_get(fd);
 	if (!c)
 		return libc.recvfrom(fd, buf, len, flags, SOCKADDR_PTR(addr), addrlen);
@@ -207,7 +207,7 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, __CONST_SO
 
 EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
-	libc_ensure();
+	PASS_THROUGH_UNLESS_TLS(fd, libc.readv(fd, iov, iovcnt));
 	struct conn *c = conn_get(fd);
 	if (!c)
 		return libc.readv(fd, iov, iovcnt);
@@ -223,7 +223,7 @@ EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 
 EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
-	libc_ensure();
+	PASS_THROUGH_UNLESS_TLS(fd, libc.writev(fd, iov, iovcnt));
 	struct conn *c = conn_get(fd);
 	if (!c)
 		return libc.writev(fd, iov, iovcnt);
@@ -257,7 +257,7 @@ static ssize_t tls_positioned(struct conn *c, int fd, const struct iovec *iov, i
 
 EXPORT ssize_t preadv2(int fd, const struct iovec *iov, int iovcnt, off_t offset, int flags)
 {
-	libc_ensure();
+	PASS_THROUGH_UNLESS_TLS(fd, libc.preadv2(fd, iov, iovcnt, offset, flags));
 	struct conn *c = conn_get(fd);
 	if (!c)
 		return libc.preadv2(fd, iov, iovcnt, offset, flags);
@@ -266,7 +266,7 @@ EXPORT ssize_t preadv2(int fd, const struct iovec *iov, int iovcnt, off_t offset
 
 EXPORT ssize_t pwritev2(int fd, const struct iovec *iov, int iovcnt, off_t offset, int flags)
 {
-	libc_ensure();
+	PASS_THROUGH_UNLESS_TLS(fd, libc.pwritev2(fd, iov, iovcnt, offset, flags));
 	struct conn *c = conn_get(fd);
 	if (!c)
 		return libc.pwritev2(fd, iov, iovcnt, offset, flags);
@@ -285,7 +285,7 @@ EXPORT ssize_t pwritev64v2(int fd, const struct iovec *iov, int iovcnt, off_t of
 
 EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-	libc_ensure();
+	PASS_THROUGH_UNLESS_TLS(fd, libc.recvmsg(fd, msg, flags));
 	struct conn *c = conn_get(fd);
 	if (!c)
 		return libc.recvmsg(fd, msg, flags);
@@ -347,7 +347,7 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 
 EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, struct timespec *timeout)
 {
-	libc_ensure();
+	PASS_THROUGH_UNLESS_TLS(fd, libc.recvmmsg(fd, vec, vlen, flags, timeout));
 	struct conn *c = conn_get(fd);
 	if (!c)
 		return libc.recvmmsg(fd, vec, vlen, flags, timeout);
@@ -364,7 +364,7 @@ EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, s
 
 EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 {
-	libc_ensure();
+	PASS_THROUGH_UNLESS_TLS(fd, libc.sendmmsg(fd, vec, vlen, flags));
 	struct conn *c = conn_get(fd);
 	if (!c)
 		return libc.sendmmsg(fd, vec, vlen, flags);
