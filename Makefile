@@ -31,7 +31,7 @@ policy_objs  = $(POLICY_SRC:%.c=$(OBJ)/%.o)
 preload_objs = $(PRELOAD_SRC:%.c=$(OBJ)/%.o)
 tools_objs   = $(TOOLS_SRC:%.c=$(OBJ)/%.o) $(SHARED_SRC:%.c=$(OBJ)/cli/%.o)
 
-.PHONY: test-binaries deps all check unit integration demo asan valgrind fuzz bench clean format install
+.PHONY: test-binaries deps compat all check unit integration demo asan valgrind fuzz bench clean format install
 all: $(BUILD)/libtlsshim.so $(BUILD)/tlsshim
 
 $(WOLF_DIR)/lib/libwolfssl.a: scripts/build-wolfssl.sh
@@ -85,6 +85,9 @@ asan:
 	$(MAKE) BUILD=build/asan CC=clang CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
 	  LDFLAGS="-fsanitize=address,undefined -shared-libsan" WOLF_DIR=build/wolfssl all test-binaries
 	TLSSHIM_ASAN=1 bash tests/run-all.sh build/asan
+
+compat: deps all test-binaries
+	TLSSHIM_WRITE_COMPAT=1 bash tests/integration/test_compat.sh $(BUILD)
 
 valgrind: all $(CLIENTS)
 	TLSSHIM_VALGRIND=1 bash tests/integration/valgrind.sh $(BUILD)
