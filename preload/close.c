@@ -14,14 +14,23 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
-/* Forgets fd's connection (ending the session if it was the last fd). Call before the real close. */
-static void forget(int fd)
+/* Ends fd's part in its connection before the kernel closes or replaces fd: the slot then holds
+ * conn_closing (calls on the number fail with EBADF) until unmark() after the kernel call. Returns
+ * whether fd was a TLS fd. */
+static bool mark_closing(int fd)
 {
-	struct conn *c = fdtab_take(fd);
-	if (c) {
-		poll_forget_fd(fd);
-		conn_detach_fd(c, fd);
-	}
+	struct conn *c = fdtab_load(fd);
+	if (!c || c == &conn_closing || !fdtab_replace(fd, c, &conn_closing))
+		return false;
+	poll_forget_fd(fd);
+	conn_detach_fd(c, fd); /* close_notify if it was the last fd; drops the slot's reference */
+	return true;
+}
+
+/* After the kernel call: the number is free (or someone else's now). */
+static void unmark(int fd)
+{
+	fdtab_replace(fd, &conn_closing, NULL);
 }
 
 void close_forget_stale(int fd)
@@ -34,19 +43,38 @@ void close_forget_stale(int fd)
 EXPORT int close(int fd)
 {
 	libc_ensure();
-	if (fdtab_load(fd))
-		forget(fd);
-	else
+	if (!fdtab_load(fd)) {
 		poll_forget_fd(
 		    fd); /* an epoll set: its registrations and wake eventfd (two loads when none) */
-	return libc.close(fd);
+		return libc.close(fd);
+	}
+	bool marked = mark_closing(fd);
+	int r = libc.close(fd);
+	if (marked) {
+		int e = errno;
+		unmark(fd);
+		errno = e;
+	}
+	return r;
 }
 
-static void forget_range(unsigned first, unsigned last)
+static int range_end(unsigned last)
 {
-	int to = last > (unsigned)INT_MAX ? INT_MAX : (int)last;
-	for (int fd = fdtab_next((int)first, to); fd >= 0; fd = fdtab_next(fd + 1, to))
-		forget(fd);
+	return last > (unsigned)INT_MAX ? INT_MAX : (int)last;
+}
+
+static void mark_range(unsigned first, unsigned last)
+{
+	for (int fd = fdtab_next((int)first, range_end(last)); fd >= 0;
+	     fd = fdtab_next(fd + 1, range_end(last)))
+		mark_closing(fd);
+}
+
+static void unmark_range(unsigned first, unsigned last)
+{
+	for (int fd = fdtab_next((int)first, range_end(last)); fd >= 0;
+	     fd = fdtab_next(fd + 1, range_end(last)))
+		unmark(fd);
 }
 
 EXPORT int close_range(unsigned first, unsigned last, int flags)
@@ -56,17 +84,24 @@ EXPORT int close_range(unsigned first, unsigned last, int flags)
 		errno = ENOSYS;
 		return -1;
 	}
-	if (!(flags & CLOSE_RANGE_CLOEXEC) && first <= last)
-		forget_range(first, last);
-	return libc.close_range(first, last, flags);
+	if ((flags & CLOSE_RANGE_CLOEXEC) || first > last)
+		return libc.close_range(first, last, flags);
+	mark_range(first, last);
+	int r = libc.close_range(first, last, flags);
+	int e = errno;
+	unmark_range(first, last);
+	errno = e;
+	return r;
 }
 
 EXPORT void closefrom(int lowfd)
 {
 	libc_ensure();
-	forget_range(lowfd < 0 ? 0 : (unsigned)lowfd, UINT_MAX);
+	unsigned first = lowfd < 0 ? 0 : (unsigned)lowfd;
+	mark_range(first, UINT_MAX);
 	if (libc.closefrom)
 		libc.closefrom(lowfd);
+	unmark_range(first, UINT_MAX);
 }
 
 EXPORT int shutdown(int fd, int how)
@@ -85,20 +120,21 @@ static int share(int oldfd, int newfd)
 {
 	if (newfd < 0)
 		return newfd;
-	close_forget_stale(newfd);
 	struct conn *c = conn_get(oldfd);
-	if (c) {
-		if (conn_attach_fd(c, newfd) != 0) {
-			/* Cannot track the copy: it must not stay open as a plaintext path into the session.
-			 */
-			libc.close(newfd);
-			conn_put(c);
-			errno = EMFILE;
-			return -1;
-		}
-		conn_put(c);
-		stdio_adopt_std_fd(newfd);
+	if (!c) {
+		close_forget_stale(newfd);
+		return newfd;
 	}
+	/* The store replaces whatever the slot held (a stale entry, or the closing mark) in one step. */
+	if (conn_attach_fd(c, newfd) != 0) {
+		/* Cannot track the copy: it must not stay open as a plaintext path into the session. */
+		libc.close(newfd);
+		conn_put(c);
+		errno = EMFILE;
+		return -1;
+	}
+	conn_put(c);
+	stdio_adopt_std_fd(newfd);
 	return newfd;
 }
 
@@ -124,9 +160,12 @@ EXPORT int dup2(int oldfd, int newfd)
 		errno = EBADF;
 		return -1;
 	}
-	forget(newfd); /* dup2 closes newfd: end its session first, while it is still that socket */
+	bool marked = mark_closing(newfd); /* dup2 closes newfd: end its session while it is that socket */
 	stdio_flush_std_fd(newfd);
-	return share(oldfd, libc.dup2(oldfd, newfd));
+	int r = libc.dup2(oldfd, newfd);
+	if (marked && (r < 0 || !fdtab_load(oldfd)))
+		unmark(newfd);
+	return share(oldfd, r); /* replaces the mark with oldfd's connection */
 }
 
 EXPORT int dup3(int oldfd, int newfd, int flags)
@@ -138,9 +177,12 @@ EXPORT int dup3(int oldfd, int newfd, int flags)
 		errno = EBADF;
 		return -1;
 	}
-	forget(newfd);
+	bool marked = mark_closing(newfd);
 	stdio_flush_std_fd(newfd);
-	return share(oldfd, libc.dup3(oldfd, newfd, flags));
+	int r = libc.dup3(oldfd, newfd, flags);
+	if (marked && (r < 0 || !fdtab_load(oldfd)))
+		unmark(newfd);
+	return share(oldfd, r);
 }
 
 static int fcntl_common(int fd, int cmd, void *arg)

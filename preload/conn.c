@@ -36,6 +36,13 @@ static pthread_mutex_t free_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct conn *free_list;
 static struct conn *live_list;
 
+struct conn conn_closing = {
+    .refs = 1 << 30, /* never reaches zero */
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .state = CONN_CLOSED,
+    .io_fd = -1,
+};
+
 /* ---- references ---- */
 
 struct conn *conn_get(int fd)
@@ -299,24 +306,30 @@ static void handshake_reason(struct conn *c, int err, char *buf, size_t len, int
 	}
 	if (err == FATAL_ERROR) {
 		WOLFSSL_ALERT_HISTORY h;
-		if (c->ssl && wolfSSL_get_alert_history(c->ssl, &h) == WOLFSSL_SUCCESS && h.last_rx.code > 0) {
+		if (c->ssl && wolfSSL_get_alert_history(c->ssl, &h) == WOLFSSL_SUCCESS &&
+		    h.last_rx.code > 0) {
 			const char *advice;
 			switch (h.last_rx.code) {
 			case 70: /* protocol_version */
-				advice = "the server does not speak TLS 1.2 or 1.3 as the rule allows; upgrade it or "
+				advice = "the server does not speak TLS 1.2 or 1.3 as the rule allows; "
+					 "upgrade it or "
 					 "set min-version=/max-version=";
 				break;
 			case 40: /* handshake_failure */
-				advice = "no cipher suite, group or signature algorithm in common (the defaults are "
-					 "TLS 1.3 and ECDHE with AES-GCM or ChaCha20-Poly1305), or the server wants a "
-					 "client certificate; check the server, or set ciphers=, cert= and key=";
+				advice =
+				    "no cipher suite, group or signature algorithm in common (the defaults "
+				    "are "
+				    "TLS 1.3 and ECDHE with AES-GCM or ChaCha20-Poly1305), or the server "
+				    "wants a "
+				    "client certificate; check the server, or set ciphers=, cert= and key=";
 				break;
 			default:
-				advice = "check the server's TLS versions, suites and client certificate requirements";
+				advice = "check the server's TLS versions, suites and client certificate "
+					 "requirements";
 				break;
 			}
-			snprintf(buf, len, "the server sent alert %d (%s); %s", h.last_rx.code, alert_name(h.last_rx.code),
-				 advice);
+			snprintf(buf, len, "the server sent alert %d (%s); %s", h.last_rx.code,
+				 alert_name(h.last_rx.code), advice);
 			return;
 		}
 	}
@@ -657,7 +670,8 @@ ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 				c->session_saved = session_store(c->ssl, c->session_key, c->stale_ticket);
 			got += (size_t)n;
 			if ((flags & MSG_PEEK) || got == len) {
-				/* A thread blocked in poll on this fd would never hear of bytes left behind. */
+				/* A thread blocked in poll on this fd would never hear of bytes left behind.
+				 */
 				bool left_behind = wolfSSL_pending(c->ssl) > 0;
 				pthread_mutex_unlock(&c->lock);
 				if (left_behind)
@@ -943,11 +957,14 @@ static bool may_end_session(const struct conn *c)
 
 void conn_detach_fd(struct conn *c, int fd)
 {
+	if (c == &conn_closing)
+		return;
 	pthread_mutex_lock(&c->lock);
 	c->fd_count--;
 	if (c->fd_count == 0) {
 		/* Not after a fork: the socket is shared, and the other process's records are not ours. */
-		if (c->state == CONN_ESTABLISHED && fd >= 0 && !c->forked && !c->session_saved && c->session_key[0])
+		if (c->state == CONN_ESTABLISHED && fd >= 0 && !c->forked && !c->session_saved &&
+		    c->session_key[0])
 			save_ticket_before_close(c, fd);
 		if (c->state == CONN_ESTABLISHED && fd >= 0 && may_end_session(c) && !c->write_shut)
 			send_close_notify(c, fd, 1000);

@@ -67,6 +67,11 @@ struct conn {
 	unsigned long long bytes_in, bytes_out;
 };
 
+/* The fd-table entry of an fd that is being closed (close, dup2 onto it, close_range): between taking the
+ * session off the fd and the kernel's close, another thread's call on that number must fail (EBADF), not
+ * pass through to the socket in plaintext. Never freed; conn_detach_fd on it does nothing. */
+extern struct conn conn_closing;
+
 /* The connection on fd with a reference taken, or NULL (not a TLS fd). Release with conn_put(). */
 struct conn *conn_get(int fd);
 void conn_put(struct conn *c);

@@ -27,11 +27,11 @@
 /* The pass-through path of a data hook: for an fd that is not TLS (almost every call), one atomic load
  * for the resolved table, one bounds check and two loads in the fd table, then the real function.
  * The TLS path below it takes a reference with conn_get() and re-checks. */
-#define PASS_THROUGH_UNLESS_TLS(fd, real_call)                                                                   \
-	do {                                                                                                     \
-		libc_ensure();                                                                                   \
-		if (__builtin_expect(fdtab_load(fd) == NULL, 1))                                                 \
-			return real_call;                                                                        \
+#define PASS_THROUGH_UNLESS_TLS(fd, real_call)                                                               \
+	do {                                                                                                 \
+		libc_ensure();                                                                               \
+		if (__builtin_expect(fdtab_load(fd) == NULL, 1))                                             \
+			return real_call;                                                                    \
 	} while (0)
 
 /* Drops a reference without disturbing the errno a call is about to return. */

@@ -96,7 +96,8 @@ __attribute__((constructor)) static void tlsshim_constructor(void)
  * bounded time (a peer that does not read must not hold the program's exit up). */
 __attribute__((destructor)) static void tlsshim_destructor(void)
 {
-	fflush(NULL); /* exit flushes stdio only after destructors: data for TLS fds must go before close_notify */
+	fflush(NULL); /* exit flushes stdio only after destructors: data for TLS fds must go before
+			 close_notify */
 	conn_end_all_at_exit(1000);
 	stats_print();
 }

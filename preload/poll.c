@@ -95,7 +95,8 @@ static int poll_tls(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t
 				continue;
 			short want = 0;
 			bool flushing;
-			kind[i] = (unsigned char)classify(fds[i].fd, fds[i].events, &want, &flushing, &hs_deadline);
+			kind[i] =
+			    (unsigned char)classify(fds[i].fd, fds[i].events, &want, &flushing, &hs_deadline);
 			if (kind[i] == TLS_POLL_CONNECTING)
 				copy[i].events = want;
 			else if (kind[i] != TLS_POLL_PLAIN)

@@ -157,7 +157,8 @@ static bool entry_has_addr(const struct rule_name *e, int family, const uint8_t 
 		if (e->family[i] == family && memcmp(e->addr[i], addr, family == AF_INET ? 4 : 16) == 0)
 			return true;
 		if (e->family[i] == AF_INET6 && family == AF_INET && /* ::ffff:a.b.c.d */
-		    IN6_IS_ADDR_V4MAPPED((struct in6_addr *)e->addr[i]) && memcmp(e->addr[i] + 12, addr, 4) == 0)
+		    IN6_IS_ADDR_V4MAPPED((struct in6_addr *)e->addr[i]) &&
+		    memcmp(e->addr[i] + 12, addr, 4) == 0)
 			return true;
 	}
 	return false;

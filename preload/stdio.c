@@ -55,7 +55,8 @@ void stdio_adopt_std_fd(int fd)
 {
 	if (fd < 0 || fd > 2)
 		return;
-	cookie_io_functions_t io = {.read = cookie_read, .write = cookie_write, .seek = NULL, .close = cookie_close};
+	cookie_io_functions_t io = {
+	    .read = cookie_read, .write = cookie_write, .seek = NULL, .close = cookie_close};
 	FILE *f = fopencookie((void *)(intptr_t)fd, fd == 0 ? "r" : "w", io);
 	if (!f)
 		return;

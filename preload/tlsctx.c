@@ -126,8 +126,8 @@ WOLFSSL_CTX *tlsctx_new(const struct policy_tls_opts *o, char *err, size_t errle
 	    wolfSSL_CTX_SetMinEccKey_Sz(ctx, TLSCTX_MIN_ECC_BITS) != WOLFSSL_SUCCESS ||
 	    wolfSSL_CTX_SetMinDhKey_Sz(ctx, 2048) != WOLFSSL_SUCCESS)
 		CTX_FAIL("cannot set minimum key sizes");
-	/* Resumption is the shim's own cache (session.c, keyed by everything verified); wolfSSL's process-wide
-	 * cache would mix up sessions that share a session ID after a resumption. */
+	/* Resumption is the shim's own cache (session.c, keyed by everything verified); wolfSSL's
+	 * process-wide cache would mix up sessions that share a session ID after a resumption. */
 	wolfSSL_CTX_set_session_cache_mode(ctx, WOLFSSL_SESS_CACHE_NO_INTERNAL);
 	/* A would-block write reports what was committed instead of demanding the same buffer again. */
 	wolfSSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE);
@@ -165,7 +165,8 @@ WOLFSSL_CTX *tlsctx_new(const struct policy_tls_opts *o, char *err, size_t errle
 		/* A process running with other ids than its real ones must not be made to read key files by
 		 * whoever set its environment. */
 		if (getuid() != geteuid() || getgid() != getegid())
-			CTX_FAIL("refusing to read cert=/key= while the real and effective user or group ids differ");
+			CTX_FAIL("refusing to read cert=/key= while the real and effective user or group ids "
+				 "differ");
 		if (o->key_password_file) {
 			if (access(o->key_password_file, R_OK) != 0)
 				CTX_FAIL("key-password-file=%s: %s", o->key_password_file, strerror(errno));

@@ -174,7 +174,8 @@ int verify_callback(int preverify_ok, WOLFSSL_X509_STORE_CTX *store)
 	bool pin_only = v->opts->verify == POLICY_VERIFY_PIN_ONLY;
 	if (!preverify_ok && !pin_only) {
 		int err = store->error;
-		verify_fail(v, "%s%s%s", verify_error_text(err), v->hint[0] ? " (" : "", v->hint[0] ? v->hint : "");
+		verify_fail(v, "%s%s%s", verify_error_text(err), v->hint[0] ? " (" : "",
+			    v->hint[0] ? v->hint : "");
 		if (v->hint[0])
 			strncat(v->reason, ")", sizeof(v->reason) - strlen(v->reason) - 1);
 		return 0;
@@ -197,8 +198,8 @@ int verify_callback(int preverify_ok, WOLFSSL_X509_STORE_CTX *store)
 	if (depth == 0)
 		check_leaf(v, &dc);
 	else if (!dc.isCA && !v->hint[0])
-		snprintf(v->hint, sizeof(v->hint), "certificate %d the server sent is not a CA (basicConstraints CA:FALSE)",
-			 depth);
+		snprintf(v->hint, sizeof(v->hint),
+			 "certificate %d the server sent is not a CA (basicConstraints CA:FALSE)", depth);
 	wc_FreeDecodedCert(&dc);
 	return v->failed ? 0 : 1;
 }
@@ -308,7 +309,8 @@ const char *verify_error_advice(int err)
 	case OCSP_CERT_UNKNOWN:
 		return "enable OCSP stapling on the server, or set ocsp-stapling=prefer";
 	default:
-		/* wolfCrypt's certificate and ASN errors lie between -140 and -299; the rest are the protocol's. */
+		/* wolfCrypt's certificate and ASN errors lie between -140 and -299; the rest are the
+		 * protocol's. */
 		if (err <= -140 && err >= -299)
 			return "fix the server's certificate or the rule's trust options";
 		return "check that the server speaks TLS 1.2 or 1.3 on this port";
