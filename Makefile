@@ -10,7 +10,7 @@ BASEFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden -I. $(WARN)
 ifeq ($(WOLFSSL),system)
   WOLF_CFLAGS = -DTLSSHIM_WOLFSSL_SYSTEM
   WOLF_LIBS   = -lwolfssl
-  WOLF_DEP    =
+  WOLF_DEP    = /usr/include/wolfssl/options.h
   WOLF_DESC   = system
 else
   WOLF_DIR    = $(BUILD)/wolfssl
@@ -33,6 +33,10 @@ tools_objs   = $(TOOLS_SRC:%.c=$(OBJ)/%.o) $(SHARED_SRC:%.c=$(OBJ)/cli/%.o)
 
 .PHONY: test-binaries deps compat all check unit integration demo asan valgrind fuzz bench clean format install
 all: $(BUILD)/libtlsshim.so $(BUILD)/tlsshim
+
+/usr/include/wolfssl/options.h:
+	bash scripts/install-deps.sh
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libwolfssl-dev >/dev/null
 
 $(WOLF_DIR)/lib/libwolfssl.a: scripts/build-wolfssl.sh
 	bash scripts/build-wolfssl.sh $(patsubst %/wolfssl,%,$(WOLF_DIR))

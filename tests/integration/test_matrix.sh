@@ -162,6 +162,13 @@ t_tls11_only_server() {
 	mconn ""
 	bad_connect ECONNREFUSED 'version|protocol' && ok
 }
+t_sha1_handshake_signature_only() {
+	# a TLS 1.2 server that will sign its key exchange only with SHA-1: the shim offers no SHA-1
+	# signature algorithm (sigalgs are set explicitly; Debian's configuration would allow it)
+	msrv s $(bc leaf) -tls1_2 -sigalgs 'ECDSA+SHA1' "${WEAK[@]}" || return
+	mconn ""
+	bad_connect ECONNREFUSED 'alert|signature|handshake' && ok
+}
 t_cbc_suite_aes128_sha() {
 	msrv s $(bc rsa) -tls1_2 -cipher 'AES128-SHA@SECLEVEL=0' || return
 	mconn ""
@@ -398,6 +405,7 @@ mcase ocsp_missing_staple_require "$S, no staple; ocsp-stapling=require" "ECONNR
 mcase pin_mismatch "$S, pin-sha256 of another key" "ECONNREFUSED, pin"
 mcase tls10_only_server "$S -tls1 @SECLEVEL=0" "ECONNREFUSED, version"
 mcase tls11_only_server "$S -tls1_1 @SECLEVEL=0" "ECONNREFUSED, version"
+mcase sha1_handshake_signature_only "$S -tls1_2 -sigalgs ECDSA+SHA1 @SECLEVEL=0" "ECONNREFUSED, signature algorithms"
 mcase cbc_suite_aes128_sha "$S -tls1_2 -cipher AES128-SHA (RSA)" "ECONNREFUSED, suites"
 mcase cbc_suite_ecdhe_ecdsa_sha "$S -tls1_2 -cipher ECDHE-ECDSA-AES128-SHA" "ECONNREFUSED, suites"
 mcase static_rsa_gcm_suite "$S -tls1_2 -cipher AES128-GCM-SHA256 (no ECDHE)" "ECONNREFUSED, suites"
