@@ -85,9 +85,12 @@ check: deps all $(BUILD)/unit-tests $(CLIENTS)
 demo: deps all
 	bash scripts/demo.sh $(BUILD)
 
+# The sanitizer runtime's directory, so the sanitized CLI and test binaries find it at run time.
+ASAN_RT_DIR = $(shell dirname $$(clang -print-file-name=libclang_rt.asan-x86_64.so 2>/dev/null) 2>/dev/null)
+
 asan:
 	$(MAKE) BUILD=build/asan CC=clang CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
-	  LDFLAGS="-fsanitize=address,undefined -shared-libsan" WOLF_DIR=build/wolfssl all test-binaries
+	  LDFLAGS="-fsanitize=address,undefined -shared-libsan -Wl,-rpath,$(ASAN_RT_DIR)" WOLF_DIR=build/wolfssl all test-binaries
 	TLSSHIM_ASAN=1 bash tests/run-all.sh build/asan
 
 compat: deps all test-binaries
