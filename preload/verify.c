@@ -239,8 +239,43 @@ int verify_after_handshake(struct verify_state *v, WOLFSSL *ssl)
 	return v->failed ? -1 : 0;
 }
 
+/* wolfSSL builds with OPENSSL_COMPATIBLE_DEFAULTS (Debian's) report OpenSSL's positive X509_V_ERR
+ * codes to the verify callback instead of wolfCrypt's negative ones: map them to the same sentences. */
+static int from_x509_code(int err)
+{
+	switch (err) {
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+	case X509_V_ERR_ERROR_IN_CERT_NOT_AFTER_FIELD:
+		return ASN_AFTER_DATE_E;
+	case X509_V_ERR_CERT_NOT_YET_VALID:
+	case X509_V_ERR_ERROR_IN_CERT_NOT_BEFORE_FIELD:
+		return ASN_BEFORE_DATE_E;
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+	case X509_V_ERR_CERT_UNTRUSTED:
+	case X509_V_ERR_INVALID_CA:
+		return ASN_NO_SIGNER_E;
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+		return ASN_SELF_SIGNED_E;
+	case X509_V_ERR_PATH_LENGTH_EXCEEDED:
+		return ASN_PATHLEN_SIZE_E;
+	case X509_V_ERR_CERT_SIGNATURE_FAILURE:
+		return ASN_SIG_CONFIRM_E;
+	case X509_V_ERR_CERT_REVOKED:
+		return CRL_CERT_REVOKED;
+	case X509_V_ERR_INVALID_PURPOSE:
+		return EXTKEYUSAGE_E;
+	default:
+		return err;
+	}
+}
+
 const char *verify_error_text(int err)
 {
+	if (err > 0)
+		err = from_x509_code(err);
 	switch (err) {
 	case ASN_AFTER_DATE_E:
 		return "certificate has expired";
@@ -292,6 +327,8 @@ const char *verify_error_text(int err)
 
 const char *verify_error_advice(int err)
 {
+	if (err > 0)
+		err = from_x509_code(err);
 	switch (err) {
 	case ASN_AFTER_DATE_E:
 	case ASN_BEFORE_DATE_E:
