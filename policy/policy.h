@@ -23,46 +23,46 @@ enum policy_verify { POLICY_VERIFY_ON = 0, POLICY_VERIFY_OFF, POLICY_VERIFY_PIN_
 enum policy_ocsp { POLICY_OCSP_PREFER = 0, POLICY_OCSP_REQUIRE, POLICY_OCSP_OFF };
 enum policy_truncation { POLICY_TRUNCATION_ERROR = 0, POLICY_TRUNCATION_ALLOW };
 
-#define POLICY_MAX_PINS 8
+#define POLICY_MAX_PINS			    8
 #define POLICY_DEFAULT_HANDSHAKE_TIMEOUT_MS 10000u
 
 /* TLS options of one rule (after `defaults` were applied). Strings are NUL-terminated, owned by the
  * policy, NULL when unset. Versions are 12 or 13 (0 = unset: the library applies min 1.2, max 1.3). */
 struct policy_tls_opts {
-	char *name;       /* name= : the name to verify (and send as SNI) */
-	char *sni;        /* sni=NAME (NULL: same as the verify name) */
-	bool sni_off;     /* sni=off */
-	char *ca_file;    /* ca-file= (NULL and no ca_dir: the system trust store) */
-	char *ca_dir;     /* ca-dir= */
-	int min_version;  /* min-version= */
-	int max_version;  /* max-version= */
-	char *ciphers;    /* ciphers= : colon-separated suite names, as given */
-	char *alpn;       /* alpn= : comma-separated protocol list, as given */
+	char *name;		       /* name= : the name to verify (and send as SNI) */
+	char *sni;		       /* sni=NAME (NULL: same as the verify name) */
+	bool sni_off;		       /* sni=off */
+	char *ca_file;		       /* ca-file= (NULL and no ca_dir: the system trust store) */
+	char *ca_dir;		       /* ca-dir= */
+	int min_version;	       /* min-version= */
+	int max_version;	       /* max-version= */
+	char *ciphers;		       /* ciphers= : colon-separated suite names, as given */
+	char *alpn;		       /* alpn= : comma-separated protocol list, as given */
 	unsigned handshake_timeout_ms; /* handshake-timeout= (e.g. 10, 10s, 500ms); default 10 s */
 	enum policy_verify verify;     /* verify=on|off|pin-only */
-	char *cert;                    /* cert= client certificate (PEM or DER) */
-	char *key;                     /* key= client key */
+	char *cert;		       /* cert= client certificate (PEM or DER) */
+	char *key;		       /* key= client key */
 	char *key_password_file;       /* key-password-file= */
-	unsigned n_pins;               /* pin-sha256= (comma-separated, may repeat) */
+	unsigned n_pins;	       /* pin-sha256= (comma-separated, may repeat) */
 	uint8_t pins[POLICY_MAX_PINS][32];
-	char *crl_file; /* crl-file= */
-	char *crl_dir;  /* crl-dir= */
-	enum policy_ocsp ocsp_stapling;       /* ocsp-stapling=require|prefer|off */
-	enum policy_truncation truncation;    /* truncation=error|allow */
-	bool session_resumption;              /* session-resumption=on|off (default on) */
+	char *crl_file;			   /* crl-file= */
+	char *crl_dir;			   /* crl-dir= */
+	enum policy_ocsp ocsp_stapling;	   /* ocsp-stapling=require|prefer|off */
+	enum policy_truncation truncation; /* truncation=error|allow */
+	bool session_resumption;	   /* session-resumption=on|off (default on) */
 };
 
 struct policy_rule {
 	enum policy_action action;
 	enum policy_host_kind host_kind;
-	char *host;          /* NAME: lower-case name without trailing dot; SUFFIX: ".suffix" (leading dot kept) */
-	int family;          /* ADDR/CIDR: AF_INET or AF_INET6 (IPv4-mapped IPv6 is stored as AF_INET) */
-	uint8_t addr[16];    /* ADDR/CIDR: network byte order, 4 or 16 bytes used */
-	unsigned prefix_len; /* CIDR: prefix length; ADDR: 32 or 128 */
-	uint16_t port_lo, port_hi; /* inclusive; '*' is 0-65535 */
+	char *host; /* NAME: lower-case name without trailing dot; SUFFIX: ".suffix" (leading dot kept) */
+	int family; /* ADDR/CIDR: AF_INET or AF_INET6 (IPv4-mapped IPv6 is stored as AF_INET) */
+	uint8_t addr[16];	    /* ADDR/CIDR: network byte order, 4 or 16 bytes used */
+	unsigned prefix_len;	    /* CIDR: prefix length; ADDR: 32 or 128 */
+	uint16_t port_lo, port_hi;  /* inclusive; '*' is 0-65535 */
 	struct policy_tls_opts tls; /* meaningful for POLICY_TLS only */
-	const char *source;  /* "TLSSHIM_RULES" or the policy file's path (owned by the policy) */
-	unsigned line;       /* 1-based line (for TLSSHIM_RULES: 1-based index of the ';'-separated rule) */
+	const char *source;	    /* "TLSSHIM_RULES" or the policy file's path (owned by the policy) */
+	unsigned line; /* 1-based line (for TLSSHIM_RULES: 1-based index of the ';'-separated rule) */
 };
 
 struct policy {
@@ -96,10 +96,10 @@ void policy_free(struct policy *p);
 
 /* A destination as the connect hook sees it. */
 struct policy_dest {
-	int family;           /* AF_INET or AF_INET6 (IPv4-mapped IPv6 is matched as IPv4) */
-	const uint8_t *addr;  /* 4 or 16 bytes, network order */
-	uint16_t port;        /* host order */
-	const char *name;     /* the name the program resolved this address from, or NULL */
+	int family;	     /* AF_INET or AF_INET6 (IPv4-mapped IPv6 is matched as IPv4) */
+	const uint8_t *addr; /* 4 or 16 bytes, network order */
+	uint16_t port;	     /* host order */
+	const char *name;    /* the name the program resolved this address from, or NULL */
 };
 
 /* Asks the caller whether host name `name` resolves to the destination's address (used for NAME rules
