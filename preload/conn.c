@@ -64,8 +64,11 @@ struct conn *conn_get(int fd)
 	return NULL;
 }
 
+static void ra_release(struct conn *c);
+
 static void conn_free(struct conn *c)
 {
+	ra_release(c);
 	if (c->ssl) {
 		wolfSSL_free(c->ssl);
 		c->ssl = NULL;
@@ -118,6 +121,8 @@ struct conn *conn_new(const struct policy_rule *rule)
 	c->ssl = NULL;
 	c->io_fd = -1;
 	c->io_errno = 0;
+	c->ra = NULL;
+	c->ra_off = c->ra_len = 0;
 	c->tcp_eof = c->read_eof = c->write_shut = c->peer_close_notify = false;
 	c->out_committed = 0;
 	c->tcp_pending = c->restore_nodelay = c->fail_reported = false;
@@ -216,26 +221,62 @@ static int wait_readable(int fd, int flags)
 
 /* ---- wolfSSL I/O callbacks: the real recv/send, never blocking, never a hooked symbol ---- */
 
+/* wolfSSL asks for a record's 5-byte header, then for its body: two system calls a record. One larger
+ * recv into a read-ahead buffer serves both, and whole handshake flights, with a copy that costs less
+ * than a system call. Bytes held here count as "readable" for poll/epoll (conn_read_ready). */
+#define READAHEAD_SIZE 32768
+
+static void ra_release(struct conn *c)
+{
+	free(c->ra);
+	c->ra = NULL;
+	c->ra_off = c->ra_len = 0;
+}
+
+static int io_recv_result(struct conn *c, ssize_t n)
+{
+	if (n > 0)
+		return (int)n;
+	if (n == 0) {
+		c->tcp_eof = true;
+		return WOLFSSL_CBIO_ERR_CONN_CLOSE;
+	}
+	c->io_errno = errno;
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		return WOLFSSL_CBIO_ERR_WANT_READ;
+	if (errno == ECONNRESET)
+		return WOLFSSL_CBIO_ERR_CONN_RST;
+	return WOLFSSL_CBIO_ERR_GENERAL;
+}
+
 static int io_recv(struct WOLFSSL *ssl, char *buf, int sz, void *ctx)
 {
 	struct conn *c = ctx;
-	for (;;) {
-		ssize_t n = libc.recv(c->io_fd, buf, (size_t)sz, MSG_DONTWAIT);
-		if (n > 0)
-			return (int)n;
-		if (n == 0) {
-			c->tcp_eof = true;
-			return WOLFSSL_CBIO_ERR_CONN_CLOSE;
-		}
-		if (errno == EINTR)
-			continue;
-		c->io_errno = errno;
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
-			return WOLFSSL_CBIO_ERR_WANT_READ;
-		if (errno == ECONNRESET)
-			return WOLFSSL_CBIO_ERR_CONN_RST;
-		return WOLFSSL_CBIO_ERR_GENERAL;
+	if (c->ra_off < c->ra_len) {
+		unsigned n = c->ra_len - c->ra_off < (unsigned)sz ? c->ra_len - c->ra_off : (unsigned)sz;
+		memcpy(buf, c->ra + c->ra_off, n);
+		c->ra_off += n;
+		if (c->ra_off == c->ra_len)
+			ra_release(c);
+		return (int)n;
 	}
+	ssize_t n;
+	if (sz >= READAHEAD_SIZE / 2 || (!c->ra && !(c->ra = malloc(READAHEAD_SIZE)))) {
+		do /* a large request (a record body) goes straight into wolfSSL's buffer */
+			n = libc.recv(c->io_fd, buf, (size_t)sz, MSG_DONTWAIT);
+		while (n < 0 && errno == EINTR);
+		return io_recv_result(c, n);
+	}
+	do
+		n = libc.recv(c->io_fd, c->ra, READAHEAD_SIZE, MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0) {
+		ra_release(c);
+		return io_recv_result(c, n);
+	}
+	c->ra_len = (unsigned)n;
+	c->ra_off = 0;
+	return io_recv(ssl, buf, sz, ctx);
 }
 
 static int io_send(struct WOLFSSL *ssl, char *buf, int sz, void *ctx)
@@ -500,7 +541,11 @@ static int progress_locked(struct conn *c, int fd)
 		c->tcp_pending = false;
 	}
 	c->io_fd = fd;
-	int ret = wolfSSL_connect(c->ssl);
+	int ret, rounds = 0;
+	do /* records already in read-ahead are never waited for on the kernel */
+		ret = wolfSSL_connect(c->ssl);
+	while (ret != WOLFSSL_SUCCESS && wolfSSL_get_error(c->ssl, ret) == WOLFSSL_ERROR_WANT_READ &&
+	       c->ra_off < c->ra_len && ++rounds < 64);
 	if (ret == WOLFSSL_SUCCESS) {
 		if (verify_after_handshake(&c->verify, c->ssl) != 0) {
 			wolfSSL_shutdown(c->ssl); /* our alert; the socket is shut down right after */
@@ -600,7 +645,8 @@ static int conn_break(struct conn *c, int err, bool writing)
 bool conn_read_ready(struct conn *c)
 {
 	pthread_mutex_lock(&c->lock);
-	bool ready = c->state != CONN_ESTABLISHED || c->read_eof || (c->ssl && wolfSSL_pending(c->ssl) > 0);
+	bool ready = c->state != CONN_ESTABLISHED || c->read_eof || c->ra_off < c->ra_len ||
+		     (c->ssl && wolfSSL_pending(c->ssl) > 0);
 	pthread_mutex_unlock(&c->lock);
 	return ready;
 }
@@ -629,6 +675,7 @@ static int drive_handshake(struct conn *c, int fd, int flags)
 ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 {
 	size_t got = 0;
+	int ra_rounds = 0;
 	if (len > INT_MAX)
 		len = INT_MAX;
 	pthread_mutex_lock(&c->lock);
@@ -672,7 +719,7 @@ ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 			if ((flags & MSG_PEEK) || got == len) {
 				/* A thread blocked in poll on this fd would never hear of bytes left behind.
 				 */
-				bool left_behind = wolfSSL_pending(c->ssl) > 0;
+				bool left_behind = wolfSSL_pending(c->ssl) > 0 || c->ra_off < c->ra_len;
 				pthread_mutex_unlock(&c->lock);
 				if (left_behind)
 					wake_notify(fd);
@@ -689,6 +736,9 @@ ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 			c->peer_close_notify = true;
 			continue;
 		}
+		if (err == WOLFSSL_ERROR_WANT_READ && c->ra_off < c->ra_len && ++ra_rounds < 64)
+			continue; /* wolfSSL stops after some records (a session ticket); more wait in
+				     read-ahead */
 		if (err == WOLFSSL_ERROR_WANT_READ || err == WOLFSSL_ERROR_WANT_WRITE) {
 			if (got && !(flags & MSG_WAITALL)) {
 				pthread_mutex_unlock(&c->lock);

@@ -42,13 +42,15 @@ struct conn {
 	bool forked;	       /* a fork happened since the session began (in this process's copy) */
 	bool wrote_since_fork; /* this process wrote on the session since the last fork */
 	struct WOLFSSL *ssl;
-	int io_fd;		/* the fd the I/O callbacks use for the call in progress */
-	int io_errno;		/* errno of the last failed real recv/send in a callback */
-	bool tcp_eof;		/* the kernel socket returned 0 (FIN) */
-	bool read_eof;		/* close_notify seen (or an allowed truncation): reads return 0 */
-	bool peer_close_notify; /* the server's close_notify arrived */
-	bool write_shut;	/* shutdown(SHUT_WR) done */
-	size_t out_committed;	/* plaintext bytes already reported written whose record is not all sent */
+	int io_fd;		 /* the fd the I/O callbacks use for the call in progress */
+	int io_errno;		 /* errno of the last failed real recv/send in a callback */
+	char *ra;		 /* read-ahead: ciphertext taken from the kernel, not yet handed to wolfSSL */
+	unsigned ra_off, ra_len; /* (allocated only while it holds bytes: idle connections cost nothing) */
+	bool tcp_eof;		 /* the kernel socket returned 0 (FIN) */
+	bool read_eof;		 /* close_notify seen (or an allowed truncation): reads return 0 */
+	bool peer_close_notify;	 /* the server's close_notify arrived */
+	bool write_shut;	 /* shutdown(SHUT_WR) done */
+	size_t out_committed;	 /* plaintext bytes already reported written whose record is not all sent */
 	/* While CONN_CONNECTING: */
 	bool tcp_pending;		   /* the TCP connect itself is still in progress */
 	bool restore_nodelay;		   /* TCP_NODELAY was off: put it back after the handshake */
