@@ -274,7 +274,12 @@ start_py() {
 	shift
 	rm -f "$T/$name.port"
 	bg "$name" "$PY" -u "$SERVERS" "$@" --portfile "$T/$name.port"
-	local i
+	wait_portfile "$name"
+}
+
+# wait_portfile NAME: waits (10 s at most) for the server NAME to write $T/NAME.port. Sets PORT (0 on failure).
+wait_portfile() {
+	local name=$1 i
 	PORT=0
 	for i in $(seq 1 100); do
 		if [ -s "$T/$name.port" ]; then

@@ -18,17 +18,7 @@ ev_server() {
 	[ "$kind" = tls ] && certargs=(--cert "$PKI/${EV_CERT:-leaf}.pem" --key "$PKI/${EV_CERT:-leaf}.key")
 	bg "$name" "$PY" -u "$EVSERVER" "$kind" --mode "$mode" "${certargs[@]}" --rec "$T/$name.rec" \
 		--portfile "$T/$name.port" "$@"
-	local i
-	PORT=0
-	for i in $(seq 1 100); do
-		if [ -s "$T/$name.port" ]; then
-			PORT=$(cat "$T/$name.port")
-			return 0
-		fi
-		sleep 0.1
-	done
-	echo "[harness: $name did not start within 10 s]" >>"$T/$name.log"
-	return 1
+	wait_portfile "$name"
 }
 
 rule() { echo "tls localhost:$PORT ca-file=$ROOT $*"; }
