@@ -41,6 +41,9 @@ struct cli_policy_src {
 
 /* Appends one --rule. Returns 0, or -1 when out of memory. */
 int cli_policy_add_rule(struct cli_policy_src *s, const char *rule);
+/* The --policy/--rule options every subcommand shares: handles getopt's option `opt` (argument arg).
+ * Returns 1 when it was one of them, 0 when not, -1 after printing an error (out of memory). */
+int cli_policy_option(struct cli_policy_src *s, int opt, const char *arg);
 /* When neither --policy nor --rule was given, takes TLSSHIM_POLICY and TLSSHIM_RULES (empty = unset). */
 void cli_policy_use_env_if_unset(struct cli_policy_src *s);
 bool cli_policy_is_empty(const struct cli_policy_src *s);

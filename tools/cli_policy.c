@@ -20,6 +20,21 @@ int cli_policy_add_rule(struct cli_policy_src *s, const char *rule)
 	return 0;
 }
 
+int cli_policy_option(struct cli_policy_src *s, int opt, const char *arg)
+{
+	if (opt == 'p') {
+		s->file = arg;
+		return 1;
+	}
+	if (opt != 'r')
+		return 0;
+	if (cli_policy_add_rule(s, arg) != 0) {
+		cli_error("out of memory");
+		return -1;
+	}
+	return 1;
+}
+
 void cli_policy_use_env_if_unset(struct cli_policy_src *s)
 {
 	if (s->file || s->rules)

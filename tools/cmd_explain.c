@@ -151,13 +151,12 @@ int cmd_explain(int argc, char **argv)
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "p:r:h", opts, NULL)) != -1) {
+		int handled = cli_policy_option(&src, c, optarg);
+		if (handled < 0)
+			goto out;
+		if (handled > 0)
+			continue;
 		switch (c) {
-		case 'p':
-			src.file = optarg;
-			break;
-		case 'r':
-			cli_policy_add_rule(&src, optarg);
-			break;
 		case 'h':
 			fputs(usage, stdout);
 			rc = CLI_OK;

@@ -227,16 +227,12 @@ int cmd_run(int argc, char **argv)
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+p:r:l:h", opts, NULL)) != -1) {
+		int handled = cli_policy_option(&cli, c, optarg);
+		if (handled < 0)
+			goto out;
+		if (handled > 0)
+			continue;
 		switch (c) {
-		case 'p':
-			cli.file = optarg;
-			break;
-		case 'r':
-			if (cli_policy_add_rule(&cli, optarg) != 0) {
-				cli_error("out of memory");
-				goto out;
-			}
-			break;
 		case 'l':
 			log_level = optarg;
 			break;
