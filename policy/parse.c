@@ -593,6 +593,26 @@ static int check_tls(struct pctx *x, const struct optset *s, unsigned action_col
 		return perr(x, blame(s, POL_OPT_VERIFY, POL_OPT_VERIFY, action_col),
 			    "verify=pin-only needs at least one pin-sha256=%s",
 			    via_defaults(s, POL_OPT_VERIFY, POL_OPT_VERIFY));
+	if (o->verify == POLICY_VERIFY_OFF && o->n_pins > 0)
+		return perr(x, blame(s, POL_OPT_VERIFY, POL_OPT_PIN_SHA256, action_col),
+			    "verify=off ignores pin-sha256= (use verify=pin-only to trust the pins alone, or "
+			    "verify=on)%s",
+			    via_defaults(s, POL_OPT_VERIFY, POL_OPT_PIN_SHA256));
+	if (o->verify == POLICY_VERIFY_PIN_ONLY && !o->ca_file && !o->ca_dir) {
+		enum pol_opt_id rev = o->ocsp_stapling == POLICY_OCSP_REQUIRE ? POL_OPT_OCSP_STAPLING
+				      : o->crl_file			      ? POL_OPT_CRL_FILE
+				      : o->crl_dir			      ? POL_OPT_CRL_DIR
+									      : POL_OPT_COUNT;
+		if (rev != POL_OPT_COUNT)
+			return perr(
+			    x, blame(s, POL_OPT_VERIFY, rev, action_col),
+			    "verify=pin-only with %s needs ca-file= or ca-dir= (the CA that signs the "
+			    "revocation data); without it nothing would be checked%s",
+			    rev == POL_OPT_OCSP_STAPLING ? "ocsp-stapling=require"
+			    : rev == POL_OPT_CRL_FILE	 ? "crl-file="
+							 : "crl-dir=",
+			    via_defaults(s, POL_OPT_VERIFY, rev));
+	}
 	if (!o->cert != !o->key)
 		return perr(x, blame(s, POL_OPT_CERT, POL_OPT_KEY, action_col),
 			    "cert= and key= go together (missing %s=)%s", o->cert ? "key" : "cert",

@@ -135,12 +135,14 @@ WOLFSSL_CTX *tlsctx_new(const struct policy_tls_opts *o, char *err, size_t errle
 		wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_NONE, NULL);
 	} else {
 		wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER, verify_callback);
-		if (o->verify == POLICY_VERIFY_ON && load_trust(ctx, o, err, errlen) != 0) {
+		/* pin-only loads anchors only when ca-file=/ca-dir= are given (the parser allows revocation
+		 * options with pin-only only then: the CA is what signs CRLs and OCSP responses). */
+		if (verify_uses_anchors(o) && load_trust(ctx, o, err, errlen) != 0) {
 			wolfSSL_CTX_free(ctx);
 			return NULL;
 		}
 	}
-	if (o->ocsp_stapling != POLICY_OCSP_OFF && o->verify == POLICY_VERIFY_ON) {
+	if (o->ocsp_stapling != POLICY_OCSP_OFF && verify_uses_anchors(o)) {
 		/* Staples are verified when sent; a stapled "revoked" always fails. The shim never fetches:
 		 * OCSP lookups stay disabled and the I/O callback refuses, so nothing opens a socket. */
 		if (wolfSSL_CTX_EnableOCSPStapling(ctx) != WOLFSSL_SUCCESS ||
@@ -200,7 +202,7 @@ WOLFSSL *tlsctx_new_session(WOLFSSL_CTX *ctx, const struct policy_tls_opts *o, c
 		wolfSSL_free(ssl);
 		return NULL;
 	}
-	if (o->ocsp_stapling != POLICY_OCSP_OFF && o->verify == POLICY_VERIFY_ON &&
+	if (o->ocsp_stapling != POLICY_OCSP_OFF && verify_uses_anchors(o) &&
 	    wolfSSL_UseOCSPStapling(ssl, WOLFSSL_CSR_OCSP, 0) != WOLFSSL_SUCCESS) {
 		snprintf(err, errlen, "cannot request an OCSP staple");
 		wolfSSL_free(ssl);

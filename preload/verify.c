@@ -16,6 +16,32 @@
 #include <wolfssl/wolfcrypt/error-crypt.h>
 #include <wolfssl/wolfcrypt/sha256.h>
 
+bool verify_uses_anchors(const struct policy_tls_opts *o)
+{
+	return o->verify == POLICY_VERIFY_ON ||
+	       (o->verify == POLICY_VERIFY_PIN_ONLY && (o->ca_file != NULL || o->ca_dir != NULL));
+}
+
+/* With verify=pin-only, wolfSSL's chain errors are ignored (the pins decide), except revocation: a
+ * revoked certificate is refused whenever revocation is checked. And when the rule asks for revocation
+ * (crl-file=, crl-dir=, ocsp-stapling=require), the chain must lead to the rule's CA, since only then
+ * could the revocation data be checked at all. */
+static bool pin_only_error_is_fatal(const struct policy_tls_opts *o, int err)
+{
+	if (!verify_uses_anchors(o))
+		return false;
+	if (o->crl_file || o->crl_dir || o->ocsp_stapling == POLICY_OCSP_REQUIRE)
+		return true;
+	switch (err) {
+	case CRL_CERT_REVOKED:
+	case OCSP_CERT_REVOKED:
+	case X509_V_ERR_CERT_REVOKED:
+		return true;
+	default:
+		return false;
+	}
+}
+
 void verify_begin(struct verify_state *v, const struct policy_tls_opts *opts, const char *name, int family,
 		  const uint8_t *addr)
 {
@@ -172,7 +198,7 @@ int verify_callback(int preverify_ok, WOLFSSL_X509_STORE_CTX *store)
 		return preverify_ok;
 	int depth = store->error_depth;
 	bool pin_only = v->opts->verify == POLICY_VERIFY_PIN_ONLY;
-	if (!preverify_ok && !pin_only) {
+	if (!preverify_ok && (!pin_only || pin_only_error_is_fatal(v->opts, store->error))) {
 		int err = store->error;
 		verify_fail(v, "%s%s%s", verify_error_text(err), v->hint[0] ? " (" : "",
 			    v->hint[0] ? v->hint : "");

@@ -28,6 +28,10 @@ struct verify_state {
 	char hint[160]; /* what else was seen in the chain (an intermediate that is no CA), for the message */
 };
 
+/* Whether a rule checks the chain against trust anchors: verify=on, or verify=pin-only with ca-file= or
+ * ca-dir= (which then also check revocation: CRLs and OCSP staples are signed by the CA). */
+bool verify_uses_anchors(const struct policy_tls_opts *opts);
+
 /* Prepares the state for one handshake. name may be NULL (then the address is verified). */
 void verify_begin(struct verify_state *v, const struct policy_tls_opts *opts, const char *name, int family,
 		  const uint8_t *addr);

@@ -403,7 +403,7 @@ Test(policy_parse, defaults_merging)
 		 "tls a:1\n"
 		 "tls b:1 ca-file=/own alpn=x\n"
 		 "plain c:1\n"
-		 "defaults ca-file=/ca2 verify=off pin-sha256=" PIN_ABC "\n"
+		 "defaults ca-file=/ca2 verify=pin-only pin-sha256=" PIN_ABC "\n"
 		 "tls d:1\n"
 		 "tls e:1 pin-sha256=" PIN_EMPTY "," PIN_EMPTY "\n"
 		 "defaults cert=/c\n"
@@ -431,7 +431,7 @@ Test(policy_parse, defaults_merging)
 
 	o = &p.rules[4].tls; /* d: second defaults replaces the keys it names, keeps the others */
 	cr_expect_str_eq(o->ca_file, "/ca2");
-	cr_expect_eq(o->verify, POLICY_VERIFY_OFF);
+	cr_expect_eq(o->verify, POLICY_VERIFY_PIN_ONLY);
 	cr_expect_eq(o->min_version, 12);
 	cr_expect_str_eq(o->alpn, "h2");
 	cr_expect_eq(o->n_pins, 1, "a later defaults' pins replace the earlier ones");
@@ -780,6 +780,29 @@ static const struct err_case err_cases[] = {
     {"tls a:1 verify=pin-only", F, 1, 9, "verify=pin-only needs at least one pin-sha256="},
     {"defaults verify=pin-only\n  tls a:1", F, 2, 3, "pin-sha256= (after applying defaults)"},
     {"defaults verify=pin-only pin-sha256=" PIN_EMPTY "\ntls a:1", F, 1, 0, NULL},
+    /* combinations that would silently drop a requirement */
+    {"tls a:1 verify=off pin-sha256=" PIN_EMPTY, F, 1, 20, "verify=off ignores pin-sha256="},
+    {"tls a:1 pin-sha256=" PIN_EMPTY " verify=off", F, 1, 65, "verify=off ignores pin-sha256="},
+    {"defaults verify=off\ntls a:1 pin-sha256=" PIN_EMPTY, F, 2, 9,
+     "use verify=pin-only to trust the pins alone, or verify=on) (after applying defaults)"},
+    {"defaults pin-sha256=" PIN_EMPTY "\ntls a:1 verify=off", F, 2, 9, "verify=off ignores pin-sha256="},
+    {"defaults verify=off pin-sha256=" PIN_EMPTY "\ntls a:1", F, 2, 1, "verify=off ignores pin-sha256="},
+    {"defaults verify=off pin-sha256=" PIN_EMPTY "\nplain a:1", F, 1, 0, NULL},
+    {"tls a:1 verify=off", F, 1, 0, NULL},
+    {"tls a:1 verify=pin-only pin-sha256=" PIN_EMPTY " ocsp-stapling=require", F, 1, 81,
+     "verify=pin-only with ocsp-stapling=require needs ca-file= or ca-dir="},
+    {"tls a:1 verify=pin-only pin-sha256=" PIN_EMPTY " crl-file=/c.pem", F, 1, 81,
+     "verify=pin-only with crl-file= needs ca-file= or ca-dir="},
+    {"tls a:1 crl-dir=/crls verify=pin-only pin-sha256=" PIN_EMPTY, F, 1, 23,
+     "verify=pin-only with crl-dir= needs ca-file= or ca-dir="},
+    {"defaults crl-file=/c.pem\ntls a:1 verify=pin-only pin-sha256=" PIN_EMPTY, F, 2, 9,
+     "with crl-file= needs ca-file= or ca-dir= (the CA that signs the revocation data); without it "
+     "nothing would be checked (after applying defaults)"},
+    {"tls a:1 verify=pin-only pin-sha256=" PIN_EMPTY " crl-file=/c.pem ca-file=/ca.pem", F, 1, 0, NULL},
+    {"tls a:1 verify=pin-only pin-sha256=" PIN_EMPTY " ocsp-stapling=require ca-dir=/cas", F, 1, 0, NULL},
+    {"defaults ca-file=/ca.pem\ntls a:1 verify=pin-only pin-sha256=" PIN_EMPTY " crl-dir=/d", F, 1, 0, NULL},
+    {"tls a:1 verify=pin-only pin-sha256=" PIN_EMPTY " ocsp-stapling=prefer", F, 1, 0, NULL},
+    {"tls a:1 verify=on pin-sha256=" PIN_EMPTY " crl-file=/c.pem ocsp-stapling=require", F, 1, 0, NULL},
     {"tls a:1 cert=/c", F, 1, 9, "cert= and key= go together (missing key=)"},
     {"tls a:1 key=/k", F, 1, 9, "missing cert="},
     {"defaults cert=/c\ntls a:1", F, 2, 1, "(missing key=) (after applying defaults)"},
