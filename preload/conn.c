@@ -65,10 +65,12 @@ struct conn *conn_get(int fd)
 }
 
 static void ra_release(struct conn *c);
+static void pq_release(struct conn *c);
 
 static void conn_free(struct conn *c)
 {
 	ra_release(c);
+	pq_release(c);
 	if (c->ssl) {
 		wolfSSL_free(c->ssl);
 		c->ssl = NULL;
@@ -123,6 +125,8 @@ struct conn *conn_new(const struct policy_rule *rule)
 	c->io_errno = 0;
 	c->ra = NULL;
 	c->ra_off = c->ra_len = 0;
+	c->pq = NULL;
+	c->pq_off = c->pq_len = 0;
 	c->tcp_eof = c->read_eof = c->write_shut = c->peer_close_notify = false;
 	c->out_committed = 0;
 	c->tcp_pending = c->restore_nodelay = c->fail_reported = false;
@@ -224,13 +228,72 @@ static int wait_readable(int fd, int flags)
 /* wolfSSL asks for a record's 5-byte header, then for its body: two system calls a record. One larger
  * recv into a read-ahead buffer serves both, and whole handshake flights, with a copy that costs less
  * than a system call. Bytes held here count as "readable" for poll/epoll (conn_read_ready). */
-#define READAHEAD_SIZE 32768
+#define READAHEAD_SIZE CONN_TLS_QUEUE_MAX
 
 static void ra_release(struct conn *c)
 {
 	free(c->ra);
 	c->ra = NULL;
 	c->ra_off = c->ra_len = 0;
+}
+
+/* ---- the two queues (conn.h) ---- */
+
+/* Appends to a queue that lives in one buffer of at most cap bytes (allocated at cap on first use),
+ * sliding what is left to the front first. */
+static int queue_append(char **buf, unsigned *off, unsigned *qlen, unsigned cap, const void *data, size_t len)
+{
+	if (len == 0)
+		return 0;
+	if (len > cap - (*qlen - *off)) {
+		errno = ENOBUFS;
+		return -1;
+	}
+	if (!*buf) {
+		if (!(*buf = malloc(cap))) {
+			errno = ENOMEM;
+			return -1;
+		}
+		*off = *qlen = 0;
+	}
+	if (*off) {
+		memmove(*buf, *buf + *off, *qlen - *off);
+		*qlen -= *off;
+		*off = 0;
+	}
+	memcpy(*buf + *qlen, data, len);
+	*qlen += (unsigned)len;
+	return 0;
+}
+
+static void pq_release(struct conn *c)
+{
+	free(c->pq);
+	c->pq = NULL;
+	c->pq_off = c->pq_len = 0;
+}
+
+int conn_queue_for_program(struct conn *c, const void *buf, size_t len)
+{
+	return queue_append(&c->pq, &c->pq_off, &c->pq_len, CONN_PROGRAM_QUEUE_MAX, buf, len);
+}
+
+int conn_queue_for_tls(struct conn *c, const void *buf, size_t len)
+{
+	return queue_append(&c->ra, &c->ra_off, &c->ra_len, CONN_TLS_QUEUE_MAX, buf, len);
+}
+
+/* Moves up to len bytes of the program-bound queue into buf (copies only, for MSG_PEEK). Lock held. */
+static size_t pq_take(struct conn *c, char *buf, size_t len, bool peek)
+{
+	size_t n = conn_program_queued(c) < len ? conn_program_queued(c) : len;
+	memcpy(buf, c->pq + c->pq_off, n);
+	if (!peek) {
+		c->pq_off += (unsigned)n;
+		if (c->pq_off == c->pq_len)
+			pq_release(c);
+	}
+	return n;
 }
 
 static int io_recv_result(struct conn *c, ssize_t n)
@@ -645,8 +708,8 @@ static int conn_break(struct conn *c, int err, bool writing)
 bool conn_read_ready(struct conn *c)
 {
 	pthread_mutex_lock(&c->lock);
-	bool ready = c->state != CONN_ESTABLISHED || c->read_eof || c->ra_off < c->ra_len ||
-		     (c->ssl && wolfSSL_pending(c->ssl) > 0);
+	bool ready = c->state != CONN_ESTABLISHED || c->read_eof || conn_program_queued(c) ||
+		     c->ra_off < c->ra_len || (c->ssl && wolfSSL_pending(c->ssl) > 0);
 	pthread_mutex_unlock(&c->lock);
 	return ready;
 }
@@ -703,7 +766,17 @@ ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 			errno = e;
 			return -1;
 		}
-		if (c->read_eof || len == 0) {
+		if (conn_program_queued(c) && got < len) {
+			/* What the shim holds for the program comes before any TLS data. A peek shows it
+			 * alone; a read goes on to take the records already here, without waiting. */
+			got += pq_take(c, (char *)buf + got, len - got, flags & MSG_PEEK);
+			if (flags & MSG_PEEK) {
+				pthread_mutex_unlock(&c->lock);
+				return (ssize_t)got;
+			}
+			continue;
+		}
+		if (c->read_eof || len == 0 || got == len) {
 			pthread_mutex_unlock(&c->lock);
 			return (ssize_t)got;
 		}
@@ -797,7 +870,8 @@ int conn_pending(struct conn *c, int fd)
 {
 	char b;
 	pthread_mutex_lock(&c->lock);
-	bool empty = c->state == CONN_ESTABLISHED && !c->read_eof && wolfSSL_pending(c->ssl) == 0;
+	bool empty = c->state == CONN_ESTABLISHED && !c->read_eof && !conn_program_queued(c) &&
+		     wolfSSL_pending(c->ssl) == 0;
 	pthread_mutex_unlock(&c->lock);
 	if (empty) {
 		int e = errno;
@@ -805,9 +879,10 @@ int conn_pending(struct conn *c, int fd)
 		errno = e;
 	}
 	pthread_mutex_lock(&c->lock);
-	int n = c->state == CONN_ESTABLISHED ? wolfSSL_pending(c->ssl) : 0;
+	size_t n =
+	    c->state == CONN_ESTABLISHED ? conn_program_queued(c) + (size_t)wolfSSL_pending(c->ssl) : 0;
 	pthread_mutex_unlock(&c->lock);
-	return n;
+	return n > INT_MAX ? INT_MAX : (int)n;
 }
 
 int conn_so_error(struct conn *c, int fd)

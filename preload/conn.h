@@ -46,11 +46,15 @@ struct conn {
 	int io_errno;		 /* errno of the last failed real recv/send in a callback */
 	char *ra;		 /* read-ahead: ciphertext taken from the kernel, not yet handed to wolfSSL */
 	unsigned ra_off, ra_len; /* (allocated only while it holds bytes: idle connections cost nothing) */
-	bool tcp_eof;		 /* the kernel socket returned 0 (FIN) */
-	bool read_eof;		 /* close_notify seen (or an allowed truncation): reads return 0 */
-	bool peer_close_notify;	 /* the server's close_notify arrived */
-	bool write_shut;	 /* shutdown(SHUT_WR) done */
-	size_t out_committed;	 /* plaintext bytes already reported written whose record is not all sent */
+	/* Program-bound plaintext queue (conn_queue_for_program): bytes the shim holds for the program,
+	 * which read() returns before any TLS data. Allocated only while it holds bytes. */
+	char *pq;
+	unsigned pq_off, pq_len;
+	bool tcp_eof;		/* the kernel socket returned 0 (FIN) */
+	bool read_eof;		/* close_notify seen (or an allowed truncation): reads return 0 */
+	bool peer_close_notify; /* the server's close_notify arrived */
+	bool write_shut;	/* shutdown(SHUT_WR) done */
+	size_t out_committed;	/* plaintext bytes already reported written whose record is not all sent */
 	/* While CONN_CONNECTING: */
 	bool tcp_pending;		   /* the TCP connect itself is still in progress */
 	bool restore_nodelay;		   /* TCP_NODELAY was off: put it back after the handshake */
@@ -117,6 +121,33 @@ ssize_t conn_write(struct conn *c, int fd, const void *buf, size_t len, int flag
 
 /* shutdown(2) on a TLS fd. */
 int conn_shutdown(struct conn *c, int fd, int how);
+
+/* ---- bytes the shim holds: for the program, or for itself ----
+ * Two queues per connection, both guarded by c->lock, both empty (and unallocated) on most connections:
+ *  - the program-bound queue holds plaintext the program must read before any TLS data (a STARTTLS
+ *    dialogue's replayed greeting, a rewritten protocol message). read/recv return it first; it counts
+ *    as readable for poll/select/epoll, MSG_PEEK sees it, FIONREAD counts it. It is handed out only once
+ *    the connection is CONN_ESTABLISHED (never before the handshake is verified), and before EOF.
+ *  - the TLS-bound queue is the read-ahead: ciphertext the shim took from the kernel for wolfSSL
+ *    (a ClientHello a server connection consumed while looking at it, bytes past a dialogue's last
+ *    line). wolfSSL gets it before the kernel is read again. It never counts as readable by itself:
+ *    readiness comes only from the application data wolfSSL makes of it. */
+#define CONN_PROGRAM_QUEUE_MAX 65536 /* bytes; a longer greeting is a protocol error for the caller */
+#define CONN_TLS_QUEUE_MAX     32768 /* bytes: the read-ahead buffer's size */
+
+/* Appends len bytes to the program-bound queue. c->lock held. 0, or -1 with errno: ENOBUFS (over
+ * CONN_PROGRAM_QUEUE_MAX in total), ENOMEM. Waiters are told when the connection becomes readable. */
+int conn_queue_for_program(struct conn *c, const void *buf, size_t len);
+
+/* Appends len bytes of ciphertext for wolfSSL to the read-ahead. c->lock held. 0, or -1 with errno:
+ * ENOBUFS (over CONN_TLS_QUEUE_MAX in total), ENOMEM. */
+int conn_queue_for_tls(struct conn *c, const void *buf, size_t len);
+
+/* Bytes in the program-bound queue. c->lock held. */
+static inline size_t conn_program_queued(const struct conn *c)
+{
+	return c->pq_len - c->pq_off;
+}
 
 /* Decrypted bytes waiting inside the session (or EOF/error to report): a read would not block. */
 bool conn_read_ready(struct conn *c);
