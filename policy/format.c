@@ -16,6 +16,8 @@ const char *policy_action_name(enum policy_action a)
 		return "tls";
 	case POLICY_DENY:
 		return "deny";
+	case POLICY_SERVE:
+		return "serve";
 	}
 	return "unknown";
 }

@@ -58,6 +58,13 @@ enum pol_opt_id {
 	POL_OPT_OCSP_STAPLING,
 	POL_OPT_TRUNCATION,
 	POL_OPT_SESSION_RESUMPTION,
+	/* serve rules only (serve.c) */
+	POL_OPT_CLIENT_CA,
+	POL_OPT_CLIENT_AUTH,
+	POL_OPT_ALLOW,
+	POL_OPT_SESSION_TICKETS,
+	POL_OPT_SESSION_TICKET_KEY_FILE,
+	POL_OPT_PLAIN_FROM,
 	POL_OPT_COUNT
 };
 
@@ -85,8 +92,8 @@ extern const struct pol_opt_def pol_opts[POL_OPT_COUNT];
 
 /* The row for key (n bytes), or NULL. */
 const struct pol_opt_def *pol_opt_find(const char *key, size_t n);
-/* "name, sni, ca-file, ..." */
-char *pol_opt_list(char *buf, size_t cap);
+/* "name, sni, ca-file, ...": the keys rules of `action` take (POLICY_PLAIN: every key, for defaults). */
+char *pol_opt_list(char *buf, size_t cap, enum policy_action action);
 /* Built-in defaults: everything unset, verify on, 10 s handshake timeout, resumption on. */
 void pol_opts_init(struct policy_tls_opts *o);
 void pol_opts_free(struct policy_tls_opts *o);
@@ -94,5 +101,45 @@ void pol_opts_free(struct policy_tls_opts *o);
  * Returns the decoded length, or -1 if s is not valid base64 or would decode to more than cap.
  * With out NULL it only validates and counts (cap is ignored). */
 long pol_base64_decode(const char *s, size_t n, uint8_t *out, size_t cap);
+
+/* ---- serve.c: what serve rules add ---- */
+
+/* Whether rules of action a take option id (defaults lines take every option, and apply each to the
+ * rules that take it). Options not named in serve.c belong to tls rules only. */
+bool pol_opt_allowed(enum pol_opt_id id, enum policy_action a);
+/* The parsers and copiers of the serve-only rows of the option table. */
+int pol_parse_client_auth(const struct pol_opt_def *d, struct policy_tls_opts *o, const char *v, size_t n,
+			  struct pol_opt_err *e);
+int pol_parse_allow(const struct pol_opt_def *d, struct policy_tls_opts *o, const char *v, size_t n,
+		    struct pol_opt_err *e);
+int pol_parse_plain_from(const struct pol_opt_def *d, struct policy_tls_opts *o, const char *v, size_t n,
+			 struct pol_opt_err *e);
+int pol_parse_tickets(const struct pol_opt_def *d, struct policy_tls_opts *o, const char *v, size_t n,
+		      struct pol_opt_err *e);
+int pol_copy_allow(const struct pol_opt_def *d, struct policy_tls_opts *dst,
+		   const struct policy_tls_opts *src);
+int pol_copy_plain_from(const struct pol_opt_def *d, struct policy_tls_opts *dst,
+			const struct policy_tls_opts *src);
+/* name= on a serve rule: the SNI name it answers, an exact host name or *.suffix (stored lower-case,
+ * *.suffix kept as written); an IP literal is an error (SNI never carries one). */
+int pol_serve_parse_name(const struct pol_opt_def *d, struct policy_tls_opts *o, const char *v, size_t n,
+			 struct pol_opt_err *e);
+/* The checks on a serve rule's merged options (mask: keys the rule set itself; cols: where). Resolves
+ * client-auth's default and the serve default of truncation=. Returns 0, or -1 with *col and msg. */
+int pol_serve_check(struct policy_tls_opts *o, uint32_t mask, uint32_t defs_mask, const unsigned *cols,
+		    unsigned action_col, unsigned *col, char *msg, size_t cap);
+/* One address or network of a list (allow= IP entries, plain-from=): a.b.c.d[/N], [v6][/N] or v6[/N];
+ * host bits set are an error. base: v's offset in the option value, for e->off; what: "plain-from=". */
+int pol_serve_parse_net(const char *v, size_t n, struct policy_net *out, struct pol_opt_err *e, size_t base,
+			const char *what);
+void pol_serve_opts_init(struct policy_serve_opts *s);
+void pol_serve_opts_free(struct policy_serve_opts *s);
+
+/* ---- match.c ---- */
+
+/* Whether one rule's host and port pattern matches (family/addr normalised: IPv4-mapped as IPv4;
+ * name/nlen: the remembered name without trailing dot, or NULL). */
+bool pol_rule_matches(const struct policy_rule *r, int family, const uint8_t *addr, const char *name,
+		      size_t nlen, uint16_t port, policy_name_has_addr_fn resolve, void *resolve_ctx);
 
 #endif

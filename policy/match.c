@@ -14,7 +14,8 @@
  *  - SUFFIX rules (*.example.com, stored as ".example.com") match only on the remembered name,
  *    which must end in ".example.com" and have at least one byte before it (any depth).
  *  - A destination whose family is neither AF_INET nor AF_INET6, or whose addr is NULL, has no
- *    known address: only ANY, NAME (by remembered name) and SUFFIX rules can match it. */
+ *    known address: only ANY, NAME (by remembered name) and SUFFIX rules can match it.
+ *  - serve rules are skipped: they answer accepted connections (serve.c), never a connect. */
 #include <string.h>
 #include <sys/socket.h>
 
@@ -48,6 +49,39 @@ static bool prefix_eq(const uint8_t *a, const uint8_t *b, unsigned bits)
 	return rest == 0 || ((a[full] ^ b[full]) & (uint8_t)(0xff00u >> rest)) == 0;
 }
 
+bool pol_rule_matches(const struct policy_rule *r, int family, const uint8_t *addr, const char *name,
+		      size_t nlen, uint16_t port, policy_name_has_addr_fn resolve, void *resolve_ctx)
+{
+	unsigned max_bits = family == AF_INET ? 32 : 128;
+	size_t hlen;
+
+	if (port < r->port_lo || port > r->port_hi)
+		return false;
+	switch (r->host_kind) {
+	case POLICY_HOST_ANY:
+		return true;
+	case POLICY_HOST_ADDR:
+	case POLICY_HOST_CIDR:
+		return addr && r->family == family &&
+		       prefix_eq(r->addr, addr,
+				 r->host_kind == POLICY_HOST_CIDR && r->prefix_len < max_bits ? r->prefix_len
+											      : max_bits);
+	case POLICY_HOST_NAME:
+		if (!r->host)
+			return false;
+		hlen = strlen(r->host);
+		if (name && nlen == hlen && ascii_case_eq(name, r->host, hlen))
+			return true;
+		return addr && resolve && resolve(resolve_ctx, r->host, family, addr);
+	case POLICY_HOST_SUFFIX:
+		if (!r->host || !name)
+			return false;
+		hlen = strlen(r->host);
+		return nlen > hlen && ascii_case_eq(name + nlen - hlen, r->host, hlen);
+	}
+	return false;
+}
+
 const struct policy_rule *policy_match(const struct policy *p, const struct policy_dest *d,
 				       policy_name_has_addr_fn resolve, void *resolve_ctx)
 {
@@ -76,40 +110,11 @@ const struct policy_rule *policy_match(const struct policy *p, const struct poli
 
 	for (i = 0; i < p->n_rules; i++) {
 		const struct policy_rule *r = &p->rules[i];
-		unsigned max_bits = family == AF_INET ? 32 : 128;
-		size_t hlen;
 
-		if (d->port < r->port_lo || d->port > r->port_hi)
-			continue;
-		switch (r->host_kind) {
-		case POLICY_HOST_ANY:
+		/* serve rules form their own list (serve.c): a connect never matches one */
+		if (r->action != POLICY_SERVE &&
+		    pol_rule_matches(r, family, addr, name, nlen, d->port, resolve, resolve_ctx))
 			return r;
-		case POLICY_HOST_ADDR:
-		case POLICY_HOST_CIDR:
-			if (addr && r->family == family &&
-			    prefix_eq(r->addr, addr,
-				      r->host_kind == POLICY_HOST_CIDR && r->prefix_len < max_bits
-					  ? r->prefix_len
-					  : max_bits))
-				return r;
-			break;
-		case POLICY_HOST_NAME:
-			if (!r->host)
-				break;
-			hlen = strlen(r->host);
-			if (name && nlen == hlen && ascii_case_eq(name, r->host, hlen))
-				return r;
-			if (addr && resolve && resolve(resolve_ctx, r->host, family, addr))
-				return r;
-			break;
-		case POLICY_HOST_SUFFIX:
-			if (!r->host || !name)
-				break;
-			hlen = strlen(r->host);
-			if (nlen > hlen && ascii_case_eq(name + nlen - hlen, r->host, hlen))
-				return r;
-			break;
-		}
 	}
 	return NULL;
 }

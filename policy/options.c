@@ -380,6 +380,19 @@ const struct pol_opt_def pol_opts[POL_OPT_COUNT] = {
     ROW(POL_OPT_TRUNCATION, "truncation", "error or allow", parse_truncation, copy_raw, truncation),
     ROW(POL_OPT_SESSION_RESUMPTION, "session-resumption", "on or off", parse_resumption, copy_raw,
 	session_resumption),
+    /* serve rules (serve.c) */
+    ROW(POL_OPT_CLIENT_CA, "client-ca", "a file or directory path", parse_path, copy_str, serve.client_ca),
+    ROW(POL_OPT_CLIENT_AUTH, "client-auth", "require, optional or none", pol_parse_client_auth, copy_raw,
+	serve.client_auth),
+    ROW(POL_OPT_ALLOW, "allow",
+	"comma-separated client identities (DNS, *.suffix, URI, URI/*, email, IP, CIDR)", pol_parse_allow,
+	pol_copy_allow, serve.allow),
+    ROW(POL_OPT_SESSION_TICKETS, "session-tickets", "on or off", pol_parse_tickets, copy_raw,
+	serve.session_tickets),
+    ROW(POL_OPT_SESSION_TICKET_KEY_FILE, "session-ticket-key-file", PATH, parse_path, copy_str,
+	serve.ticket_key_file),
+    ROW(POL_OPT_PLAIN_FROM, "plain-from", "comma-separated addresses and networks, e.g. 127.0.0.1/32,[::1]",
+	pol_parse_plain_from, pol_copy_plain_from, serve.plain_from),
 };
 
 const struct pol_opt_def *pol_opt_find(const char *key, size_t n)
@@ -392,7 +405,7 @@ const struct pol_opt_def *pol_opt_find(const char *key, size_t n)
 	return NULL;
 }
 
-char *pol_opt_list(char *buf, size_t cap)
+char *pol_opt_list(char *buf, size_t cap, enum policy_action action)
 {
 	size_t i, o = 0;
 
@@ -400,7 +413,9 @@ char *pol_opt_list(char *buf, size_t cap)
 		return buf;
 	buf[0] = '\0';
 	for (i = 0; i < POL_OPT_COUNT && o < cap; i++) {
-		int k = snprintf(buf + o, cap - o, "%s%s", i ? ", " : "", pol_opts[i].key);
+		if (!pol_opt_allowed((enum pol_opt_id)i, action))
+			continue;
+		int k = snprintf(buf + o, cap - o, "%s%s", o ? ", " : "", pol_opts[i].key);
 
 		if (k < 0)
 			break;
@@ -417,6 +432,7 @@ void pol_opts_init(struct policy_tls_opts *o)
 	o->ocsp_stapling = POLICY_OCSP_PREFER;
 	o->truncation = POLICY_TRUNCATION_ERROR;
 	o->session_resumption = true;
+	pol_serve_opts_init(&o->serve);
 }
 
 void pol_opts_free(struct policy_tls_opts *o)
@@ -430,6 +446,7 @@ void pol_opts_free(struct policy_tls_opts *o)
 		free(*strs[i]);
 		*strs[i] = NULL;
 	}
+	pol_serve_opts_free(&o->serve);
 }
 
 /* ---- base64 ---- */

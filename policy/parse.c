@@ -50,6 +50,9 @@ struct token {
 	size_t val_len;
 };
 
+/* Option sets are bit masks of enum pol_opt_id. */
+_Static_assert(POL_OPT_COUNT <= 32, "option masks are 32 bits: widen defs_mask and optset.mask");
+
 struct pctx {
 	struct policy *p;
 	const char *text;
@@ -514,6 +517,7 @@ static int parse_host(struct pctx *x, const struct token *t, struct policy_rule 
 /* ---- options ---- */
 
 struct optset {
+	enum policy_action action; /* the rule's (POLICY_PLAIN for a defaults line: every option) */
 	struct policy_tls_opts o;
 	uint32_t mask;		      /* keys given on this line */
 	unsigned cols[POL_OPT_COUNT]; /* where (first occurrence) */
@@ -534,15 +538,20 @@ static int parse_option(struct pctx *x, const struct token *t, struct optset *s)
 	if (!d)
 		return perr(x, t->col, "unknown option '%s' (expected one of %s)",
 			    pol_quote(q, sizeof(q), x->text + t->start, t->key_len, 12),
-			    pol_opt_list(list, sizeof(list)));
+			    pol_opt_list(list, sizeof(list), s->action));
 	id = (unsigned)(d - pol_opts);
+	if (!pol_opt_allowed((enum pol_opt_id)id, s->action))
+		return perr(x, t->col, "option '%s' is for %s rules only (%s rules do not take it)", d->key,
+			    s->action == POLICY_TLS ? "serve" : "tls", policy_action_name(s->action));
 	if ((s->mask & (1u << id)) && id != POL_OPT_PIN_SHA256)
 		return perr(x, t->col,
 			    "duplicate option '%s' (already set at column %u; only pin-sha256 may repeat)",
 			    d->key, s->cols[id]);
 	if (t->val_len == 0)
 		return perr(x, t->val_col, "empty value for %s= (expected %s)", d->key, d->expect);
-	if (d->parse(d, &s->o, t->val, t->val_len, &e) < 0)
+	if ((s->action == POLICY_SERVE && id == POL_OPT_NAME
+		 ? pol_serve_parse_name(d, &s->o, t->val, t->val_len, &e)
+		 : d->parse(d, &s->o, t->val, t->val_len, &e)) < 0)
 		return perr(x, t->val_col + (t->quoted ? 0 : (unsigned)e.off), "%s", e.msg);
 	if (!(s->mask & (1u << id)))
 		s->cols[id] = t->col;
@@ -633,6 +642,7 @@ static int parse_defaults(struct pctx *x, const struct token *kw)
 	int r;
 
 	memset(&s, 0, sizeof(s));
+	s.action = POLICY_PLAIN; /* defaults take every option */
 	pol_opts_init(&s.o);
 	r = parse_options(x, &s);
 	if (r == 0 && s.mask == 0)
@@ -680,8 +690,8 @@ static void free_rule(struct policy_rule *r)
 /* One rule: action host[:port] [key=value ...], or defaults key=value ..., or nothing. */
 static int parse_rule(struct pctx *x)
 {
-	static const char *const actions[] = {"plain", "tls", "deny"};
-	static const enum policy_action values[] = {POLICY_PLAIN, POLICY_TLS, POLICY_DENY};
+	static const char *const actions[] = {"plain", "tls", "deny", "serve"};
+	static const enum policy_action values[] = {POLICY_PLAIN, POLICY_TLS, POLICY_DENY, POLICY_SERVE};
 	struct token kw, host, t;
 	struct policy_rule rule;
 	struct optset s;
@@ -694,11 +704,11 @@ static int parse_rule(struct pctx *x)
 		return r;
 	if (kw.len == 8 && memcmp(x->text + kw.start, "defaults", 8) == 0)
 		return parse_defaults(x, &kw);
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < 4; i++)
 		if (kw.len == strlen(actions[i]) && memcmp(x->text + kw.start, actions[i], kw.len) == 0)
 			break;
-	if (i == 3)
-		return perr(x, kw.col, "unknown action '%s' (expected tls, plain, deny or defaults)",
+	if (i == 4)
+		return perr(x, kw.col, "unknown action '%s' (expected tls, plain, deny, serve or defaults)",
 			    tok_text(x, &kw, q, sizeof(q)));
 
 	r = lex_next(x, &host);
@@ -719,15 +729,23 @@ static int parse_rule(struct pctx *x)
 	memset(&s, 0, sizeof(s));
 	pol_opts_init(&s.o);
 	rule.action = values[i];
+	s.action = values[i];
 	rule.source = x->own_source;
 	rule.line = x->line;
 	if (parse_host(x, &host, &rule) < 0)
 		goto fail;
+	if (rule.action == POLICY_SERVE && rule.host_kind == POLICY_HOST_SUFFIX) {
+		perr(x, host.col,
+		     "serve rules match the local address a client reached, which has no name: '*.suffix' "
+		     "cannot match (use *, an address or a network; name=*.suffix selects by SNI)");
+		goto fail;
+	}
 
-	if (rule.action != POLICY_TLS) {
+	if (rule.action != POLICY_TLS && rule.action != POLICY_SERVE) {
 		r = lex_next(x, &t);
 		if (r > 0 && t.has_eq)
-			perr(x, t.col, "options are not allowed on %s rules (only tls rules take options)",
+			perr(x, t.col,
+			     "options are not allowed on %s rules (only tls and serve rules take options)",
 			     actions[i]);
 		else if (r > 0)
 			perr(x, t.col, "unexpected '%s' after the host pattern (%s rules take no options)",
@@ -738,15 +756,27 @@ static int parse_rule(struct pctx *x)
 		if (parse_options(x, &s) < 0)
 			goto fail;
 		for (i = 0; i < POL_OPT_COUNT; i++) {
-			if (!(x->defs_mask & (1u << i)) || (s.mask & (1u << i)))
+			/* defaults apply to the rules of the actions that take each option */
+			if (!(x->defs_mask & (1u << i)) || (s.mask & (1u << i)) ||
+			    !pol_opt_allowed((enum pol_opt_id)i, rule.action))
 				continue;
 			if (pol_opts[i].copy(&pol_opts[i], &s.o, &x->defs) < 0) {
 				perr(x, kw.col, "out of memory");
 				goto fail;
 			}
 		}
-		if (check_tls(x, &s, kw.col) < 0)
+		if (rule.action == POLICY_TLS && check_tls(x, &s, kw.col) < 0)
 			goto fail;
+		if (rule.action == POLICY_SERVE) {
+			char msg[sizeof(x->err->message)];
+			unsigned col = kw.col;
+
+			if (pol_serve_check(&s.o, s.mask, x->defs_mask, s.cols, kw.col, &col, msg,
+					    sizeof(msg)) < 0) {
+				perr(x, col, "%s", msg);
+				goto fail;
+			}
+		}
 	}
 	rule.tls = s.o;
 	if (append_rule(x, &rule) < 0) {

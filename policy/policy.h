@@ -9,7 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum policy_action { POLICY_PLAIN = 0, POLICY_TLS, POLICY_DENY };
+/* tls, plain and deny rules answer connect(); serve rules answer listen()/accept() only: two separate
+ * first-match lists in one policy (policy_match never returns a serve rule). */
+enum policy_action { POLICY_PLAIN = 0, POLICY_TLS, POLICY_DENY, POLICY_SERVE };
 
 enum policy_host_kind {
 	POLICY_HOST_ANY,    /* '*' */
@@ -24,7 +26,53 @@ enum policy_ocsp { POLICY_OCSP_PREFER = 0, POLICY_OCSP_REQUIRE, POLICY_OCSP_OFF 
 enum policy_truncation { POLICY_TRUNCATION_ERROR = 0, POLICY_TRUNCATION_ALLOW };
 
 #define POLICY_MAX_PINS			    8
+#define POLICY_MAX_ALLOW		    64 /* allow= entries per rule */
+#define POLICY_MAX_PLAIN_FROM		    32 /* plain-from= networks per rule */
 #define POLICY_DEFAULT_HANDSHAKE_TIMEOUT_MS 10000u
+
+/* ---- serve rules (the server side) ---- */
+
+enum policy_client_auth {
+	POLICY_CLIENT_AUTH_UNSET = 0, /* resolved after merging: require with client-ca=, else none */
+	POLICY_CLIENT_AUTH_NONE,
+	POLICY_CLIENT_AUTH_OPTIONAL,
+	POLICY_CLIENT_AUTH_REQUIRE,
+};
+
+/* One allow= entry: a client identity, matched against the client certificate's SANs (never the CN). */
+enum policy_allow_kind {
+	POLICY_ALLOW_DNS,	 /* exact DNS SAN (text: lower-case, no trailing dot) */
+	POLICY_ALLOW_DNS_SUFFIX, /* *.suffix (text: ".suffix"): any DNS SAN ending in it, at any depth */
+	POLICY_ALLOW_URI,	 /* exact URI SAN (text: as written) */
+	POLICY_ALLOW_URI_PREFIX, /* URI/ *: any URI SAN below it (text: the URI with its trailing '/') */
+	POLICY_ALLOW_EMAIL,	 /* rfc822Name SAN: local part exact, domain case-insensitive */
+	POLICY_ALLOW_IP,	 /* iPAddress SAN inside addr/prefix_len (an address is a /32 or /128) */
+};
+
+/* An address or network (allow= IP entries, plain-from=). IPv4-mapped IPv6 is stored as IPv4. */
+struct policy_net {
+	int family; /* AF_INET or AF_INET6 */
+	uint8_t addr[16];
+	unsigned prefix_len;
+};
+
+struct policy_allow {
+	enum policy_allow_kind kind;
+	char *text; /* DNS/URI/EMAIL kinds (owned); NULL for IP */
+	struct policy_net net;
+};
+
+/* Options only serve rules take. */
+struct policy_serve_opts {
+	char *client_ca;		     /* client-ca= : a file or a directory of CA certificates */
+	enum policy_client_auth client_auth; /* client-auth=require|optional|none */
+	unsigned n_allow;		     /* allow= */
+	struct policy_allow *allow;	     /* n_allow entries (owned) */
+	bool session_tickets;		     /* session-tickets=on|off (default on) */
+	char *ticket_key_file;		     /* session-ticket-key-file= */
+	unsigned n_plain_from;		     /* plain-from= */
+	struct policy_net *plain_from;	     /* n_plain_from networks (owned) */
+};
 
 /* TLS options of one rule (after `defaults` were applied). Strings are NUL-terminated, owned by the
  * policy, NULL when unset. Versions are 12 or 13 (0 = unset: the library applies min 1.2, max 1.3). */
@@ -50,6 +98,7 @@ struct policy_tls_opts {
 	enum policy_ocsp ocsp_stapling;	   /* ocsp-stapling=require|prefer|off */
 	enum policy_truncation truncation; /* truncation=error|allow */
 	bool session_resumption;	   /* session-resumption=on|off (default on) */
+	struct policy_serve_opts serve;	   /* serve rules only (policy/serve.c) */
 };
 
 struct policy_rule {
@@ -60,7 +109,7 @@ struct policy_rule {
 	uint8_t addr[16];	    /* ADDR/CIDR: network byte order, 4 or 16 bytes used */
 	unsigned prefix_len;	    /* CIDR: prefix length; ADDR: 32 or 128 */
 	uint16_t port_lo, port_hi;  /* inclusive; '*' is 0-65535 */
-	struct policy_tls_opts tls; /* meaningful for POLICY_TLS only */
+	struct policy_tls_opts tls; /* meaningful for POLICY_TLS and POLICY_SERVE only */
 	const char *source;	    /* "TLSSHIM_RULES" or the policy file's path (owned by the policy) */
 	unsigned line; /* 1-based line (for TLSSHIM_RULES: 1-based index of the ';'-separated rule) */
 };
@@ -107,9 +156,43 @@ struct policy_dest {
  * May be NULL: then NAME rules match remembered names only. */
 typedef bool (*policy_name_has_addr_fn)(void *ctx, const char *name, int family, const uint8_t *addr);
 
-/* First matching rule, or NULL (which means plain). */
+/* First matching tls/plain/deny rule, or NULL (which means plain). Never a serve rule. */
 const struct policy_rule *policy_match(const struct policy *p, const struct policy_dest *d,
 				       policy_name_has_addr_fn resolve, void *resolve_ctx);
+
+/* ---- the server side (policy/serve.c, policy/allow.c) ---- */
+
+/* The serve rules that match an accepted connection's local address (the one the client reached), in
+ * policy order: its SNI candidates; the first is the default. Stores up to max of them in out and
+ * returns how many match (possibly more than max). */
+size_t policy_serve_candidates(const struct policy *p, const struct policy_dest *local,
+			       policy_name_has_addr_fn resolve, void *resolve_ctx,
+			       const struct policy_rule **out, size_t max);
+
+/* The candidate a ClientHello's SNI picks: the first whose name= matches sni (exact or *.suffix,
+ * case-insensitive, trailing dot ignored); the default (cands[0]) for no SNI or an unknown name.
+ * NULL only when n == 0. */
+const struct policy_rule *policy_serve_pick(const struct policy_rule *const *cands, size_t n,
+					    const char *sni);
+
+/* Whether a listener bound to family/addr/port is served: some serve rule can match connections on it.
+ * An unspecified address (0.0.0.0, ::) accepts connections to many local addresses: then any serve rule
+ * of a family it accepts (:: accepts IPv4 too unless v6only) and a matching port makes it served. */
+bool policy_serve_listener(const struct policy *p, int family, const uint8_t *addr, uint16_t port,
+			   bool v6only, policy_name_has_addr_fn resolve, void *resolve_ctx);
+
+/* plain-from=: whether peer family/addr is one of the rule's plain networks. */
+bool policy_serve_plain_from(const struct policy_serve_opts *o, int family, const uint8_t *addr);
+
+/* Subject alternative name types a client certificate can carry, for allow=. */
+enum policy_san_type { POLICY_SAN_DNS, POLICY_SAN_URI, POLICY_SAN_EMAIL, POLICY_SAN_IP };
+
+/* The index of the first allow= entry that SAN value v (n bytes; for POLICY_SAN_IP 4 or 16 raw bytes)
+ * matches, or -1. A DNS SAN containing '*' matches nothing: a wildcard is not an identity. */
+int policy_allow_match(const struct policy_serve_opts *o, enum policy_san_type type, const void *v, size_t n);
+
+/* Writes an allow= entry back as it would be written in a policy. */
+void policy_allow_format(const struct policy_allow *a, char *buf, size_t len);
 
 /* Helpers shared with the CLI. */
 const char *policy_action_name(enum policy_action a);

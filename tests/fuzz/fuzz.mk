@@ -11,7 +11,7 @@ FUZZ_MAX_LEN ?= 8192
 FUZZ_CC      ?= clang
 FUZZ_CFLAGS  ?= -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_WARN     = -std=c11 -D_GNU_SOURCE -I. -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
-FUZZ_TARGETS  = policy_parse policy_match
+FUZZ_TARGETS  = policy_parse policy_match serve_allow
 FUZZ_BINS     = $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
 FUZZ_POLICY   = $(wildcard policy/*.c)
 

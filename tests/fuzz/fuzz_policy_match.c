@@ -87,6 +87,8 @@ static const struct policy_rule *ref_match(const struct policy *p, const struct 
 		const struct policy_rule *r = &p->rules[i];
 		bool hit = false;
 
+		if (r->action == POLICY_SERVE) /* serve rules answer accepted connections only */
+			continue;
 		if (d->port < r->port_lo || d->port > r->port_hi)
 			continue;
 		switch (r->host_kind) {

@@ -28,7 +28,9 @@ fuzz_target() { # TARGET
 
 t_policy_parse() { fuzz_target policy_parse; }
 t_policy_match() { fuzz_target policy_match; }
+t_serve_allow() { fuzz_target serve_allow; }
 
 tcase policy_parse
 tcase policy_match
+tcase serve_allow
 finish

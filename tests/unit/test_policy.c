@@ -640,12 +640,12 @@ struct err_case {
 
 static const struct err_case err_cases[] = {
     /* actions and structure */
-    {"bogus a:1", F, 1, 1, "unknown action 'bogus' (expected tls, plain, deny or defaults)"},
+    {"bogus a:1", F, 1, 1, "unknown action 'bogus' (expected tls, plain, deny, serve or defaults)"},
     {"TLS a:1", F, 1, 1, "unknown action 'TLS'"},
     {"tls", F, 1, 4, "missing host pattern after 'tls' (expected host[:port]"},
     {"deny   # c", F, 1, 5, "missing host pattern after 'deny'"},
     {"tls name=x", F, 1, 5, "expected a host pattern after 'tls', got the option 'name=x'"},
-    {"plain a:1 name=x", F, 1, 11, "options are not allowed on plain rules"},
+    {"plain a:1 name=x", F, 1, 11, "options are not allowed on plain rules (only tls and serve rules"},
     {"deny a:1 b", F, 1, 10, "unexpected 'b' after the host pattern (deny rules take no options)"},
     {"tls a:1 b", F, 1, 9, "expected a key=value option, got 'b'"},
     {"tls a:1 bogus-key=1", F, 1, 9, "unknown option 'bogus-key' (expected one of name, sni, ca-file,"},
