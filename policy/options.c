@@ -68,6 +68,9 @@ static bool printable_ascii(int c)
 	return c > 0x20 && c < 0x7f;
 }
 
+static int copy_str(const struct pol_opt_def *d, struct policy_tls_opts *dst,
+		    const struct policy_tls_opts *src);
+
 /* ---- parsers ---- */
 
 static int parse_path(const struct pol_opt_def *d, struct policy_tls_opts *o, const char *v, size_t n,
@@ -270,6 +273,127 @@ static int parse_resumption(const struct pol_opt_def *d, struct policy_tls_opts 
 	return 0;
 }
 
+static const char *const starttls_words[] = {"", "smtp", "imap", "pop3", "postgres", "ldap", NULL};
+
+const char *policy_starttls_name(enum policy_starttls st)
+{
+	return (unsigned)st < sizeof(starttls_words) / sizeof(starttls_words[0]) - 1 ? starttls_words[st]
+										     : "";
+}
+
+const char *policy_proxy_name(enum policy_proxy p)
+{
+	return p == POLICY_PROXY_HTTP ? "http" : p == POLICY_PROXY_SOCKS5 ? "socks5" : "";
+}
+
+static int parse_starttls(const struct pol_opt_def *d, struct policy_tls_opts *o, const char *v, size_t n,
+			  struct pol_opt_err *e)
+{
+	int i = word_index(starttls_words + 1, v, n);
+
+	if (i < 0)
+		return bad_value(d, e, v, n);
+	o->starttls = (enum policy_starttls)(i + 1);
+	return 0;
+}
+
+/* proxy=: http://HOST:PORT or socks5://HOST:PORT (socks5h:// is the same: the shim asks the proxy for
+ * the name whenever it has one). HOST is a host name, an IPv4 address or [IPv6]; the port is required;
+ * nothing may follow it (no path, no user info: credentials come from proxy-user-file=). */
+static int parse_proxy(const struct pol_opt_def *d, struct policy_tls_opts *o, const char *v, size_t n,
+		       struct pol_opt_err *e)
+{
+	static const struct {
+		const char *prefix;
+		enum policy_proxy kind;
+	} schemes[] = {{"http://", POLICY_PROXY_HTTP},
+		       {"socks5://", POLICY_PROXY_SOCKS5},
+		       {"socks5h://", POLICY_PROXY_SOCKS5}};
+	size_t i, pos = 0, host_start, host_len, colon;
+	enum policy_proxy kind = POLICY_PROXY_NONE;
+	unsigned long port = 0;
+	uint8_t a[16];
+	char txt[INET6_ADDRSTRLEN], *host;
+
+	for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+		size_t k = strlen(schemes[i].prefix);
+
+		if (n > k && memcmp(v, schemes[i].prefix, k) == 0) {
+			kind = schemes[i].kind;
+			pos = k;
+			break;
+		}
+	}
+	if (kind == POLICY_PROXY_NONE)
+		return bad_value(d, e, v, n);
+	host_start = pos;
+	if (v[pos] == '[') {
+		const char *close = memchr(v + pos, ']', n - pos);
+
+		if (!close)
+			return fail(e, pos, "unterminated [IPv6] address in proxy=");
+		host_start = pos + 1;
+		host_len = (size_t)(close - v) - host_start;
+		if (!pol_parse_ipv6(v + host_start, host_len, a))
+			return fail(e, pos, "invalid IPv6 address in proxy=");
+		colon = (size_t)(close - v) + 1;
+		inet_ntop(AF_INET6, a, txt, sizeof(txt));
+		if (pol_is_v4_mapped(a))
+			inet_ntop(AF_INET, a + 12, txt, sizeof(txt));
+		host = strdup(txt);
+	} else {
+		const char *c = memchr(v + pos, ':', n - pos);
+
+		if (!c)
+			return fail(e, 0, "proxy= needs a port (expected %s)", d->expect);
+		colon = (size_t)(c - v);
+		host_len = colon - pos;
+		if (host_len == 0)
+			return fail(e, pos, "proxy= has no host (expected %s)", d->expect);
+		if (pol_digits_dots(v + pos, host_len)) {
+			if (!pol_parse_ipv4(v + pos, host_len, a))
+				return fail(e, pos, "invalid IPv4 address in proxy=");
+			host = malloc(host_len + 1);
+			if (host) {
+				memcpy(host, v + pos, host_len);
+				host[host_len] = '\0';
+			}
+		} else {
+			if (!pol_hostname_ok(v + pos, host_len))
+				return fail(e, pos, "invalid host name in proxy= (expected %s)", d->expect);
+			host = pol_lower_dup(v + pos, host_len);
+		}
+	}
+	if (colon >= n || v[colon] != ':')
+		return fail(e, colon, "proxy= needs a port (expected %s)", d->expect);
+	for (i = colon + 1; i < n; i++) {
+		if (v[i] < '0' || v[i] > '9' || i - colon > 5) {
+			free(host);
+			return fail(e, i, "invalid port in proxy= (expected 1-65535 and nothing after it)");
+		}
+		port = port * 10 + (unsigned long)(v[i] - '0');
+	}
+	if (i == colon + 1 || port < 1 || port > 65535) {
+		free(host);
+		return fail(e, colon + 1, "invalid port in proxy= (expected 1-65535)");
+	}
+	if (!host)
+		return oom(e);
+	free(o->proxy_host);
+	o->proxy_host = host;
+	o->proxy = kind;
+	o->proxy_port = (uint16_t)port;
+	return 0;
+}
+
+static int copy_proxy(const struct pol_opt_def *d, struct policy_tls_opts *dst,
+		      const struct policy_tls_opts *src)
+{
+	dst->proxy = src->proxy;
+	dst->proxy_port = src->proxy_port;
+	return copy_str(d, dst, src);
+}
+
 /* pin-sha256=: comma-separated base64 SHA-256 digests, appended to the pins already set on the line. */
 static int parse_pins(const struct pol_opt_def *d, struct policy_tls_opts *o, const char *v, size_t n,
 		      struct pol_opt_err *e)
@@ -393,6 +517,11 @@ const struct pol_opt_def pol_opts[POL_OPT_COUNT] = {
 	serve.ticket_key_file),
     ROW(POL_OPT_PLAIN_FROM, "plain-from", "comma-separated addresses and networks, e.g. 127.0.0.1/32,[::1]",
 	pol_parse_plain_from, pol_copy_plain_from, serve.plain_from),
+    ROW(POL_OPT_STARTTLS, "starttls", "smtp, imap, pop3, postgres or ldap", parse_starttls, copy_raw,
+	starttls),
+    ROW(POL_OPT_PROXY, "proxy", "http://HOST:PORT or socks5://HOST:PORT", parse_proxy, copy_proxy,
+	proxy_host),
+    ROW(POL_OPT_PROXY_USER_FILE, "proxy-user-file", PATH, parse_path, copy_str, proxy_user_file),
 };
 
 const struct pol_opt_def *pol_opt_find(const char *key, size_t n)
@@ -437,9 +566,13 @@ void pol_opts_init(struct policy_tls_opts *o)
 
 void pol_opts_free(struct policy_tls_opts *o)
 {
-	char **strs[] = {&o->name,   &o->sni,  &o->ca_file, &o->ca_dir,	  &o->ciphers,
-			 &o->alpn,   &o->cert, &o->key,	    &o->crl_file, &o->key_password_file,
-			 &o->crl_dir};
+	char **strs[] = {&o->name,	     &o->sni,
+			 &o->ca_file,	     &o->ca_dir,
+			 &o->ciphers,	     &o->alpn,
+			 &o->cert,	     &o->key,
+			 &o->crl_file,	     &o->key_password_file,
+			 &o->crl_dir,	     &o->proxy_host,
+			 &o->proxy_user_file};
 	size_t i;
 
 	for (i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {

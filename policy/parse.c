@@ -527,7 +527,7 @@ static int parse_option(struct pctx *x, const struct token *t, struct optset *s)
 {
 	const struct pol_opt_def *d;
 	struct pol_opt_err e = {0, ""};
-	char q[64], list[300];
+	char q[64], list[512];
 	unsigned id;
 
 	if (!t->has_eq)
@@ -630,6 +630,10 @@ static int check_tls(struct pctx *x, const struct optset *s, unsigned action_col
 		return perr(x, blame(s, POL_OPT_KEY_PASSWORD_FILE, POL_OPT_KEY_PASSWORD_FILE, action_col),
 			    "key-password-file= needs cert= and key=%s",
 			    via_defaults(s, POL_OPT_KEY_PASSWORD_FILE, POL_OPT_KEY_PASSWORD_FILE));
+	if (o->proxy_user_file && o->proxy == POLICY_PROXY_NONE)
+		return perr(x, blame(s, POL_OPT_PROXY_USER_FILE, POL_OPT_PROXY_USER_FILE, action_col),
+			    "proxy-user-file= needs proxy=%s",
+			    via_defaults(s, POL_OPT_PROXY_USER_FILE, POL_OPT_PROXY_USER_FILE));
 	return 0;
 }
 

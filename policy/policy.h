@@ -24,6 +24,17 @@ enum policy_host_kind {
 enum policy_verify { POLICY_VERIFY_ON = 0, POLICY_VERIFY_OFF, POLICY_VERIFY_PIN_ONLY };
 enum policy_ocsp { POLICY_OCSP_PREFER = 0, POLICY_OCSP_REQUIRE, POLICY_OCSP_OFF };
 enum policy_truncation { POLICY_TRUNCATION_ERROR = 0, POLICY_TRUNCATION_ALLOW };
+/* starttls=: the plaintext upgrade dialogue run between the TCP connect and the handshake. */
+enum policy_starttls {
+	POLICY_STARTTLS_NONE = 0,
+	POLICY_STARTTLS_SMTP,
+	POLICY_STARTTLS_IMAP,
+	POLICY_STARTTLS_POP3,
+	POLICY_STARTTLS_POSTGRES,
+	POLICY_STARTTLS_LDAP,
+};
+/* proxy=: the egress proxy the TCP connection goes through (socks5h:// is stored as SOCKS5). */
+enum policy_proxy { POLICY_PROXY_NONE = 0, POLICY_PROXY_HTTP, POLICY_PROXY_SOCKS5 };
 
 #define POLICY_MAX_PINS			    8
 #define POLICY_MAX_ALLOW		    64 /* allow= entries per rule */
@@ -99,6 +110,11 @@ struct policy_tls_opts {
 	enum policy_truncation truncation; /* truncation=error|allow */
 	bool session_resumption;	   /* session-resumption=on|off (default on) */
 	struct policy_serve_opts serve;	   /* serve rules only (policy/serve.c) */
+	enum policy_starttls starttls;	   /* starttls=smtp|imap|pop3|postgres|ldap */
+	enum policy_proxy proxy;	   /* proxy=http://HOST:PORT | socks5://HOST:PORT */
+	char *proxy_host;		   /* the proxy's host: a lower-case name or an address (no []) */
+	uint16_t proxy_port;		   /* the proxy's port (required) */
+	char *proxy_user_file;		   /* proxy-user-file= : "user:password" for Basic / SOCKS5 */
 };
 
 struct policy_rule {
@@ -126,7 +142,7 @@ struct policy_error {
 	char source[256];
 	unsigned line;
 	unsigned column;
-	char message[256];
+	char message[512];
 };
 
 /* Parses rules from text and appends them to p. source names the text in errors and in rules.
@@ -198,6 +214,9 @@ void policy_allow_format(const struct policy_allow *a, char *buf, size_t len);
 const char *policy_action_name(enum policy_action a);
 /* Writes "host:port" of a rule as it would be written in a policy (e.g. "[::1]:8443", "*.corp:8000-8100"). */
 void policy_rule_pattern(const struct policy_rule *r, char *buf, size_t len);
+/* "smtp", "imap", ... ("" for none), and "http" / "socks5" ("" for none). */
+const char *policy_starttls_name(enum policy_starttls s);
+const char *policy_proxy_name(enum policy_proxy p);
 /* Checks a DNS host name (LDH labels, 1-63 bytes each, <= 253 total, optional trailing dot). */
 bool policy_valid_hostname(const char *name);
 

@@ -109,6 +109,15 @@ static int connect_tls(int fd, const struct sockaddr *sa, socklen_t salen, const
 
 	stats_add(STATS_CONNECTIONS, 1);
 	log_event(LOG_INFO, "connect", fd, c->dest, rule->source, rule->line, "");
+	if (rule->tls.starttls != POLICY_STARTTLS_NONE || rule->tls.proxy != POLICY_PROXY_NONE) {
+		/* Until the dialogue engine lands: never a direct handshake (or plaintext) instead. */
+		log_msg(LOG_ERROR,
+			"%s: starttls= and proxy= are not supported by this build yet (rule %s:%u)", c->dest,
+			rule->source, rule->line);
+		conn_put(c);
+		errno = ECONNREFUSED;
+		return -1;
+	}
 	char err[400];
 	void *ctx = shim_rule_ctx(rule, err, sizeof(err));
 	if (!ctx) {

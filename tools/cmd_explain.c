@@ -72,6 +72,35 @@ static void print_verify(const struct policy_rule *r, const struct cli_peer *pee
 	}
 }
 
+/* starttls= and proxy=: what runs between the TCP connect and the handshake. */
+static void print_dialogue(const struct policy_tls_opts *o)
+{
+	static const char *const steps[] = {
+	    [POLICY_STARTTLS_SMTP] = "greeting, EHLO, STARTTLS, 220; the greeting is replayed to the program",
+	    [POLICY_STARTTLS_IMAP] =
+		"greeting, STARTTLS, tagged OK; the greeting (without [CAPABILITY]) is replayed",
+	    [POLICY_STARTTLS_POP3] = "greeting, STLS, +OK; the greeting is replayed",
+	    [POLICY_STARTTLS_POSTGRES] =
+		"SSLRequest, S; the program's own SSLRequest/GSSENCRequest are answered N, "
+		"SCRAM-SHA-256-PLUS is not offered to it",
+	    [POLICY_STARTTLS_LDAP] = "StartTLS extended operation (1.3.6.1.4.1.1466.20037), success",
+	};
+	if (o->starttls != POLICY_STARTTLS_NONE)
+		ROW("starttls", "%s: %s", policy_starttls_name(o->starttls), steps[o->starttls]);
+	else
+		ROW("starttls", "none (TLS from the first byte)");
+	if (o->proxy != POLICY_PROXY_NONE) {
+		bool v6 = strchr(o->proxy_host, ':') != NULL;
+		ROW("proxy", "%s://%s%s%s:%u (%s; the destination's name is asked for when known)%s%s",
+		    policy_proxy_name(o->proxy), v6 ? "[" : "", o->proxy_host, v6 ? "]" : "",
+		    (unsigned)o->proxy_port, o->proxy == POLICY_PROXY_HTTP ? "HTTP CONNECT" : "SOCKS5",
+		    o->proxy_user_file ? ", credentials from " : "",
+		    o->proxy_user_file ? o->proxy_user_file : "");
+	} else {
+		ROW("proxy", "none (direct)");
+	}
+}
+
 static void print_tls(const struct policy_rule *r, const struct cli_peer *peer)
 {
 	const struct policy_tls_opts *o = &r->tls;
@@ -100,6 +129,7 @@ static void print_tls(const struct policy_rule *r, const struct cli_peer *peer)
 	    o->handshake_timeout_ms == POLICY_DEFAULT_HANDSHAKE_TIMEOUT_MS ? " (default)" : "");
 	ROW("truncation", "%s", o->truncation == POLICY_TRUNCATION_ALLOW ? "allow" : "error");
 	ROW("session-resumption", "%s", o->session_resumption ? "on" : "off");
+	print_dialogue(o);
 }
 
 /* One address (or none: i == d->n_addrs). */

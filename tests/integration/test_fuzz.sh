@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The libFuzzer targets (tests/fuzz/) run briefly in every test run: 30 s each (60 s in all, as the
-# security issue asks), with AddressSanitizer and UndefinedBehaviorSanitizer; any crash, leak, UB report,
-# timeout or broken invariant fails the case. FUZZ_SECONDS overrides the time per target.
+# The libFuzzer targets (tests/fuzz/) run briefly in every test run: 30 s each (the two policy targets and
+# the seven dialogue reply parsers: 4.5 minutes in all), with AddressSanitizer and
+# UndefinedBehaviorSanitizer; any crash, leak, UB report, timeout or broken invariant fails the case.
+# FUZZ_SECONDS overrides the time per target.
 source "$(dirname "$0")/lib.sh" "${1:-build}"
 
 fuzz_target() { # TARGET
@@ -13,9 +14,12 @@ fuzz_target() { # TARGET
 	fi
 	mkdir -p "$T/corpus"
 	local rc=0
+	local dict=()
+	if [ -f "$REPO/tests/fuzz/$1.dict" ]; then dict=(-dict="tests/fuzz/$1.dict")
+	elif [[ $1 == policy_* ]]; then dict=(-dict=tests/fuzz/policy.dict); fi
 	(cd "$REPO" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		timeout -k 5 $((secs + 60)) "$BUILD/fuzz/fuzz_$1" -max_total_time="$secs" -max_len=8192 -timeout=10 \
-		-dict=tests/fuzz/policy.dict -print_final_stats=1 -artifact_prefix="$T/$1-" \
+		"${dict[@]}" -print_final_stats=1 -artifact_prefix="$T/$1-" \
 		"$T/corpus" "tests/fuzz/corpus/$1") >"$T/$1.log" 2>&1 || rc=$?
 	local execs
 	execs=$(grep -a 'stat::number_of_executed_units' "$T/$1.log" | awk '{print $2}')
@@ -30,7 +34,13 @@ t_policy_parse() { fuzz_target policy_parse; }
 t_policy_match() { fuzz_target policy_match; }
 t_serve_allow() { fuzz_target serve_allow; }
 
+# The dialogue reply parsers (starttls=, proxy=): what a hostile server or proxy may send.
+for t in smtp imap pop3 postgres ldap http socks5; do
+	eval "t_dlg_$t() { fuzz_target dlg_$t; }"
+done
+
 tcase policy_parse
 tcase policy_match
 tcase serve_allow
+for t in smtp imap pop3 postgres ldap http socks5; do tcase "dlg_$t"; done
 finish

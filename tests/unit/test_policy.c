@@ -67,6 +67,8 @@ static void render_opt(const struct policy_tls_opts *o, const char *key, char *b
 	    {"ocsp-stapling", ocsp[o->ocsp_stapling]},
 	    {"truncation", o->truncation == POLICY_TRUNCATION_ALLOW ? "allow" : "error"},
 	    {"session-resumption", o->session_resumption ? "on" : "off"},
+	    {"starttls", policy_starttls_name(o->starttls)},
+	    {"proxy-user-file", o->proxy_user_file},
 	};
 	size_t i, k;
 
@@ -75,6 +77,11 @@ static void render_opt(const struct policy_tls_opts *o, const char *key, char *b
 			snprintf(b, n, "%s", strs[i].val ? strs[i].val : "(null)");
 			return;
 		}
+	}
+	if (!strcmp(key, "proxy")) {
+		snprintf(b, n, "%s|%s|%u", policy_proxy_name(o->proxy),
+			 o->proxy_host ? o->proxy_host : "(null)", (unsigned)o->proxy_port);
+		return;
 	}
 	if (!strcmp(key, "min-version")) {
 		snprintf(b, n, "%d", o->min_version);
@@ -323,6 +330,19 @@ static const struct opt_case opt_cases[] = {
     {"truncation=allow", "truncation", "allow"},
     {"session-resumption=on", "session-resumption", "on"},
     {"session-resumption=off", "session-resumption", "off"},
+    {"", "starttls", ""},
+    {"", "proxy", "|(null)|0"},
+    {"starttls=smtp", "starttls", "smtp"},
+    {"starttls=imap", "starttls", "imap"},
+    {"starttls=pop3", "starttls", "pop3"},
+    {"starttls=postgres", "starttls", "postgres"},
+    {"starttls=ldap", "starttls", "ldap"},
+    {"proxy=http://Proxy.Corp:3128", "proxy", "http|proxy.corp|3128"},
+    {"proxy=socks5://10.0.0.1:1080", "proxy", "socks5|10.0.0.1|1080"},
+    {"proxy=socks5h://gw:1", "proxy", "socks5|gw|1"},
+    {"proxy=http://[::1]:65535", "proxy", "http|::1|65535"},
+    {"proxy=http://[::ffff:10.0.0.1]:8080", "proxy", "http|10.0.0.1|8080"},
+    {"proxy=http://p:1 proxy-user-file=/u", "proxy-user-file", "/u"},
     /* quoted values */
     {"ca-file=\"/my certs/ca.pem\"", "ca-file", "/my certs/ca.pem"},
     {"ca-file=\"a;b#c\"", "ca-file", "a;b#c"},
@@ -807,6 +827,23 @@ static const struct err_case err_cases[] = {
     {"tls a:1 key=/k", F, 1, 9, "missing cert="},
     {"defaults cert=/c\ntls a:1", F, 2, 1, "(missing key=) (after applying defaults)"},
     {"tls a:1 key-password-file=/p", F, 1, 9, "key-password-file= needs cert= and key="},
+    {"tls a:1 starttls=ftp", F, 1, 18,
+     "invalid starttls value 'ftp' (expected smtp, imap, pop3, postgres or ldap)"},
+    {"tls a:1 starttls=SMTP", F, 1, 18, "invalid starttls value 'SMTP'"},
+    {"tls a:1 starttls=", F, 1, 18, "empty value for starttls="},
+    {"tls a:1 proxy=ftp://p:1", F, 1, 15, "invalid proxy value 'ftp://p:1'"},
+    {"tls a:1 proxy=http://p", F, 1, 15, "proxy= needs a port"},
+    {"tls a:1 proxy=http://:80", F, 1, 22, "proxy= has no host"},
+    {"tls a:1 proxy=http://p:0", F, 1, 24, "invalid port in proxy= (expected 1-65535)"},
+    {"tls a:1 proxy=http://p:65536", F, 1, 24, "invalid port in proxy="},
+    {"tls a:1 proxy=http://p:80/x", F, 1, 26, "invalid port in proxy= (expected 1-65535 and nothing"},
+    {"tls a:1 proxy=http://p:", F, 1, 24, "invalid port in proxy="},
+    {"tls a:1 proxy=http://[::1:80", F, 1, 22, "unterminated [IPv6] address in proxy="},
+    {"tls a:1 proxy=http://[zz]:80", F, 1, 22, "invalid IPv6 address in proxy="},
+    {"tls a:1 proxy=http://1.2.3.256:80", F, 1, 22, "invalid IPv4 address in proxy="},
+    {"tls a:1 proxy=http://a_b:80", F, 1, 22, "invalid host name in proxy="},
+    {"tls a:1 proxy=http://u:p@h:80", F, 1, 24, "invalid port in proxy="},
+    {"tls a:1 proxy-user-file=/u", F, 1, 9, "proxy-user-file= needs proxy="},
     /* lexical */
     {"tls a:1 ca-file=\"x", F, 1, 17, "unterminated quoted value"},
     {"tls a:1 ca-file=\"x\ntls b:1\"", F, 1, 17, "unterminated quoted value"},
@@ -890,12 +927,13 @@ Test(policy_errors, exact_messages)
 	     "unknown option 'bogus-key' (expected one of name, sni, ca-file, ca-dir, min-version, "
 	     "max-version, "
 	     "ciphers, alpn, handshake-timeout, verify, cert, key, key-password-file, pin-sha256, crl-file, "
-	     "crl-dir, ocsp-stapling, truncation, session-resumption)"},
+	     "crl-dir, ocsp-stapling, truncation, session-resumption, starttls, proxy, proxy-user-file)"},
 	    {"tls a:1 handshake-timeout-typo=1",
 	     "unknown option 'handshake-ti...' (expected one of name, sni, ca-file, ca-dir, min-version, "
 	     "max-version, ciphers, alpn, handshake-timeout, verify, cert, key, key-password-file, "
 	     "pin-sha256, "
-	     "crl-file, crl-dir, ocsp-stapling, truncation, session-resumption)"},
+	     "crl-file, crl-dir, ocsp-stapling, truncation, session-resumption, starttls, proxy, "
+	     "proxy-user-file)"},
 	};
 	size_t i;
 
