@@ -4,27 +4,32 @@
  * old state. */
 #include "preload/fdtab.h"
 #include "preload/hooks.h"
+#include "preload/child.h"
+#include "preload/log.h"
 
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <unistd.h>
 
+#ifndef CLOSE_RANGE_UNSHARE
+#define CLOSE_RANGE_UNSHARE (1U << 1)
+#endif
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
 /* Ends fd's part in its connection before the kernel closes or replaces fd: the slot then holds
- * conn_closing (calls on the number fail with EBADF) until unmark() after the kernel call. Returns
- * whether fd was a TLS fd. */
-static bool mark_closing(int fd)
+ * conn_closing (calls on the number fail with EBADF) until unmark() after the kernel call. Returns what
+ * the slot held (a connection or a sentinel), or NULL when there was nothing to mark. */
+static struct conn *mark_closing(int fd)
 {
 	struct conn *c = fdtab_load(fd);
 	if (!c || c == &conn_closing || !fdtab_replace(fd, c, &conn_closing))
-		return false;
+		return NULL;
 	poll_forget_fd(fd);
 	conn_detach_fd(c, fd); /* close_notify if it was the last fd; drops the slot's reference */
-	return true;
+	return c;
 }
 
 /* After the kernel call: the number is free (or someone else's now). */
@@ -33,8 +38,23 @@ static void unmark(int fd)
 	fdtab_replace(fd, &conn_closing, NULL);
 }
 
+/* Marks the fd a copy is about to land on (dup2/dup3), whatever it held: from here until the copy is
+ * registered, calls on that number fail with EBADF, so no thread can write plaintext into the copy.
+ * Returns what the slot held (mark_closing), or NULL. */
+static struct conn *mark_target(int fd)
+{
+	for (int tries = 0; tries < 8; tries++) {
+		struct conn *c = mark_closing(fd);
+		if (c || fdtab_load(fd) == &conn_closing || fdtab_replace(fd, NULL, &conn_closing))
+			return c;
+	}
+	return NULL;
+}
+
 void close_forget_stale(int fd)
 {
+	if (child_shares_parent_memory())
+		return; /* the table is the parent's: a child never writes it */
 	struct conn *c = fdtab_take(fd);
 	if (c)
 		conn_detach_fd(c, -1); /* the number belongs to a new file now: send nothing on it */
@@ -48,7 +68,9 @@ EXPORT int close(int fd)
 		    fd); /* an epoll set: its registrations and wake eventfd (two loads when none) */
 		return libc.close(fd);
 	}
-	bool marked = mark_closing(fd);
+	if (child_shares_parent_memory())
+		return libc.close(fd); /* the child's own fd table only; the session is the parent's */
+	bool marked = mark_closing(fd) != NULL;
 	int r = libc.close(fd);
 	if (marked) {
 		int e = errno;
@@ -84,7 +106,20 @@ EXPORT int close_range(unsigned first, unsigned last, int flags)
 		errno = ENOSYS;
 		return -1;
 	}
-	if ((flags & CLOSE_RANGE_CLOEXEC) || first > last)
+	int tls_fd = first > last || first > (unsigned)INT_MAX ? -1 : fdtab_next((int)first, range_end(last));
+	if (tls_fd < 0)
+		return libc.close_range(first, last, flags);
+	if (flags & CLOSE_RANGE_UNSHARE) {
+		/* The calling thread would get a private fd table the shim cannot model. */
+		log_msg(
+		    LOG_ERROR,
+		    "close_range(%u, %u, CLOSE_RANGE_UNSHARE) refused with EINVAL: the range holds TLS fd %d "
+		    "and a private fd table cannot be tracked; close it first or leave it out of the range",
+		    first, last, tls_fd);
+		errno = EINVAL;
+		return -1;
+	}
+	if ((flags & CLOSE_RANGE_CLOEXEC) || child_shares_parent_memory())
 		return libc.close_range(first, last, flags);
 	mark_range(first, last);
 	int r = libc.close_range(first, last, flags);
@@ -98,6 +133,11 @@ EXPORT void closefrom(int lowfd)
 {
 	libc_ensure();
 	unsigned first = lowfd < 0 ? 0 : (unsigned)lowfd;
+	if (fdtab_next((int)first, INT_MAX) < 0 || child_shares_parent_memory()) {
+		if (libc.closefrom)
+			libc.closefrom(lowfd);
+		return;
+	}
 	mark_range(first, UINT_MAX);
 	if (libc.closefrom)
 		libc.closefrom(lowfd);
@@ -115,24 +155,39 @@ EXPORT int shutdown(int fd, int how)
 	return r;
 }
 
-/* After the kernel made newfd a copy of oldfd: newfd shares oldfd's connection. */
-static int share(int oldfd, int newfd)
+/* Undoes a copy that must not exist (the original's slot could not be referenced, or the copy cannot
+ * be tracked): the kernel fd goes first, then whatever mark its slot holds. */
+static int drop_copy(struct conn *c, int newfd, int err)
 {
-	if (newfd < 0)
-		return newfd;
-	struct conn *c = conn_get(oldfd);
-	if (!c) {
-		close_forget_stale(newfd);
-		return newfd;
-	}
-	/* The store replaces whatever the slot held (a stale entry, or the closing mark) in one step. */
-	if (conn_attach_fd(c, newfd) != 0) {
-		/* Cannot track the copy: it must not stay open as a plaintext path into the session. */
-		libc.close(newfd);
-		conn_put(c);
-		errno = EMFILE;
+	libc.close(newfd);
+	unmark(newfd);
+	close_forget_stale(newfd);
+	conn_put(c);
+	errno = err;
+	return -1;
+}
+
+/* After the kernel made newfd a copy of the socket of c (the caller's reference, given up here): newfd
+ * shares c. The store replaces whatever the slot held (a stale entry, or the closing mark) in one step. */
+static int share(struct conn *c, int newfd)
+{
+	if (newfd < 0) {
+		conn_put_keep_errno(c);
 		return -1;
 	}
+	if (c == &conn_closing) /* the original is being closed, or its slot could not be referenced */
+		return drop_copy(c, newfd, EBADF);
+	if (conn_is_sentinel(c)) { /* a socket refused in this image: its copies are refused the same way */
+		struct conn *old = fdtab_store(newfd, c);
+		if (old == (struct conn *)-1)
+			return drop_copy(c, newfd, EMFILE);
+		if (old && !conn_is_sentinel(old))
+			conn_detach_fd(old, -1);
+		conn_put(c);
+		return newfd;
+	}
+	if (conn_attach_fd(c, newfd) != 0) /* a copy that cannot be tracked would be a plaintext path */
+		return drop_copy(c, newfd, EMFILE);
 	conn_put(c);
 	stdio_adopt_std_fd(newfd);
 	return newfd;
@@ -141,64 +196,96 @@ static int share(int oldfd, int newfd)
 EXPORT int dup(int oldfd)
 {
 	libc_ensure();
-	int newfd = libc.dup(oldfd);
-	if (newfd < 0)
+	if (!fdtab_load(oldfd)) {
+		int newfd = libc.dup(oldfd);
+		if (newfd >= 0 && fdtab_load(newfd))
+			close_forget_stale(newfd);
 		return newfd;
-	if (fdtab_load(oldfd))
-		return share(oldfd, newfd);
-	if (fdtab_load(newfd))
-		close_forget_stale(newfd);
-	return newfd;
+	}
+	struct conn *c = conn_get(oldfd); /* held across the kernel call: a racing close cannot end it */
+	if (!c)
+		return dup(oldfd); /* an inherited socket, classified plain just now */
+	if (child_shares_parent_memory()) {
+		conn_put(c);
+		return child_refuse(oldfd, "dup");
+	}
+	/* The copy is close-on-exec from birth: a concurrent fork+exec never inherits an untracked copy. */
+	return share(c, libc.fcntl(oldfd, F_DUPFD_CLOEXEC, 0));
+}
+
+/* dup2 and dup3. newfd's slot is marked before the kernel call and the copy is made with O_CLOEXEC. */
+static int dup_onto(int oldfd, int newfd, int flags, bool is_dup3)
+{
+	libc_ensure();
+	if (oldfd == newfd || (!fdtab_load(oldfd) && !fdtab_load(newfd)))
+		return is_dup3 ? libc.dup3(oldfd, newfd, flags) : libc.dup2(oldfd, newfd);
+	const char *what = is_dup3 ? "dup3" : "dup2";
+	struct conn *c = conn_get(oldfd); /* NULL: oldfd is not TLS (newfd is) */
+	if (child_shares_parent_memory()) {
+		if (c) { /* the copy would be untracked, and not close-on-exec for dup2 */
+			conn_put(c);
+			return child_refuse(oldfd, what);
+		}
+		return is_dup3 ? libc.dup3(oldfd, newfd, flags) : libc.dup2(oldfd, newfd);
+	}
+	if (libc.fcntl(oldfd, F_GETFD) < 0) { /* EBADF: newfd must stay as it is */
+		if (c)
+			conn_put(c);
+		errno = EBADF;
+		return -1;
+	}
+	struct conn *was = c ? mark_target(newfd) : mark_closing(newfd); /* dup2 closes newfd */
+	stdio_flush_std_fd(newfd);
+	int r = c ? libc.dup3(oldfd, newfd, O_CLOEXEC)
+		  : (is_dup3 ? libc.dup3(oldfd, newfd, flags) : libc.dup2(oldfd, newfd));
+	if (r < 0) {
+		int e = errno;
+		/* newfd's session was ended above: the socket must carry nothing more in either direction */
+		if (was && !conn_is_sentinel(was))
+			libc.shutdown(newfd, SHUT_RDWR);
+		unmark(newfd);
+		if (c)
+			conn_put(c);
+		errno = e;
+		return -1;
+	}
+	if (!c) {
+		unmark(newfd);
+		return r;
+	}
+	return share(c, r); /* replaces the mark with oldfd's connection */
 }
 
 EXPORT int dup2(int oldfd, int newfd)
 {
-	libc_ensure();
-	if (oldfd == newfd || (!fdtab_load(oldfd) && !fdtab_load(newfd)))
-		return libc.dup2(oldfd, newfd);
-	if (libc.fcntl(oldfd, F_GETFD) < 0) { /* EBADF: newfd must stay as it is */
-		errno = EBADF;
-		return -1;
-	}
-	bool marked = mark_closing(newfd); /* dup2 closes newfd: end its session while it is that socket */
-	stdio_flush_std_fd(newfd);
-	int r = libc.dup2(oldfd, newfd);
-	if (marked && (r < 0 || !fdtab_load(oldfd)))
-		unmark(newfd);
-	return share(oldfd, r); /* replaces the mark with oldfd's connection */
+	return dup_onto(oldfd, newfd, 0, false);
 }
 
 EXPORT int dup3(int oldfd, int newfd, int flags)
 {
-	libc_ensure();
-	if (oldfd == newfd || (!fdtab_load(oldfd) && !fdtab_load(newfd)))
-		return libc.dup3(oldfd, newfd, flags);
-	if (libc.fcntl(oldfd, F_GETFD) < 0) {
-		errno = EBADF;
-		return -1;
-	}
-	bool marked = mark_closing(newfd);
-	stdio_flush_std_fd(newfd);
-	int r = libc.dup3(oldfd, newfd, flags);
-	if (marked && (r < 0 || !fdtab_load(oldfd)))
-		unmark(newfd);
-	return share(oldfd, r);
+	return dup_onto(oldfd, newfd, flags, true);
 }
 
 static int fcntl_common(int fd, int cmd, void *arg)
 {
 	libc_ensure();
-	if (!fdtab_load(fd))
+	if (!fdtab_load(fd) || (cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC && cmd != F_SETFD))
 		return libc.fcntl(fd, cmd, arg);
-	switch (cmd) {
-	case F_DUPFD:
-	case F_DUPFD_CLOEXEC:
-		return share(fd, libc.fcntl(fd, cmd, arg));
-	case F_SETFD: /* a TLS fd stays close-on-exec (README: exec) */
+	struct conn *c = conn_get(fd);
+	if (!c)
+		return libc.fcntl(fd, cmd, arg); /* an inherited socket, classified plain just now */
+	bool child = child_shares_parent_memory();
+	if (cmd == F_SETFD) { /* a TLS fd stays close-on-exec (README: exec) */
+		conn_put(c);
+		if (child && !((long)arg & FD_CLOEXEC))
+			return child_refuse(fd, "fcntl(F_SETFD) clearing FD_CLOEXEC");
 		return libc.fcntl(fd, cmd, (void *)((long)arg | FD_CLOEXEC));
-	default:
-		return libc.fcntl(fd, cmd, arg);
 	}
+	if (child) {
+		conn_put(c);
+		return child_refuse(fd, "fcntl(F_DUPFD)");
+	}
+	return share(c, libc.fcntl(fd, F_DUPFD_CLOEXEC, arg));
 }
 
 EXPORT int fcntl(int fd, int cmd, ...)

@@ -1,5 +1,6 @@
 /* conn.c: a TLS connection's life: handshake, reads, writes, shutdown and the last close (see conn.h). */
 #include "preload/conn.h"
+#include "preload/child.h"
 #include "preload/fdtab.h"
 #include "preload/libc.h"
 #include "preload/log.h"
@@ -61,7 +62,11 @@ struct conn *conn_get(int fd)
 			conn_put(c); /* recycled for another fd meanwhile: look again */
 		}
 	}
-	return NULL;
+	if (!fdtab_load(fd))
+		return NULL;
+	/* Still a TLS fd, but no reference could be taken: fail closed (EBADF), never pass through. */
+	atomic_fetch_add_explicit(&conn_closing.refs, 1, memory_order_relaxed);
+	return &conn_closing;
 }
 
 static void ra_release(struct conn *c);
@@ -737,6 +742,8 @@ static int drive_handshake(struct conn *c, int fd, int flags)
 
 ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 {
+	if (child_shares_parent_memory()) /* the session is the parent's: child.h */
+		return child_refuse(fd, "a read");
 	size_t got = 0;
 	int ra_rounds = 0;
 	if (len > INT_MAX)
@@ -930,6 +937,8 @@ bool conn_try_flush(struct conn *c, int fd)
 
 ssize_t conn_write(struct conn *c, int fd, const void *buf, size_t len, int flags)
 {
+	if (child_shares_parent_memory()) /* the session is the parent's: child.h */
+		return child_refuse(fd, "a write");
 	size_t done = 0;
 	long long deadline = -2; /* -2: not yet asked */
 	pthread_mutex_lock(&c->lock);
@@ -1031,6 +1040,8 @@ static void send_close_notify(struct conn *c, int fd, int timeout_ms)
 
 int conn_shutdown(struct conn *c, int fd, int how)
 {
+	if (child_shares_parent_memory()) /* the socket (and its session) is the parent's too */
+		return child_refuse(fd, "shutdown");
 	pthread_mutex_lock(&c->lock);
 	if ((how == SHUT_WR || how == SHUT_RDWR) && c->state == CONN_ESTABLISHED && !c->write_shut) {
 		send_close_notify(c, fd, 2000);
@@ -1082,7 +1093,7 @@ static bool may_end_session(const struct conn *c)
 
 void conn_detach_fd(struct conn *c, int fd)
 {
-	if (c == &conn_closing)
+	if (conn_is_sentinel(c))
 		return;
 	pthread_mutex_lock(&c->lock);
 	c->fd_count--;

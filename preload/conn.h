@@ -78,7 +78,16 @@ struct conn {
  * pass through to the socket in plaintext. Never freed; conn_detach_fd on it does nothing. */
 extern struct conn conn_closing;
 
-/* The connection on fd with a reference taken, or NULL (not a TLS fd). Release with conn_put(). */
+/* True for the fd-table entries that are markers, not connections (conn_closing): never freed, never
+ * detached, never attached to a new fd as a session. */
+static inline bool conn_is_sentinel(const struct conn *c)
+{
+	return c == &conn_closing;
+}
+
+/* The connection on fd with a reference taken, or NULL (not a TLS fd). A slot that stays non-NULL but
+ * cannot be referenced gives &conn_closing (calls on it fail with EBADF), never NULL: a hook must not
+ * pass such an fd through to libc. Release with conn_put(). */
 struct conn *conn_get(int fd);
 void conn_put(struct conn *c);
 

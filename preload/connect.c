@@ -3,6 +3,7 @@
  * DENY fails with EACCES and a reason; TLS installs the connection in the fd table *before* the TCP
  * connect, so no other thread can slip plaintext into the socket, then connects and runs the handshake. */
 #include "preload/conn.h"
+#include "preload/child.h"
 #include "preload/fdtab.h"
 #include "preload/hooks.h"
 #include "preload/libc.h"
@@ -90,6 +91,17 @@ static int connect_existing(struct conn *c, int fd)
 static int connect_tls(int fd, const struct sockaddr *sa, socklen_t salen, const struct policy_rule *rule,
 		       const struct dest *d, const char *remembered)
 {
+	if (child_shares_parent_memory()) { /* a new session would be written into the parent's state */
+		log_msg(
+		    LOG_ERROR,
+		    "%s:%u: a TLS connect in a child that shares its parent's memory (vfork, "
+		    "clone(CLONE_VM)) "
+		    "or was made without fork handlers (_Fork, syscall(SYS_fork)) is refused with EACCES; "
+		    "connect in the parent, or use fork()",
+		    d->addr_text, d->port);
+		errno = EACCES;
+		return -1;
+	}
 	struct peer_id peer;
 	peer_for_rule(rule, remembered, d->family, d->addr, &peer);
 	const char *name = peer.name, *sni = peer.sni;
@@ -176,6 +188,10 @@ int hook_connect(int fd, const struct sockaddr *sa, socklen_t salen)
 	if (!sa || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) || parse_dest(sa, salen, &d) != 0)
 		return libc.connect(fd, sa, salen);
 	struct conn *existing = conn_get(fd);
+	if (existing && child_shares_parent_memory()) {
+		conn_put(existing);
+		return child_refuse(fd, "connect");
+	}
 	if (existing)
 		return connect_existing(existing, fd);
 	if (!is_tcp_stream(fd))

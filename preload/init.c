@@ -1,6 +1,7 @@
 /* init.c: the library's constructor and process-wide state (see shim.h). */
 #include "preload/shim.h"
 #include "preload/conn.h"
+#include "preload/child.h"
 #include "preload/session.h"
 #include "preload/stats.h"
 #include "preload/libc.h"
@@ -96,6 +97,8 @@ __attribute__((constructor)) static void tlsshim_constructor(void)
  * bounded time (a peer that does not read must not hold the program's exit up). */
 __attribute__((destructor)) static void tlsshim_destructor(void)
 {
+	if (child_shares_parent_memory()) /* a clone(CLONE_VM) child's exit: the sessions are the parent's */
+		return;
 	fflush(NULL); /* exit flushes stdio only after destructors: data for TLS fds must go before
 			 close_notify */
 	conn_end_all_at_exit(1000);

@@ -93,6 +93,7 @@ static void resolve_all(void)
 	REQUIRED(gethostbyname_r);
 	REQUIRED(gethostbyname2_r);
 	REQUIRED(fork);
+	OPTIONAL(_Fork);
 	atomic_store_explicit(&libc_ready, true, memory_order_release);
 }
 

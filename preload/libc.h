@@ -71,6 +71,7 @@ struct libc_fns {
 	int (*gethostbyname2_r)(const char *, int, struct hostent *, char *, size_t, struct hostent **,
 				int *);
 	pid_t (*fork)(void);
+	pid_t (*_Fork)(void); /* optional (glibc >= 2.34) */
 };
 
 /* Written once by libc_resolve() under pthread_once; read-only afterwards (no lock needed to read). */

@@ -1,7 +1,9 @@
-/* sockopt.c: getsockopt(SO_ERROR) and ioctl(FIONREAD) on TLS fds, which must agree with the TLS state:
+/* sockopt.c: getsockopt(SO_ERROR), ioctl(FIONREAD) and ioctl(FIONCLEX) on TLS fds, which must agree with
+ * the TLS state (FIONCLEX cannot clear close-on-exec on a TLS fd, as F_SETFD cannot):
  * SO_ERROR reports a failed asynchronous handshake (ECONNREFUSED, ETIMEDOUT) the way the kernel reports
  * a failed connect, and FIONREAD counts decrypted bytes, not ciphertext. */
 #include "preload/hooks.h"
+#include "preload/child.h"
 
 #include <stdarg.h>
 #include <sys/ioctl.h>
@@ -30,6 +32,15 @@ EXPORT int ioctl(int fd, unsigned long request, ...)
 	void *arg = va_arg(ap, void *);
 	va_end(ap);
 	libc_ensure();
+	if (request == FIONCLEX && fdtab_load(fd)) {
+		struct conn *t = conn_get(fd); /* NULL: an inherited socket, classified plain just now */
+		if (t) {
+			conn_put(t);
+			if (child_shares_parent_memory())
+				return child_refuse(fd, "ioctl(FIONCLEX)");
+			return 0; /* a TLS fd stays close-on-exec, as for F_SETFD (README: exec) */
+		}
+	}
 	if (request != FIONREAD)
 		return libc.ioctl(fd, request, arg);
 	struct conn *c = conn_get(fd);

@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# Leak hunt, processes and fd numbers (issue 11, items 1, 2 and 7): every way a program can get a TLS
+# socket into a child that shares its memory, into the next program image, or into another process, and
+# the windows around dup2/dup3. Each case runs a real program (unmodified python3 where that is how the
+# route was found, tests/clients/leak_proc.c otherwise) against a TLS echo server behind the recording
+# relay, and asserts that the sentinel never crossed in clear, that the route's call failed with the
+# documented errno and one reason line, and that the program's own session still works afterwards.
+# The control case shows the recording catches the sentinel when the rule is plain.
+source "$(dirname "$0")/lib.sh" "${1:-build}"
+
+SENTINEL="tlsshim-PROC-$$-$RANDOM-sentinel"
+
+# setup: a TLS echo server and the recording relay in front of it. Sets PORT (the relay's) and RULE.
+setup() {
+	tls_py echo leaf --mode echo || { fail "echo server did not start"; return 1; }
+	rm -f "$T/rec" "$T/rec.s2c"
+	start_py relay relay --to "$PORT" --rec "$T/rec" || { fail "relay did not start"; return 1; }
+	RULE="tls 127.0.0.1:$PORT ca-file=$ROOT"
+}
+
+# no_plaintext: fails the case (returns 1) if the sentinel is in the client->server recording, or if the
+# recording does not start with a TLS handshake record.
+no_plaintext() {
+	sleep 0.3
+	if grep -aqF -- "$SENTINEL" "$T/rec" 2>/dev/null; then
+		fail "PLAINTEXT ON THE WIRE: the sentinel is in the client->server recording"
+		return 1
+	fi
+	if [ "$(head -c 2 "$T/rec" 2>/dev/null | od -An -tx1 | tr -d ' \n')" != 1603 ]; then
+		fail "the recording does not start with a TLS handshake record (relay saw: $(head -c 40 "$T/rec" 2>/dev/null | cat -v))"
+		return 1
+	fi
+}
+
+# proc_case MODE WANT_ERRNO REASON_REGEX: leak_proc MODE; route_errno must be WANT_ERRNO, the parent's
+# session must work afterwards, one tlsshim: line matching REASON_REGEX (none if REASON_REGEX is empty).
+proc_case() {
+	local mode=$1 want=$2 reason=$3
+	setup || return
+	TMO=30 TLSSHIM_RULES="$RULE" srun "$mode" "$CL/leak_proc" "$mode" "$PORT" "$SENTINEL"
+	[ "$RC" != 124 ] || { fail "leak_proc $mode hung"; return; }
+	no_plaintext || return
+	local got
+	got=$(grep -ao '^route_errno=[A-Za-z0-9_]*' "$OUT" | head -1 | cut -d= -f2)
+	[ "$got" = "$want" ] || { fail "the route's call gave '$got', want $want"; return; }
+	grep -aq '^parent_after=ok' "$OUT" || { fail "the parent's session did not survive the route"; return; }
+	[ "$RC" = 0 ] || { fail "leak_proc exit $RC: $(grep -a FAIL "$ERR" | head -3 | tr '\n' ' ')"; return; }
+	local n
+	n=$(n_shim_lines)
+	if [ -z "$reason" ]; then
+		[ "$n" = 0 ] || { fail "expected no tlsshim: line, got: $(shim_lines | head -2 | tr '\n' ' ')"; return; }
+	else
+		[ "$n" = 1 ] || { fail "expected exactly one tlsshim: line, got $n: $(shim_lines | head -3 | tr '\n' ' ')"; return; }
+		shim_lines | grep -Eq -- "$reason" || { fail "the reason line does not match /$reason/: $(shim_lines)"; return; }
+	fi
+	ok "$want, sentinel not on the wire, the session went on"
+}
+
+CHILD_REASON='refused with EBADF: in a child that shares its parent.s memory'
+
+# ---- item 1: vfork and CLONE_VM children ----
+t_vfork_close_keeps_parent_session() { proc_case vfork_close ok ""; }
+t_vfork_close_range_keeps_parent_session() { proc_case vfork_close_range ok ""; }
+t_vfork_dup2_onto_stdout() { proc_case vfork_dup2 EBADF "fd [0-9]+: dup2 $CHILD_REASON"; }
+t_vfork_fionclex() { proc_case vfork_fionclex EBADF "ioctl\(FIONCLEX\) $CHILD_REASON"; }
+t_vfork_setfd0() { proc_case vfork_setfd0 EBADF "F_SETFD\) clearing FD_CLOEXEC $CHILD_REASON"; }
+t_vfork_write() { proc_case vfork_write EBADF "a write $CHILD_REASON"; }
+t_clone_vm_write_and_close() { proc_case clone_vm EBADF "a write $CHILD_REASON"; }
+t_fork_without_handlers() { proc_case fork_nohandlers EBADF "a write $CHILD_REASON"; }
+t_syscall_fork_child() { proc_case sysfork EBADF "a write $CHILD_REASON"; }
+
+# ---- item 2: the next program image ----
+t_fionclex_keeps_cloexec() { proc_case fionclex EBADF ""; }
+
+# ---- item 7: windows around dup2, CLOSE_RANGE_UNSHARE ----
+t_dup2_copy_never_inherited() { proc_case dup_race ok ""; }
+t_close_range_unshare() { proc_case unshare EINVAL "CLOSE_RANGE_UNSHARE\) refused with EINVAL: the range holds TLS fd"; }
+
+# ---- unmodified python3 ----
+# py_case NAME SCRIPT: runs python3 -c SCRIPT PORT SENTINEL under the shim; SCRIPT prints result lines.
+py_case() {
+	local name=$1 script=$2
+	setup || return 1
+	TMO=30 TLSSHIM_RULES="$RULE" srun "$name" "$PY" -c "$script" "$PORT" "$SENTINEL"
+	[ "$RC" != 124 ] || { fail "python3 hung"; return 1; }
+	no_plaintext || return 1
+	[ "$RC" = 0 ] || { fail "python3 exit $RC: $(tail -3 "$ERR" | tr '\n' ' ')"; return 1; }
+}
+
+PY_PRELUDE='import socket, subprocess, sys, os
+port, sentinel = int(sys.argv[1]), sys.argv[2].encode()
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(b"hello\n")
+def finish():
+    s.sendall(b"after:" + sentinel + b"\n")
+    want = b"hello\n" + b"after:" + sentinel + b"\n"
+    got = b""
+    while len(got) < len(want):
+        d = s.recv(4096)
+        if not d: break
+        got += d
+    print("parent_after=" + ("ok" if got == want else "mismatch %r" % got))
+def refused(f):
+    try:
+        f()
+        print("route=succeeded")
+    except OSError as e:
+        print("route=" + (os.strerror(e.errno) if e.errno else str(e)) + " errno=%s" % (e.errno,))
+'
+
+# The reproduction from the issue: subprocess (vfork + close_range in the child) between two writes.
+t_python_subprocess_between_writes() {
+	py_case py_sub "$PY_PRELUDE"'
+r = subprocess.run(["true"])
+print("child_rc=%d" % r.returncode)
+finish()' || return
+	grep -q '^parent_after=ok' "$OUT" && grep -q '^child_rc=0' "$OUT" && [ "$(n_shim_lines)" = 0 ] &&
+		ok "subprocess.run between two writes; the second went through TLS" ||
+		fail "want child_rc=0, parent_after=ok, no tlsshim: line; got: $(tr '\n' ' ' <"$OUT") $(shim_lines | head -2)"
+}
+
+t_python_subprocess_stdout_socket() {
+	py_case py_stdout "$PY_PRELUDE"'
+refused(lambda: subprocess.run(["sh", "-c", "printf %s " + sentinel.decode()], stdout=s))
+finish()' || return
+	grep -q "^route=.* errno=9\$" "$OUT" && grep -q '^parent_after=ok' "$OUT" &&
+		[ "$(n_shim_lines)" = 1 ] && shim_lines | grep -q "dup2 $CHILD_REASON" &&
+		ok "Popen(stdout=sock) raised EBADF; one reason line" ||
+		fail "want route=... errno=9 (EBADF), parent_after=ok, one dup2 reason line; got: $(tr '\n' ' ' <"$OUT") $(shim_lines | head -2)"
+}
+
+t_python_set_inheritable_pass_fds() {
+	py_case py_inherit "$PY_PRELUDE"'
+s.set_inheritable(True)
+print("inheritable=%s" % s.get_inheritable())
+refused(lambda: subprocess.run(["sh", "-c", "printf %%s %s >&%d" % (sentinel.decode(), s.fileno())], pass_fds=[s.fileno()]))
+finish()' || return
+	grep -q '^inheritable=False' "$OUT" && grep -q "^route=.* errno=9\$" "$OUT" && grep -q '^parent_after=ok' "$OUT" &&
+		[ "$(n_shim_lines)" = 1 ] &&
+		ok "set_inheritable(True) left FD_CLOEXEC; Popen(pass_fds=[sock]) raised EBADF" ||
+		fail "want inheritable=False, route errno=9, parent_after=ok, one reason line; got: $(tr '\n' ' ' <"$OUT") $(shim_lines | head -2)"
+}
+
+# ---- control: with a plain rule the same route puts the sentinel on the wire ----
+t_control_plain_rule_shows_sentinel() {
+	setup || return
+	TLSSHIM_RULES="plain 127.0.0.1:$PORT" srun ctl "$CL/leak_proc" vfork_dup2 "$PORT" "$SENTINEL"
+	sleep 0.3
+	grep -aqF -- "$SENTINEL" "$T/rec" && ok "the recording holds the sentinel" ||
+		fail "control: the recorder did not capture the plaintext sentinel, so the other cases prove nothing"
+}
+
+tcase vfork_close_keeps_parent_session
+tcase vfork_close_range_keeps_parent_session
+tcase vfork_dup2_onto_stdout
+tcase vfork_fionclex
+tcase vfork_setfd0
+tcase vfork_write
+tcase clone_vm_write_and_close
+tcase fork_without_handlers
+tcase syscall_fork_child
+tcase fionclex_keeps_cloexec
+tcase dup2_copy_never_inherited
+tcase close_range_unshare
+tcase python_subprocess_between_writes
+tcase python_subprocess_stdout_socket
+tcase python_set_inheritable_pass_fds
+tcase control_plain_rule_shows_sentinel
+finish
