@@ -24,7 +24,7 @@ POLICY_SRC  = $(wildcard policy/*.c)
 PRELOAD_SRC = $(wildcard preload/*.c)
 TOOLS_SRC   = $(wildcard tools/*.c)
 # The pieces of preload/ the CLI reuses (the same TLS setup the library applies).
-SHARED_SRC  = preload/tlsctx.c preload/verify.c preload/der.c preload/log.c preload/peer.c
+SHARED_SRC  = preload/tlsctx.c preload/verify.c preload/chain.c preload/der.c preload/log.c preload/peer.c
 
 OBJ = $(BUILD)/obj
 policy_objs  = $(POLICY_SRC:%.c=$(OBJ)/%.o)
@@ -60,7 +60,7 @@ $(BUILD)/tlsshim: $(tools_objs) $(policy_objs) $(WOLF_DEP)
 
 # ---- tests ----
 UNIT_SRC = $(wildcard tests/unit/*.c)
-UNIT_PRELOAD = preload/fdtab.c preload/names.c preload/verify.c preload/der.c
+UNIT_PRELOAD = preload/fdtab.c preload/names.c preload/verify.c preload/chain.c preload/der.c
 $(BUILD)/unit-tests: $(UNIT_SRC) $(POLICY_SRC) $(UNIT_PRELOAD) $(wildcard */*.h) $(WOLF_DEP)
 	$(CC) $(BASEFLAGS) $(WOLF_CFLAGS) $(CFLAGS) -DTLSSHIM_UNIT_TEST -o $@ $(UNIT_SRC) $(POLICY_SRC) $(UNIT_PRELOAD) \
 	  -lcriterion $(WOLF_LIBS) -lpthread

@@ -1,5 +1,6 @@
 /* tlsctx.c: see tlsctx.h. */
 #include "preload/tlsctx.h"
+#include "preload/chain.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -138,6 +139,11 @@ WOLFSSL_CTX *tlsctx_new(const struct policy_tls_opts *o, char *err, size_t errle
 		/* pin-only loads anchors only when ca-file=/ca-dir= are given (the parser allows revocation
 		 * options with pin-only only then: the CA is what signs CRLs and OCSP responses). */
 		if (verify_uses_anchors(o) && load_trust(ctx, o, err, errlen) != 0) {
+			wolfSSL_CTX_free(ctx);
+			return NULL;
+		}
+		/* Pins are compared on the path the shim builds itself up to these anchors (chain.h). */
+		if (verify_uses_anchors(o) && o->n_pins > 0 && chain_anchors_prepare(o, err, errlen) != 0) {
 			wolfSSL_CTX_free(ctx);
 			return NULL;
 		}

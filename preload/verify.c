@@ -47,6 +47,7 @@ void verify_begin(struct verify_state *v, const struct policy_tls_opts *opts, co
 {
 	memset(v, 0, sizeof(*v));
 	v->opts = opts;
+	v->anchors = chain_anchors_find(opts);
 	if (name && *name) {
 		snprintf(v->want_name, sizeof(v->want_name), "%s", name);
 		size_t n = strlen(v->want_name);
@@ -166,29 +167,47 @@ static bool weak_signature(word32 oid)
 	}
 }
 
-static void check_pins(struct verify_state *v, const uint8_t *der, size_t len)
+/* Pins count only on the path from the leaf: with verify=on the path must reach a trust anchor of the
+ * rule (wolfSSL verified a chain too, but cannot say which certificates it used); with pin-only, the
+ * leaf and whatever the server sent that verifiably signed it (and the rule's CA, when it has one).
+ * An appended certificate that vouches for nothing never matches. */
+static void check_path_pins(struct verify_state *v, const uint8_t *const *certs, const size_t *lens,
+			    unsigned n)
 {
-	const uint8_t *spki;
-	size_t spki_len;
-	if (v->opts->n_pins == 0 || der_cert_spki(der, len, &spki, &spki_len) != 0)
+	if (v->opts->n_pins == 0)
 		return;
-	uint8_t digest[WC_SHA256_DIGEST_SIZE];
-	if (wc_Sha256Hash(spki, (word32)spki_len, digest) != 0)
+	bool pin_only = v->opts->verify == POLICY_VERIFY_PIN_ONLY;
+	if (verify_uses_anchors(v->opts) && !v->anchors && v->opts->n_pins > 0) {
+		verify_fail(v, "the trust anchors for the pin check are not loaded");
 		return;
-	for (unsigned i = 0; i < v->opts->n_pins; i++)
-		if (memcmp(digest, v->opts->pins[i], sizeof(digest)) == 0)
-			v->pin_matched = true;
+	}
+	if (chain_build(certs, lens, n, verify_uses_anchors(v->opts) ? v->anchors : NULL, &v->path) != 0) {
+		if (v->opts->n_pins > 0)
+			verify_fail(v, "the server's certificate does not parse");
+		return;
+	}
+	v->path_built = true;
+	v->pin_matched = chain_path_has_pin(&v->path, v->opts->pins, v->opts->n_pins);
+	if (!pin_only && !v->path.anchored)
+		verify_fail(v,
+			    "pin-sha256: no path of verified signatures from the leaf to a trust anchor (%s)",
+			    v->path.stop);
+	else if (!v->pin_matched)
+		verify_fail(v,
+			    "no certificate on the %s path (%u of the %u the server sent%s) matches "
+			    "pin-sha256; certificates off the path never count",
+			    pin_only && !v->path.anchored ? "signature-checked" : "verified",
+			    v->path.n - v->path.anchored, n,
+			    v->path.anchored ? ", plus the trust anchor" : "");
 }
 
-/* The leaf's own checks: extended key usage, name, and (the whole chain having been seen) pins. */
+/* The leaf's own checks: extended key usage and name. */
 static void check_leaf(struct verify_state *v, const DecodedCert *dc)
 {
 	v->leaf_checked = true;
 	if (dc->extExtKeyUsageSet && !(dc->extExtKeyUsage & (EXTKEYUSE_SERVER_AUTH | EXTKEYUSE_ANY)))
 		verify_fail(v, "certificate's extended key usage does not allow serverAuth");
 	check_name(v, dc);
-	if (v->opts->n_pins > 0 && !v->pin_matched)
-		verify_fail(v, "no certificate in the chain matches pin-sha256");
 }
 
 int verify_callback(int preverify_ok, WOLFSSL_X509_STORE_CTX *store)
@@ -210,7 +229,6 @@ int verify_callback(int preverify_ok, WOLFSSL_X509_STORE_CTX *store)
 		return 0;
 	const uint8_t *der = store->certs[depth].buffer;
 	size_t len = store->certs[depth].length;
-	check_pins(v, der, len);
 
 	DecodedCert dc;
 	wc_InitDecodedCert(&dc, der, (word32)len, NULL);
@@ -221,9 +239,17 @@ int verify_callback(int preverify_ok, WOLFSSL_X509_STORE_CTX *store)
 	}
 	if (!dc.selfSigned && weak_signature(dc.signatureOID))
 		verify_fail(v, "certificate %d in the chain is signed with MD5 or SHA-1", depth);
-	if (depth == 0)
+	if (depth == 0) {
 		check_leaf(v, &dc);
-	else if (!dc.isCA && !v->hint[0])
+		const uint8_t *certs[CHAIN_MAX_SENT];
+		size_t lens[CHAIN_MAX_SENT];
+		unsigned n = 0;
+		for (int i = 0; i < store->totalCerts && n < CHAIN_MAX_SENT; i++, n++) {
+			certs[n] = store->certs[i].buffer;
+			lens[n] = store->certs[i].length;
+		}
+		check_path_pins(v, certs, lens, n);
+	} else if (!dc.isCA && !v->hint[0])
 		snprintf(v->hint, sizeof(v->hint),
 			 "certificate %d the server sent is not a CA (basicConstraints CA:FALSE)", depth);
 	wc_FreeDecodedCert(&dc);
@@ -234,15 +260,6 @@ int verify_after_handshake(struct verify_state *v, WOLFSSL *ssl)
 {
 	if (v->opts->verify == POLICY_VERIFY_OFF || wolfSSL_session_reused(ssl))
 		return 0;
-	if (v->opts->n_pins > 0 && !v->pin_matched) {
-#ifdef SESSION_CERTS
-		WOLFSSL_X509_CHAIN *chain = wolfSSL_get_peer_chain(ssl);
-		int n = chain ? wolfSSL_get_chain_count(chain) : 0;
-		for (int i = 0; i < n && !v->pin_matched; i++)
-			check_pins(v, wolfSSL_get_chain_cert(chain, i),
-				   (size_t)wolfSSL_get_chain_length(chain, i));
-#endif
-	}
 	if (!v->leaf_checked) {
 		WOLFSSL_X509 *peer = wolfSSL_get_peer_certificate(ssl);
 		int len = 0;
@@ -251,13 +268,24 @@ int verify_after_handshake(struct verify_state *v, WOLFSSL *ssl)
 		if (!der || len <= 0) {
 			verify_fail(v, "the server's certificate is not available to check its name");
 		} else {
-			check_pins(v, der, (size_t)len);
 			wc_InitDecodedCert(&dc, der, (word32)len, NULL);
 			if (wc_ParseCert(&dc, CERT_TYPE, NO_VERIFY, NULL) != 0)
 				verify_fail(v, "the server's certificate does not parse");
 			else
 				check_leaf(v, &dc);
 			wc_FreeDecodedCert(&dc);
+			const uint8_t *certs[CHAIN_MAX_SENT] = {der};
+			size_t lens[CHAIN_MAX_SENT] = {(size_t)len};
+			unsigned n = 1;
+#ifdef SESSION_CERTS
+			WOLFSSL_X509_CHAIN *chain = wolfSSL_get_peer_chain(ssl);
+			int count = chain ? wolfSSL_get_chain_count(chain) : 0;
+			for (int i = 1; i < count && n < CHAIN_MAX_SENT; i++, n++) {
+				certs[n] = wolfSSL_get_chain_cert(chain, i);
+				lens[n] = (size_t)wolfSSL_get_chain_length(chain, i);
+			}
+#endif
+			check_path_pins(v, certs, lens, n);
 		}
 		if (peer)
 			wolfSSL_X509_free(peer);

@@ -5,7 +5,9 @@
  *     against iPAddress SANs only, compared as binary addresses;
  *   - the leaf's extended key usage must allow serverAuth;
  *   - SHA-1 (and weaker) signatures are refused on every certificate but the trust anchor;
- *   - SPKI SHA-256 pins, when the rule has them.
+ *   - SPKI SHA-256 pins, when the rule has them, compared only with the certification path the shim
+ *     builds and signature-checks itself from the leaf to a trust anchor (chain.h); with verify=pin-only
+ *     (no anchor needed) only with the leaf and certificates tied to it by verified signatures.
  * Every refusal leaves one human sentence in `reason`. Shared by the library and the CLI. */
 #ifndef TLSSHIM_VERIFY_H
 #define TLSSHIM_VERIFY_H
@@ -15,12 +17,16 @@
 #include <stdint.h>
 
 #include "policy/policy.h"
+#include "preload/chain.h"
 
 struct verify_state {
 	const struct policy_tls_opts *opts;
 	char want_name[256]; /* the DNS name to verify, or "" for an IP destination */
 	int want_family;     /* AF_INET/AF_INET6 when verifying an address (want_name == "") */
 	uint8_t want_addr[16];
+	const struct chain_anchors *anchors; /* the rule's anchors for the path (chain.h), or NULL */
+	bool path_built;		     /* `path` holds the path of this handshake */
+	struct chain_path path;
 	bool pin_matched;
 	bool leaf_checked; /* the callback ran the leaf checks (name, EKU, pins) */
 	bool failed;
@@ -40,10 +46,10 @@ void verify_begin(struct verify_state *v, const struct policy_tls_opts *opts, co
 struct WOLFSSL_X509_STORE_CTX;
 int verify_callback(int preverify_ok, struct WOLFSSL_X509_STORE_CTX *store);
 
-/* After a successful full handshake: runs the leaf checks if wolfSSL did not call the callback for the
- * leaf (a build without WOLFSSL_ALWAYS_VERIFY_CB), and the pin check over the whole chain the server
- * sent. Returns 0, or -1 with v->reason set. Skipped for resumed sessions (their cache key holds
- * everything the full handshake verified). */
+/* After a successful full handshake: runs the leaf checks (name, EKU, pins on the path) if wolfSSL did
+ * not call the callback for the leaf (a build without WOLFSSL_ALWAYS_VERIFY_CB). Returns 0, or -1 with
+ * v->reason set. Skipped for resumed sessions (their cache key holds everything the full handshake verified).
+ */
 struct WOLFSSL;
 int verify_after_handshake(struct verify_state *v, struct WOLFSSL *ssl);
 

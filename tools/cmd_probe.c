@@ -8,6 +8,7 @@
  * --policy/--rule, nothing in the environment) the rule is `tls HOST:PORT` with the default options. */
 #include "preload/der.h"
 #include "preload/tlsctx.h"
+#include "preload/chain.h"
 #include "preload/verify.h"
 #include "tools/cli.h"
 
@@ -298,8 +299,27 @@ static int spki_pin(const uint8_t *der, size_t len, char *out)
 	return 0;
 }
 
-static void print_chain(const char *title)
+/* The path the library would compare pins with (preload/chain.c, the same code and anchors), built from
+ * the recorded chain. */
+static bool probe_path(const struct policy_tls_opts *o, struct chain_path *p)
 {
+	const struct chain_anchors *anchors = verify_uses_anchors(o) ? chain_anchors_find(o) : NULL;
+	return chain.n > 0 &&
+	       chain_build((const uint8_t *const *)chain.der, chain.len, (unsigned)chain.n, anchors, p) == 0;
+}
+
+static bool on_path(const struct chain_path *p, size_t sent_index)
+{
+	for (unsigned k = 0; k < p->n; k++)
+		if (p->sent_index[k] == (int)sent_index)
+			return true;
+	return false;
+}
+
+static void print_chain(const char *title, const struct policy_tls_opts *o)
+{
+	struct chain_path path;
+	bool have_path = probe_path(o, &path);
 	printf("%s (%zu certificate%s, leaf first):\n", title, chain.n, chain.n == 1 ? "" : "s");
 	for (size_t i = 0; i < chain.n; i++) {
 		WOLFSSL_X509 *x = wolfSSL_X509_d2i(NULL, chain.der[i], (int)chain.len[i]);
@@ -317,17 +337,43 @@ static void print_chain(const char *title)
 		printf("\n");
 		print_sans(chain.der[i], chain.len[i]);
 		if (spki_pin(chain.der[i], chain.len[i], pin) == 0)
-			printf("      pin-sha256=%s\n", pin);
+			printf("      pin-sha256=%s%s\n", pin,
+			       !have_path ? ""
+			       : on_path(&path, i)
+				   ? "  (on the verified path)"
+				   : "  (NOT on the path from the leaf: a pin on it never matches)");
 		wolfSSL_X509_free(x);
 	}
+	if (have_path && path.anchored) {
+		char pin[64];
+		cli_base64(path.spki_sha256[path.n - 1], 32, pin);
+		printf("  trust anchor (from the rule's CA options): pin-sha256=%s\n", pin);
+	}
+	if (have_path)
+		printf("  path: %u certificate%s; %s\n", path.n, path.n == 1 ? "" : "s", path.stop);
 }
 
-static void print_pins(void)
+/* --pins: the pins of the path the library compares pins with (leaf first, the trust anchor last), so
+ * a pasted pin always counts; what the server sent off that path is named on stderr. */
+static void print_pins(const struct policy_tls_opts *o)
 {
 	char pin[64];
+	struct chain_path path;
+	if (!probe_path(o, &path)) {
+		for (size_t i = 0; i < chain.n; i++)
+			if (spki_pin(chain.der[i], chain.len[i], pin) == 0)
+				printf("pin-sha256=%s\n", pin);
+		return;
+	}
+	for (unsigned k = 0; k < path.n; k++) {
+		cli_base64(path.spki_sha256[k], 32, pin);
+		printf("pin-sha256=%s\n", pin);
+	}
+	fprintf(stderr, "path: %u certificate%s, %s\n", path.n, path.n == 1 ? "" : "s", path.stop);
 	for (size_t i = 0; i < chain.n; i++)
-		if (spki_pin(chain.der[i], chain.len[i], pin) == 0)
-			printf("pin-sha256=%s\n", pin);
+		if (!on_path(&path, i))
+			fprintf(stderr, "certificate %zu the server sent is not on the path (not listed)\n",
+				i);
 }
 
 /* ---- the command ---- */
@@ -371,6 +417,9 @@ static int probe_rule(const struct policy_rule *r, const struct cli_dest *d, siz
 		fprintf(info, "verification: FAILED: cannot set up TLS: %s\n", err);
 		return CLI_FAILED;
 	}
+	/* The anchors the path is built to (the library loads them only for rules with pins). */
+	if (verify_uses_anchors(o) && chain_anchors_prepare(o, err, sizeof(err)) != 0)
+		fprintf(stderr, "tlsshim probe: no trust anchors for the path: %s\n", err);
 	struct attempt a;
 	chain_clear();
 	chain.accept_all = o->verify == POLICY_VERIFY_OFF;
@@ -417,11 +466,12 @@ static int probe_rule(const struct policy_rule *r, const struct cli_dest *d, siz
 		}
 	}
 	if (pa->pins_only)
-		print_pins();
+		print_pins(o);
 	else if (chain.n)
 		print_chain(unverified_chain
 				? "chain (from a second handshake WITHOUT verification: NOT trusted)"
-				: "chain as sent by the server");
+				: "chain as sent by the server",
+			    o);
 	else if (hs == 0 || a.fd >= 0)
 		printf("chain: no certificate received\n");
 	if (hs == 0) {

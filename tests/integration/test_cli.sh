@@ -339,6 +339,44 @@ t_probe_pins_paste_into_rule() {
 	[ "$RC" != 0 ] && ! page_ok && ok || fail "a wrong pin still let curl through"
 }
 
+# probe --pins lists the path the library compares pins with: a genuine leaf the server appends to a
+# leaf from another trusted CA is not on it, and the library refuses a pin of it just as probe does.
+t_probe_pins_follow_the_verified_path() {
+	need "$TLSSHIM" openssl curl || return
+	cat "$ROOT" "$PKI/other-root.pem" >"$T/two-roots.pem"
+	www srv "$PKI/untrusted.pem" "$PKI/untrusted.key" -cert_chain "$PKI/leaf.pem" || return
+	local base="tls localhost:$PORT ca-file=$T/two-roots.pem"
+	cli pathpins probe --pins --rule "$base" "localhost:$PORT"
+	want 0 'certificate 1 the server sent is not on the path' || return
+	local pins appended
+	pins=$(grep '^pin-sha256=' "$OUT" | tr '\n' ' ')
+	appended="pin-sha256=$(spki_pin "$PKI/leaf.pem")"
+	[ "$pins" = "pin-sha256=$(spki_pin "$PKI/untrusted.pem") pin-sha256=$(spki_pin "$PKI/other-root.pem") " ] ||
+		{ fail "probe --pins listed '$pins', expected the leaf and its anchor (other-root)"; return; }
+	cli showpath probe --rule "$base" "localhost:$PORT"
+	want 0 'NOT on the path from the leaf' 'trust anchor \(from the rule.s CA options\)' || return
+	cli badpin probe --rule "$base $appended" "localhost:$PORT"
+	want 1 'no certificate on the verified path' || return
+	via_run badpin-curl "$base $appended" curl -sS --max-time 10 "http://localhost:$PORT/"
+	[ "$RC" != 0 ] && ! page_ok || { fail "the library accepted a pin of the appended certificate"; return; }
+	grep -q 'no certificate on the verified path' "$ERR" || { fail "the library's reason differs: $(grep tlsshim: "$ERR")"; return; }
+	via_run goodpin-curl "$base $(echo "$pins" | cut -d' ' -f2)" curl -sS --max-time 10 "http://localhost:$PORT/"
+	[ "$RC" = 0 ] && page_ok && ok || fail "the anchor's pin from probe --pins did not work in the library (rc=$RC)"
+}
+
+t_check_reports_combinations() {
+	need "$TLSSHIM" || return
+	local p=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=
+	printf 'tls a:1 verify=off pin-sha256=%s\ntls b:1 verify=pin-only pin-sha256=%s crl-file=/c\ntls c:1 verify=pin-only pin-sha256=%s ocsp-stapling=require\ntls d:1 verify=pin-only pin-sha256=%s ocsp-stapling=require ca-file=/ca\n' \
+		"$p" "$p" "$p" "$p" >"$T/combo.policy"
+	cli combo check "$T/combo.policy"
+	want 1 "combo.policy:1:20: error: verify=off ignores pin-sha256=" \
+		"combo.policy:2:81: error: verify=pin-only with crl-file= needs ca-file= or ca-dir=" \
+		"combo.policy:3:81: error: verify=pin-only with ocsp-stapling=require needs ca-file= or ca-dir=" || return
+	grep -q 'combo.policy:4:[0-9]*: error' "$OUT" "$ERR" && { fail "rule 4 (with ca-file=) was reported as an error"; return; }
+	ok
+}
+
 t_probe_policy_plain_deny_and_down() {
 	need "$TLSSHIM" || return
 	cli plain probe --rule 'plain localhost:1234' localhost:1234
@@ -538,6 +576,8 @@ NOSHIM=1 tcase probe_alpn_and_address
 NOSHIM=1 tcase probe_wrong_name
 NOSHIM=1 tcase probe_unknown_ca
 tcase probe_pins_paste_into_rule
+tcase probe_pins_follow_the_verified_path
+tcase check_reports_combinations
 NOSHIM=1 tcase probe_policy_plain_deny_and_down
 NOSHIM=1 tcase certs_well_formed
 tcase certs_work_with_s_server_and_shim

@@ -152,6 +152,40 @@ t_pin_mismatch() {
 	mconn "pin-sha256=$(pin_of "$PKI/other-root.pem")"
 	bad_connect ECONNREFUSED 'pin' && ok
 }
+# mconn_rule RULE_OPTS: like mconn, but the rule's options are all given (no ca-file=$ROOT added).
+mconn_rule() {
+	TLSSHIM_RULES="tls localhost:$PORT $1" srun tc "$CL/tcpclient" -4 -s "$SENT\\n" -W localhost "$PORT"
+	observe
+}
+# Pins count only on the path the shim verified (issue 11, item 8). A leaf from a second trusted CA with
+# the genuine pinned leaf appended: the pinned certificate vouches for nothing.
+t_pin_appended_leaf_other_trusted_ca() {
+	cat "$ROOT" "$PKI/other-root.pem" >"$T/two-roots.pem"
+	msrv s $(bc untrusted) -cert_chain "$PKI/leaf.pem" || return
+	chain_len 2 || return
+	mconn_rule "ca-file=$T/two-roots.pem pin-sha256=$(pin_of "$PKI/leaf.pem")"
+	bad_connect ECONNREFUSED 'no certificate on the verified path.*matches pin-sha256' && ok
+}
+# verify=pin-only: a self-signed leaf with the genuine pinned certificate appended.
+t_pin_only_self_signed_plus_appended_pinned() {
+	msrv s $(bc selfsigned) -cert_chain "$PKI/leaf.pem" || return
+	chain_len 2 || return
+	mconn_rule "verify=pin-only pin-sha256=$(pin_of "$PKI/leaf.pem")"
+	bad_connect ECONNREFUSED 'no certificate on the signature-checked path.*matches pin-sha256' && ok
+}
+# An intermediate appended to a root-issued leaf: it did not sign the leaf, so its pin does not count.
+t_pin_appended_intermediate_not_issuer() {
+	msrv s $(bc leaf) -cert_chain "$PKI/inter.pem" || return
+	chain_len 2 || return
+	mconn "pin-sha256=$(pin_of "$PKI/inter.pem")"
+	bad_connect ECONNREFUSED 'no certificate on the verified path.*matches pin-sha256' && ok
+}
+# verify=pin-only with a CA: a revoked leaf is refused although its pin matches.
+t_pin_only_crl_revoked() {
+	msrv s $(mc revoked) || return
+	mconn "verify=pin-only pin-sha256=$(pin_of "$MP/revoked.pem") crl-file=$MP/crl.pem"
+	bad_connect ECONNREFUSED 'revoked' && ok
+}
 t_tls10_only_server() {
 	msrv s $(bc leaf) -tls1 "${WEAK[@]}" || return
 	mconn ""
@@ -253,6 +287,26 @@ t_pin_match_leaf() {
 t_pin_match_intermediate() {
 	msrv s $(bc chained) -cert_chain "$PKI/inter.pem" || return
 	mconn "pin-sha256=$(pin_of "$PKI/inter.pem")"
+	good && ok
+}
+t_pin_match_anchor() {
+	msrv s $(bc chained) -cert_chain "$PKI/inter.pem" || return
+	mconn "pin-sha256=$(pin_of "$ROOT")"
+	good && ok
+}
+t_pin_only_match_anchor() {
+	msrv s $(bc chained) -cert_chain "$PKI/inter.pem" || return
+	mconn "verify=pin-only pin-sha256=$(pin_of "$ROOT")"
+	good && ok
+}
+t_pin_only_match_leaf() {
+	msrv s $(bc selfsigned) || return
+	mconn_rule "verify=pin-only pin-sha256=$(pin_of "$PKI/selfsigned.pem")"
+	good && ok
+}
+t_pin_only_crl_not_revoked() {
+	msrv s $(mc good) || return
+	mconn "verify=pin-only pin-sha256=$(pin_of "$MP/good.pem") crl-file=$MP/crl.pem"
 	good && ok
 }
 t_ocsp_good_staple_tls12() {
@@ -403,6 +457,10 @@ mcase ocsp_revoked_staple_tls13 "$S -tls1_3 -status_file revoked" "ECONNREFUSED,
 mcase ocsp_revoked_staple_require "$S -status_file revoked" "ECONNREFUSED, revoked (require)"
 mcase ocsp_missing_staple_require "$S, no staple; ocsp-stapling=require" "ECONNREFUSED, no staple"
 mcase pin_mismatch "$S, pin-sha256 of another key" "ECONNREFUSED, pin"
+mcase pin_appended_leaf_other_trusted_ca "$S, leaf from a 2nd trusted CA + genuine pinned leaf appended" "ECONNREFUSED, pin not on the verified path"
+mcase pin_only_self_signed_plus_appended_pinned "$S, self-signed leaf + genuine pinned leaf appended; pin-only" "ECONNREFUSED, pin not on the path"
+mcase pin_appended_intermediate_not_issuer "$S, root-issued leaf + an unrelated intermediate; pin of the intermediate" "ECONNREFUSED, pin not on the path"
+mcase pin_only_crl_revoked "$S, revoked leaf; pin-only + ca-file= + crl-file=, pin matches" "ECONNREFUSED, revoked"
 mcase tls10_only_server "$S -tls1 @SECLEVEL=0" "ECONNREFUSED, version"
 mcase tls11_only_server "$S -tls1_1 @SECLEVEL=0" "ECONNREFUSED, version"
 mcase sha1_handshake_signature_only "$S -tls1_2 -sigalgs ECDSA+SHA1 @SECLEVEL=0" "ECONNREFUSED, signature algorithms"
@@ -421,6 +479,10 @@ mcase mutual_tls "$S -Verify 1; cert=/key=" "connects, server sees client cert"
 mcase mutual_tls_encrypted_key "$S -Verify 1; encrypted key + key-password-file=" "connects, server sees client cert"
 mcase pin_match_leaf "$S, chain; pin-sha256 of the leaf" "connects"
 mcase pin_match_intermediate "$S, chain; pin-sha256 of the intermediate" "connects"
+mcase pin_match_anchor "$S, chain; pin-sha256 of the root in ca-file=" "connects"
+mcase pin_only_match_anchor "$S, chain; pin-only + ca-file=, pin of the root" "connects"
+mcase pin_only_match_leaf "$S, self-signed leaf; pin-only, pin of the leaf" "connects"
+mcase pin_only_crl_not_revoked "$S, unrevoked leaf; pin-only + ca-file= + crl-file=" "connects"
 mcase ocsp_good_staple_tls12 "$S -tls1_2 -status_file good; require" "connects"
 mcase ocsp_good_staple_tls13 "$S -tls1_3 -status_file good; require" "connects"
 mcase ocsp_missing_staple_prefer "$S, no staple; ocsp-stapling=prefer" "connects"
