@@ -67,7 +67,8 @@ $(BUILD)/unit-tests: $(UNIT_SRC) $(POLICY_SRC) $(UNIT_PRELOAD) $(wildcard */*.h)
 
 CLIENT_SRC = $(wildcard tests/clients/*.c)
 CLIENTS = $(CLIENT_SRC:tests/clients/%.c=$(BUILD)/clients/%)
-$(BUILD)/clients/%: tests/clients/%.c
+CLIENT_HDR = tests/integration/clientlib.h tests/clients/ev_common.h
+$(BUILD)/clients/%: tests/clients/%.c $(CLIENT_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o $@ $< -lpthread
 

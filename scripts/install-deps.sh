@@ -5,7 +5,10 @@ set -euo pipefail
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 PKGS=(build-essential autoconf automake libtool pkg-config dpkg-dev
       libcriterion-dev openssl ca-certificates curl netcat-openbsd python3 stunnel4 socat
-      iproute2 valgrind clang libclang-rt-14-dev clang-format tcpdump)
+      iproute2 valgrind clang libclang-rt-14-dev clang-format tcpdump
+      # harness: `man` for the man-page test (tests/integration/test_cli.sh man_pages); debootstrap for
+      # `make check-fresh` and the container test
+      man-db debootstrap)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -13,13 +16,20 @@ done
 export DEBIAN_FRONTEND=noninteractive
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}"
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  $SUDO apt-get -o DPkg::Lock::Timeout=900 update -qq
+  $SUDO apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# wolfSSL's source package needs a deb-src entry for the same archive.
+# wolfSSL's source package needs a deb-src entry for the same archive: deb822 files (Debian 12's
+# container images: /etc/apt/sources.list.d/debian.sources) get "Types: deb deb-src"; a one-line
+# /etc/apt/sources.list (debootstrap, some installs) gets a deb-src twin of each deb line.
 src=/etc/apt/sources.list.d/debian.sources
+list=/etc/apt/sources.list
 if [ -f "$src" ] && ! grep -q '^Types:.*deb-src' "$src"; then
   echo "install-deps: enabling deb-src in $src"
   $SUDO sed -i 's/^Types: deb$/Types: deb deb-src/' "$src"
-  $SUDO apt-get update -qq
+  $SUDO apt-get -o DPkg::Lock::Timeout=900 update -qq
+elif [ ! -f "$src" ] && [ -f "$list" ] && grep -q '^deb ' "$list" && ! grep -q '^deb-src ' "$list"; then
+  echo "install-deps: adding deb-src lines to $list"
+  sed -n 's/^deb \(.*\)$/deb-src \1/p' "$list" | $SUDO tee -a "$list" >/dev/null
+  $SUDO apt-get -o DPkg::Lock::Timeout=900 update -qq
 fi

@@ -1,7 +1,7 @@
 /* tcpclient: a plain TCP client for the tlsshim tests (it knows nothing about TLS).
  *
  * usage: tcpclient [options] HOST PORT
- *   -4 | -6     address family for getaddrinfo (default: any; the first result is used)
+ *   -4 | -6     address family for getaddrinfo (default: any; every result is tried in order)
  *   -N          numeric: parse HOST with inet_pton, never call the resolver (IPv4, IPv6, ::ffff:a.b.c.d)
  *   -b          non-blocking connect (EINPROGRESS + poll + SO_ERROR), then blocking I/O
  *   -s TEXT     send TEXT after connecting ("\n" and "\r" escapes understood)
@@ -49,11 +49,70 @@ static void fail_msg(const char *stage, int e, long long t0)
 		now_ms() - t0);
 }
 
+/* connect_one: one socket, one connect to sa (blocking, or non-blocking then poll + SO_ERROR with -b).
+ * Returns the fd, or -1 with *err and *stage saying what failed (nothing printed). */
+static int connect_one(const struct opts *o, const struct sockaddr *sa, socklen_t sl, int *err,
+		       const char **stage)
+{
+	*stage = "socket";
+	int fd = socket(sa->sa_family, SOCK_STREAM, 0);
+	if (fd < 0) {
+		*err = errno;
+		return -1;
+	}
+	if (o->set_nodelay) {
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	}
+	*stage = "connect";
+	if (!o->nonblock) {
+		if (connect(fd, sa, sl) == 0)
+			return fd;
+		*err = errno;
+		close(fd);
+		return -1;
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	if (connect(fd, sa, sl) != 0) {
+		if (errno != EINPROGRESS) {
+			*err = errno;
+			close(fd);
+			return -1;
+		}
+		fprintf(stderr, "tcpclient: connect: EINPROGRESS, polling\n");
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+		int pr = poll(&p, 1, 30000);
+		if (pr <= 0) {
+			*stage = "connect-poll";
+			*err = pr == 0 ? ETIMEDOUT : errno;
+			close(fd);
+			return -1;
+		}
+		int so_err = 0;
+		socklen_t el = sizeof so_err;
+		getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_err, &el);
+		if (so_err != 0) {
+			*err = so_err;
+			close(fd);
+			return -1;
+		}
+	} else {
+		fprintf(stderr, "tcpclient: connect: returned 0 immediately (non-blocking)\n");
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	return fd;
+}
+
+/* do_connect: -N parses one numeric address; otherwise every address getaddrinfo returns is tried in
+ * order until one connects, as real clients do. Only the last failure is reported as
+ * "tcpclient: STAGE: errno=..."; earlier ones say "tcpclient: ADDR port P failed (ENAME), trying the
+ * next address". Returns the fd, -1 on failure, -2 on a usage error. */
 static int do_connect(const struct opts *o, long long t0)
 {
+	struct addrinfo hints, *res = NULL, numeric;
 	struct sockaddr_storage ss;
-	socklen_t sl = 0;
 	memset(&ss, 0, sizeof ss);
+	memset(&numeric, 0, sizeof numeric);
 	if (o->numeric) {
 		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
@@ -61,17 +120,17 @@ static int do_connect(const struct opts *o, long long t0)
 		if (inet_pton(AF_INET, o->host, &s4->sin_addr) == 1) {
 			s4->sin_family = AF_INET;
 			s4->sin_port = htons((uint16_t)port);
-			sl = sizeof *s4;
+			numeric.ai_addrlen = sizeof *s4;
 		} else if (inet_pton(AF_INET6, o->host, &s6->sin6_addr) == 1) {
 			s6->sin6_family = AF_INET6;
 			s6->sin6_port = htons((uint16_t)port);
-			sl = sizeof *s6;
+			numeric.ai_addrlen = sizeof *s6;
 		} else {
 			fprintf(stderr, "tcpclient: -N needs a numeric address, got %s\n", o->host);
 			return -2;
 		}
+		numeric.ai_addr = (struct sockaddr *)&ss;
 	} else {
-		struct addrinfo hints, *res = NULL;
 		memset(&hints, 0, sizeof hints);
 		hints.ai_family = o->family;
 		hints.ai_socktype = SOCK_STREAM;
@@ -80,50 +139,23 @@ static int do_connect(const struct opts *o, long long t0)
 			fprintf(stderr, "tcpclient: getaddrinfo(%s): %s\n", o->host, gai_strerror(rc));
 			return -1;
 		}
-		memcpy(&ss, res->ai_addr, res->ai_addrlen);
-		sl = res->ai_addrlen;
-		freeaddrinfo(res);
 	}
-	int fd = socket(ss.ss_family, SOCK_STREAM, 0);
-	if (fd < 0) {
-		fail_msg("socket", errno, t0);
-		return -1;
-	}
-	if (o->set_nodelay) {
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	}
-	if (o->nonblock) {
-		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-		if (connect(fd, (struct sockaddr *)&ss, sl) != 0) {
-			if (errno != EINPROGRESS) {
-				fail_msg("connect", errno, t0);
-				close(fd);
-				return -1;
-			}
-			fprintf(stderr, "tcpclient: connect: EINPROGRESS, polling\n");
-			struct pollfd p = {.fd = fd, .events = POLLOUT};
-			int pr = poll(&p, 1, 30000);
-			if (pr <= 0) {
-				fail_msg("connect-poll", pr == 0 ? ETIMEDOUT : errno, t0);
-				close(fd);
-				return -1;
-			}
-			int err = 0;
-			socklen_t el = sizeof err;
-			getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
-			if (err != 0) {
-				fail_msg("connect", err, t0);
-				close(fd);
-				return -1;
-			}
-		} else {
-			fprintf(stderr, "tcpclient: connect: returned 0 immediately (non-blocking)\n");
+	int fd = -1, err = 0;
+	const char *stage = "connect";
+	for (const struct addrinfo *ai = o->numeric ? &numeric : res; ai != NULL; ai = ai->ai_next) {
+		fd = connect_one(o, ai->ai_addr, ai->ai_addrlen, &err, &stage);
+		if (fd >= 0)
+			break;
+		if (ai->ai_next != NULL) {
+			char where[80];
+			fprintf(stderr, "tcpclient: %s failed (%s at %s), trying the next address\n",
+				addr_text(ai->ai_addr, where, sizeof where), errno_name(err), stage);
 		}
-		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-	} else if (connect(fd, (struct sockaddr *)&ss, sl) != 0) {
-		fail_msg("connect", errno, t0);
-		close(fd);
+	}
+	if (res != NULL)
+		freeaddrinfo(res);
+	if (fd < 0) {
+		fail_msg(stage, err, t0);
 		return -1;
 	}
 	fprintf(stderr, "tcpclient: connected in %lld ms\n", now_ms() - t0);
@@ -185,8 +217,8 @@ static int exchange(const struct opts *o, const char *sendbuf, size_t sendlen)
 		if (r < 0) {
 			int e = errno;
 			fflush(stdout);
-			fprintf(stderr, "tcpclient: read after %llu bytes: errno=%s (%s)\n", total, errno_name(e),
-				strerror(e));
+			fprintf(stderr, "tcpclient: read after %llu bytes: errno=%s (%s)\n", total,
+				errno_name(e), strerror(e));
 			close(fd);
 			return 4;
 		}
@@ -215,21 +247,52 @@ int main(int argc, char **argv)
 	int count = 1, c;
 	while ((c = getopt(argc, argv, "46Nbs:iWrqn:odDw:")) != -1) {
 		switch (c) {
-		case '4': o.family = AF_INET; break;
-		case '6': o.family = AF_INET6; break;
-		case 'N': o.numeric = 1; break;
-		case 'b': o.nonblock = 1; break;
-		case 's': o.text = optarg; break;
-		case 'i': o.use_stdin = 1; break;
-		case 'W': o.half_close = 1; break;
-		case 'r': o.no_read = 1; break;
-		case 'q': o.quiet = 1; break;
-		case 'n': count = atoi(optarg); break;
-		case 'o': o.oob = 1; break;
-		case 'd': o.show_nodelay = 1; break;
-		case 'D': o.set_nodelay = 1; break;
-		case 'w': o.delay_ms = atoi(optarg); break;
-		default: fprintf(stderr, "usage: tcpclient [-46NbiWrqodD] [-s TEXT] [-n N] [-w MS] HOST PORT\n"); return 1;
+		case '4':
+			o.family = AF_INET;
+			break;
+		case '6':
+			o.family = AF_INET6;
+			break;
+		case 'N':
+			o.numeric = 1;
+			break;
+		case 'b':
+			o.nonblock = 1;
+			break;
+		case 's':
+			o.text = optarg;
+			break;
+		case 'i':
+			o.use_stdin = 1;
+			break;
+		case 'W':
+			o.half_close = 1;
+			break;
+		case 'r':
+			o.no_read = 1;
+			break;
+		case 'q':
+			o.quiet = 1;
+			break;
+		case 'n':
+			count = atoi(optarg);
+			break;
+		case 'o':
+			o.oob = 1;
+			break;
+		case 'd':
+			o.show_nodelay = 1;
+			break;
+		case 'D':
+			o.set_nodelay = 1;
+			break;
+		case 'w':
+			o.delay_ms = atoi(optarg);
+			break;
+		default:
+			fprintf(stderr,
+				"usage: tcpclient [-46NbiWrqodD] [-s TEXT] [-n N] [-w MS] HOST PORT\n");
+			return 1;
 		}
 	}
 	if (argc - optind != 2 || count < 1 || count > 1000) {

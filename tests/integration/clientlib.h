@@ -182,8 +182,29 @@ UNUSED_OK static void det_next(struct detstream *d, uint8_t *out, size_t n)
 }
 
 /* ---- connecting ---- */
-/* Resolves host/port with getaddrinfo (family AF_UNSPEC/AF_INET/AF_INET6) and connects to the first
- * address. Returns fd or -1 with errno set; *stage tells where it failed. */
+/* addr_text: "ADDR port P" for a sockaddr (for messages). */
+UNUSED_OK static const char *addr_text(const struct sockaddr *sa, char *buf, size_t n)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof host);
+		port = ntohs(s4->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof host);
+		port = ntohs(s6->sin6_port);
+	}
+	snprintf(buf, n, "%s port %u", host, port);
+	return buf;
+}
+
+/* Resolves host/port with getaddrinfo (family AF_UNSPEC/AF_INET/AF_INET6) and tries every address in
+ * the order getaddrinfo returns them, as real clients do (a stock Debian maps localhost to ::1 and
+ * 127.0.0.1), until one connects. An address that fails while another is left is reported on stderr as
+ * "connect_host: ADDR port P failed (ENAME), trying the next address". Returns the connected fd, or -1
+ * with errno set to the last address's error; *stage tells where it failed. */
 UNUSED_OK static int connect_host(const char *host, const char *port, int family, const char **stage)
 {
 	struct addrinfo hints, *res = NULL;
@@ -197,21 +218,29 @@ UNUSED_OK static int connect_host(const char *host, const char *port, int family
 		errno = EADDRNOTAVAIL;
 		return -1;
 	}
-	int fd = socket(res->ai_family, res->ai_socktype, res->ai_protocol);
-	if (fd < 0) {
-		*stage = "socket";
-		freeaddrinfo(res);
-		return -1;
-	}
-	*stage = "connect";
-	if (connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
-		int e = errno;
-		close(fd);
-		freeaddrinfo(res);
-		errno = e;
-		return -1;
+	int fd = -1, e = EADDRNOTAVAIL;
+	for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+		if (fd < 0) {
+			*stage = "socket";
+			e = errno;
+		} else {
+			*stage = "connect";
+			if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+				break;
+			e = errno;
+			close(fd);
+			fd = -1;
+		}
+		if (ai->ai_next != NULL) {
+			char where[80];
+			fprintf(stderr, "connect_host: %s failed (%s), trying the next address\n",
+				addr_text(ai->ai_addr, where, sizeof where), errno_name(e));
+		}
 	}
 	freeaddrinfo(res);
+	if (fd < 0)
+		errno = e;
 	return fd;
 }
 

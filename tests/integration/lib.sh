@@ -7,8 +7,9 @@
 #                         $TMO s (default 20); sets RC, OUT, ERR (files), MS (elapsed ms)
 #   prun NAME CMD...      the same without the shim
 #   start_py NAME KIND ARGS...   servers.py KIND in background; sets PORT
-#   start_s_server NAME CERTNAME [s_server args...]   openssl s_server on 127.0.0.1; sets PORT
-#   start_stunnel NAME CERTNAME BACKEND_PORT          stunnel4 server in front of BACKEND_PORT; sets PORT
+#   start_s_server NAME CERTNAME [s_server args...]   openssl s_server on 127.0.0.1 and ::1; sets PORT
+#   start_stunnel NAME CERTNAME BACKEND_PORT          stunnel4 server (127.0.0.1 and ::1) in front of
+#                                                     BACKEND_PORT; sets PORT
 #   finish                prints this file's totals; exit status 1 if any case failed
 # Results go to $TLSSHIM_RESULTS (set by run-all.sh) as "PASS suite/case" / "FAIL suite/case: why".
 # TLSSHIM_TEST_KEEP=1 keeps the temp dir. TLSSHIM_ASAN=1 preloads the ASan runtime before the shim.
@@ -243,15 +244,41 @@ expect_conn_errno() {
 expect_refused() { expect_conn_errno ECONNREFUSED "$@"; }
 
 # ---------- servers ----------
+# Servers listen on loopback only. Clients that look a name up (curl, nc, the C clients without -4) try
+# every address getaddrinfo returns, and a stock Debian maps localhost to ::1 as well as 127.0.0.1: so
+# start_s_server and start_stunnel listen on 127.0.0.1 and on ::1 (same port) whenever this machine has
+# IPv6 loopback, and start_py/tls_py do with --v6.
+# HAVE_V6: 1 when ::1 can be bound here (set once, below).
+HAVE_V6=0
+"$PY" -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' 2>/dev/null && HAVE_V6=1
+
+# free_port: a TCP port that is free on 127.0.0.1 and (with HAVE_V6) on ::1 too.
 free_port() {
-	"$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+	"$PY" -c 'import errno, socket
+for _ in range(100):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    try:
+        s6 = socket.socket(socket.AF_INET6)
+        s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        s6.bind(("::1", p))
+        s6.close()
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            s.close()
+            continue
+    print(p)
+    break'
 }
 
-# wait_listen PORT [ADDR]: waits (max 10 s) until something listens on PORT.
+# wait_listen PORT [ADDR]: waits (max 10 s) until something listens on PORT (on ADDR when given:
+# 127.0.0.1, or [::1] in brackets).
 wait_listen() {
-	local i
+	local i filter="sport = :$1"
+	[ -n "${2:-}" ] && filter="src $2:$1"
 	for i in $(seq 1 100); do
-		if ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; then return 0; fi
+		if ss -Hltn "$filter" 2>/dev/null | grep -q .; then return 0; fi
 		sleep 0.1
 	done
 	return 1
@@ -298,16 +325,21 @@ tls_py() {
 	start_py "$name" tls --cert "$PKI/$c.pem" --key "$PKI/$c.key" "$@"
 }
 
-# start_s_server NAME CERTNAME [ARGS...]: openssl s_server on 127.0.0.1:PORT.
+# start_s_server NAME CERTNAME [ARGS...]: openssl s_server on 127.0.0.1:PORT (log $T/NAME.log) and, with
+# HAVE_V6, a second one with the same arguments on [::1]:PORT (log $T/NAME-v6.log).
 start_s_server() {
 	local name=$1 c=$2
 	shift 2
 	PORT=$(free_port)
 	bg "$name" openssl s_server -accept "127.0.0.1:$PORT" -cert "$PKI/$c.pem" -key "$PKI/$c.key" "$@"
-	wait_listen "$PORT" || { echo "[harness: s_server not listening]" >>"$T/$name.log"; return 1; }
+	[ "$HAVE_V6" = 1 ] && bg "$name-v6" openssl s_server -accept "[::1]:$PORT" -cert "$PKI/$c.pem" -key "$PKI/$c.key" "$@"
+	wait_listen "$PORT" 127.0.0.1 || { echo "[harness: s_server not listening]" >>"$T/$name.log"; return 1; }
+	[ "$HAVE_V6" = 1 ] || return 0
+	wait_listen "$PORT" '[::1]' || { echo "[harness: s_server not listening on [::1]]" >>"$T/$name-v6.log"; return 1; }
 }
 
-# start_stunnel NAME CERTNAME BACKEND_PORT: stunnel4 TLS server on 127.0.0.1:PORT -> 127.0.0.1:BACKEND.
+# start_stunnel NAME CERTNAME BACKEND_PORT: stunnel4 TLS server on 127.0.0.1:PORT (and, with HAVE_V6,
+# [::1]:PORT) -> 127.0.0.1:BACKEND.
 start_stunnel() {
 	local name=$1 c=$2 backend=$3
 	PORT=$(free_port)
@@ -321,8 +353,17 @@ connect = 127.0.0.1:$backend
 cert = $PKI/$c.pem
 key = $PKI/$c.key
 EOF
+	[ "$HAVE_V6" = 1 ] && cat >>"$T/$name.conf" <<EOF
+[tlsshim-test-v6]
+accept = ::1:$PORT
+connect = 127.0.0.1:$backend
+cert = $PKI/$c.pem
+key = $PKI/$c.key
+EOF
 	bg "$name" stunnel4 "$T/$name.conf"
-	wait_listen "$PORT" || { echo "[harness: stunnel not listening]" >>"$T/$name.log"; return 1; }
+	wait_listen "$PORT" 127.0.0.1 || { echo "[harness: stunnel not listening]" >>"$T/$name.log"; return 1; }
+	[ "$HAVE_V6" = 1 ] || return 0
+	wait_listen "$PORT" '[::1]' || { echo "[harness: stunnel not listening on [::1]]" >>"$T/$name.log"; return 1; }
 }
 
 # det_file PATH BYTES: writes the deterministic stream (same as servers.py det_bytes).

@@ -104,19 +104,19 @@ t_iov_and_fortified_calls() {
 		fail "iovclient does not import __read_chk (fortify not in effect), test would prove nothing"
 		return
 	fi
-	tls_py echo leaf --mode echo || { fail "server did not start"; return; }
+	tls_py echo leaf --mode echo --v6 || { fail "server did not start"; return; }
 	TLSSHIM_RULES="tls localhost:$PORT ca-file=$ROOT" srun iov "$CL/iovclient" localhost "$PORT"
 	[ "$RC" = 0 ] && grep -q 'all steps ok' "$OUT" && ok || fail "iovclient: $(grep -a FAIL "$OUT" | head -1)"
 }
 
 t_shutdown_half_close() {
-	tls_py hash leaf --mode hash || { fail "server did not start"; return; }
+	tls_py hash leaf --mode hash --v6 || { fail "server did not start"; return; }
 	TLSSHIM_RULES="tls localhost:$PORT ca-file=$ROOT" srun sd "$CL/shutdownclient" localhost "$PORT" 1048576
 	[ "$RC" = 0 ] && ok || fail "shutdown(SHUT_WR) then read the reply failed"
 }
 
 t_partial_write_8mib_nonblocking() {
-	tls_py echo leaf --mode echo || { fail "server did not start"; return; }
+	tls_py echo leaf --mode echo --v6 || { fail "server did not start"; return; }
 	TMO=90 TLSSHIM_RULES="tls localhost:$PORT ca-file=$ROOT" srun pw "$CL/partialwrite" localhost "$PORT" 8388608
 	[ "$RC" = 0 ] || { fail "partialwrite 8 MiB failed"; return; }
 	local sent srv
@@ -131,7 +131,7 @@ t_partial_write_8mib_nonblocking() {
 }
 
 t_threads_8x4() {
-	tls_py echo leaf --mode echo || { fail "server did not start"; return; }
+	tls_py echo leaf --mode echo --v6 || { fail "server did not start"; return; }
 	TMO=60 TLSSHIM_RULES="tls localhost:$PORT ca-file=$ROOT" srun th "$CL/threadsclient" localhost "$PORT" 8 4 65536
 	local n
 	n=$(grep -c handshake "$T/echo.log")
@@ -140,7 +140,7 @@ t_threads_8x4() {
 
 t_threads_8x4_session_resumption_off() {
 	# the same load with session-resumption=off: tells a resumption race from a general one
-	tls_py echo leaf --mode echo || { fail "server did not start"; return; }
+	tls_py echo leaf --mode echo --v6 || { fail "server did not start"; return; }
 	TMO=60 TLSSHIM_RULES="tls localhost:$PORT ca-file=$ROOT session-resumption=off" srun th "$CL/threadsclient" localhost "$PORT" 8 4 65536
 	[ "$RC" = 0 ] && ok || fail "threadsclient with session-resumption=off: $(cat "$OUT")"
 }
@@ -167,7 +167,7 @@ t_nc_receive_via_stunnel() {
 }
 
 t_transfer_64mib_each_way() {
-	tls_py echo leaf --mode echo || { fail "server did not start"; return; }
+	tls_py echo leaf --mode echo --v6 || { fail "server did not start"; return; }
 	TMO=240 TLSSHIM_RULES="tls localhost:$PORT ca-file=$ROOT" srun pw "$CL/partialwrite" localhost "$PORT" 67108864
 	[ "$RC" = 0 ] || { fail "64 MiB echo transfer failed"; return; }
 	local sent srv
