@@ -94,6 +94,16 @@ static void resolve_all(void)
 	REQUIRED(gethostbyname2_r);
 	REQUIRED(fork);
 	OPTIONAL(_Fork);
+	REQUIRED(posix_spawn);
+	REQUIRED(posix_spawnp);
+	REQUIRED(posix_spawn_file_actions_init);
+	REQUIRED(posix_spawn_file_actions_destroy);
+	REQUIRED(posix_spawn_file_actions_adddup2);
+	REQUIRED(posix_spawn_file_actions_addclose);
+	REQUIRED(posix_spawn_file_actions_addopen);
+	OPTIONAL(posix_spawn_file_actions_addclosefrom_np);
+	OPTIONAL(posix_spawn_file_actions_addchdir_np);
+	OPTIONAL(posix_spawn_file_actions_addfchdir_np);
 	atomic_store_explicit(&libc_ready, true, memory_order_release);
 }
 

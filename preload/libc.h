@@ -8,6 +8,7 @@
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -72,6 +73,19 @@ struct libc_fns {
 				int *);
 	pid_t (*fork)(void);
 	pid_t (*_Fork)(void); /* optional (glibc >= 2.34) */
+	int (*posix_spawn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+			   const posix_spawnattr_t *, char *const[], char *const[]);
+	int (*posix_spawnp)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+			    const posix_spawnattr_t *, char *const[], char *const[]);
+	int (*posix_spawn_file_actions_init)(posix_spawn_file_actions_t *);
+	int (*posix_spawn_file_actions_destroy)(posix_spawn_file_actions_t *);
+	int (*posix_spawn_file_actions_adddup2)(posix_spawn_file_actions_t *, int, int);
+	int (*posix_spawn_file_actions_addclose)(posix_spawn_file_actions_t *, int);
+	int (*posix_spawn_file_actions_addopen)(posix_spawn_file_actions_t *, int, const char *, int, mode_t);
+	int (*posix_spawn_file_actions_addclosefrom_np)(posix_spawn_file_actions_t *, int); /* optional */
+	int (*posix_spawn_file_actions_addchdir_np)(posix_spawn_file_actions_t *,
+						    const char *);			 /* optional */
+	int (*posix_spawn_file_actions_addfchdir_np)(posix_spawn_file_actions_t *, int); /* optional */
 };
 
 /* Written once by libc_resolve() under pthread_once; read-only afterwards (no lock needed to read). */

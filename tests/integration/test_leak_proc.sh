@@ -10,11 +10,17 @@ source "$(dirname "$0")/lib.sh" "${1:-build}"
 
 SENTINEL="tlsshim-PROC-$$-$RANDOM-sentinel"
 
-# setup: a TLS echo server and the recording relay in front of it. Sets PORT (the relay's) and RULE.
+# One TLS echo server for the whole file (it serves each connection in a thread of its own); started
+# outside any case, so only the exit trap stops it.
+tls_py echo leaf --mode echo
+ECHO_PORT=$PORT
+CASE_PIDS=()
+
+# setup: the recording relay in front of the echo server. Sets PORT (the relay's) and RULE.
 setup() {
-	tls_py echo leaf --mode echo || { fail "echo server did not start"; return 1; }
+	[ "$ECHO_PORT" != 0 ] || { fail "echo server did not start"; return 1; }
 	rm -f "$T/rec" "$T/rec.s2c"
-	start_py relay relay --to "$PORT" --rec "$T/rec" || { fail "relay did not start"; return 1; }
+	start_py relay relay --to "$ECHO_PORT" --rec "$T/rec" || { fail "relay did not start"; return 1; }
 	RULE="tls 127.0.0.1:$PORT ca-file=$ROOT"
 }
 
@@ -71,6 +77,11 @@ t_syscall_fork_child() { proc_case sysfork EBADF "a write $CHILD_REASON"; }
 
 # ---- item 2: the next program image ----
 t_fionclex_keeps_cloexec() { proc_case fionclex EBADF ""; }
+SPAWN_REASON='posix_spawn\(/bin/sh\) refused with EBADF: file action adddup2'
+t_posix_spawn_adddup2_onto_stdout() { proc_case spawn_dup2 EBADF "$SPAWN_REASON\(3, 1\) would hand TLS fd 3"; }
+t_posix_spawn_adddup2_onto_itself() { proc_case spawn_dup2_self EBADF "$SPAWN_REASON\(3, 3\).*clears close-on-exec"; }
+t_posix_spawn_adddup2_chain() { proc_case spawn_dup2_chain EBADF "$SPAWN_REASON\(3, 9\)"; }
+t_posix_spawn_harmless_actions_still_spawn() { proc_case spawn_closed_ok ok ""; }
 
 # ---- item 7: windows around dup2, CLOSE_RANGE_UNSHARE ----
 t_dup2_copy_never_inherited() { proc_case dup_race ok ""; }
@@ -141,6 +152,20 @@ finish()' || return
 		fail "want inheritable=False, route errno=9, parent_after=ok, one reason line; got: $(tr '\n' ' ' <"$OUT") $(shim_lines | head -2)"
 }
 
+t_python_os_posix_spawn_dup2() {
+	py_case py_spawn "$PY_PRELUDE"'
+def spawn():
+    pid = os.posix_spawn("/bin/sh", ["sh", "-c", "printf %s " + sentinel.decode()], os.environ,
+                         file_actions=[(os.POSIX_SPAWN_DUP2, s.fileno(), 1)])
+    os.waitpid(pid, 0)
+refused(spawn)
+finish()' || return
+	grep -q "^route=.* errno=9\$" "$OUT" && grep -q '^parent_after=ok' "$OUT" &&
+		[ "$(n_shim_lines)" = 1 ] && shim_lines | grep -q 'posix_spawn(/bin/sh) refused with EBADF' &&
+		ok "os.posix_spawn(file_actions=[DUP2 sock -> 1]) raised EBADF" ||
+		fail "want route errno=9, parent_after=ok, one posix_spawn reason line; got: $(tr '\n' ' ' <"$OUT") $(shim_lines | head -2)"
+}
+
 # ---- control: with a plain rule the same route puts the sentinel on the wire ----
 t_control_plain_rule_shows_sentinel() {
 	setup || return
@@ -160,10 +185,15 @@ tcase clone_vm_write_and_close
 tcase fork_without_handlers
 tcase syscall_fork_child
 tcase fionclex_keeps_cloexec
+tcase posix_spawn_adddup2_onto_stdout
+tcase posix_spawn_adddup2_onto_itself
+tcase posix_spawn_adddup2_chain
+tcase posix_spawn_harmless_actions_still_spawn
 tcase dup2_copy_never_inherited
 tcase close_range_unshare
 tcase python_subprocess_between_writes
 tcase python_subprocess_stdout_socket
 tcase python_set_inheritable_pass_fds
+tcase python_os_posix_spawn_dup2
 tcase control_plain_rule_shows_sentinel
 finish
