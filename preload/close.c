@@ -1,5 +1,5 @@
 /* close.c: the calls that end, copy or create fd numbers: close, close_range, closefrom, shutdown, dup,
- * dup2, dup3, fcntl(F_DUPFD*, F_SETFD), socket, accept, accept4. Copies share one connection (reference
+ * dup2, dup3, fcntl(F_DUPFD*, F_SETFD), socket (accept and accept4: serve_accept.c). Copies share one connection (reference
  * counted); the session ends with close_notify on the last close; a reused fd number never inherits
  * old state. */
 #include "preload/fdtab.h"
@@ -313,22 +313,4 @@ EXPORT int socket(int domain, int type, int protocol)
 	if (fd >= 0 && fdtab_load(fd))
 		close_forget_stale(fd);
 	return fd;
-}
-
-EXPORT int accept(int fd, __SOCKADDR_ARG addr, socklen_t *len)
-{
-	libc_ensure();
-	int nfd = libc.accept(fd, SOCKADDR_PTR(addr), len);
-	if (nfd >= 0 && fdtab_load(nfd))
-		close_forget_stale(nfd);
-	return nfd;
-}
-
-EXPORT int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *len, int flags)
-{
-	libc_ensure();
-	int nfd = libc.accept4(fd, SOCKADDR_PTR(addr), len, flags);
-	if (nfd >= 0 && fdtab_load(nfd))
-		close_forget_stale(nfd);
-	return nfd;
 }

@@ -4,6 +4,7 @@
 #include "preload/fdtab.h"
 #include "preload/libc.h"
 #include "preload/log.h"
+#include "preload/serve.h"
 #include "preload/session.h"
 #include "preload/stats.h"
 #include "preload/tlsctx.h"
@@ -75,6 +76,8 @@ static void pq_release(struct conn *c);
 static void conn_free(struct conn *c)
 {
 	ra_release(c);
+	free(c->serve);
+	c->serve = NULL;
 	pq_release(c);
 	if (c->ssl) {
 		wolfSSL_free(c->ssl);
@@ -122,6 +125,8 @@ struct conn *conn_new(const struct policy_rule *rule)
 	pthread_mutex_lock(&c->lock);
 	c->next_free = NULL;
 	c->state = CONN_CONNECTING;
+	c->role = CONN_ROLE_CLIENT;
+	c->serve = NULL;
 	c->fd_count = 0;
 	c->owner = getpid();
 	c->forked = c->wrote_since_fork = false;
@@ -494,6 +499,43 @@ int conn_begin(struct conn *c, int fd, const char *name, const char *sni, int fa
 	return 0;
 }
 
+void conn_begin_server(struct conn *c, int fd, struct serve_state *s)
+{
+	pthread_mutex_lock(&c->lock);
+	c->role = CONN_ROLE_SERVER;
+	c->serve = s;
+	c->io_fd = fd;
+	c->tcp_pending = false;
+	c->want_events = POLLIN; /* the ClientHello */
+	c->started_ms = now_ms();
+	c->deadline_ms = c->started_ms + c->rule->tls.handshake_timeout_ms; /* the default's */
+	int nodelay = 0;
+	socklen_t nlen = sizeof(nodelay);
+	c->restore_nodelay = libc.getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &nlen) == 0 && !nodelay;
+	if (c->restore_nodelay)
+		set_nodelay(fd, 1);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* A server session is made when its ClientHello is in (the SNI picks the rule). Lock held.
+ * Returns 0 (c->ssl set), 1 (waiting for bytes), -1 (refused: c->serve->reason). */
+static int server_session_ready(struct conn *c, int fd)
+{
+	if (c->ssl)
+		return 0;
+	WOLFSSL *ssl = NULL;
+	int r = serve_prepare_session(c, fd, &ssl);
+	if (r != 0)
+		return r;
+	c->ssl = ssl;
+	wolfSSL_SSLSetIORecv(c->ssl, io_recv);
+	wolfSSL_SSLSetIOSend(c->ssl, io_send);
+	wolfSSL_SetIOReadCtx(c->ssl, c);
+	wolfSSL_SetIOWriteCtx(c->ssl, c);
+	keylog_arm(c->ssl);
+	return 0;
+}
+
 /* The handshake ended, well or badly. Lock held. Returns 0 or -1 (errno set). */
 /* sys_errno: ETIMEDOUT for the deadline, or the TCP connect's errno; 0 for a TLS failure (werr). */
 static int handshake_done(struct conn *c, int fd, bool ok, int werr, int sys_errno)
@@ -502,6 +544,15 @@ static int handshake_done(struct conn *c, int fd, bool ok, int werr, int sys_err
 	if (c->restore_nodelay) {
 		set_nodelay(fd, 0);
 		c->restore_nodelay = false;
+	}
+	if (ok && c->role == CONN_ROLE_SERVER) {
+		c->state = CONN_ESTABLISHED;
+		stats_add(STATS_HANDSHAKES, 1);
+		if (wolfSSL_session_reused(c->ssl))
+			stats_add(STATS_RESUMED, 1);
+		keylog_tls12(c->ssl);
+		serve_log_handshake(c, fd, now_ms() - c->started_ms);
+		return 0;
 	}
 	if (ok) {
 		c->state = CONN_ESTABLISHED;
@@ -548,7 +599,11 @@ static int handshake_done(struct conn *c, int fd, bool ok, int werr, int sys_err
 	}
 	char err[400];
 	int e;
-	if (sys_errno == ETIMEDOUT) {
+	if (c->role == CONN_ROLE_SERVER) {
+		/* To the program a failed handshake is a client that reset the connection. */
+		e = ECONNRESET;
+		serve_failure_reason(c, werr, sys_errno, err, sizeof(err));
+	} else if (sys_errno == ETIMEDOUT) {
 		e = ETIMEDOUT;
 		snprintf(err, sizeof(err),
 			 "TLS handshake timed out after %u ms; check that the server speaks TLS on this "
@@ -568,7 +623,11 @@ static int handshake_done(struct conn *c, int fd, bool ok, int werr, int sys_err
 		char reason[900], fields[1000];
 		log_json_escape(reason, sizeof(reason), err);
 		snprintf(fields, sizeof(fields), "\"reason\":\"%s\",\"errno\":%d", reason, e);
-		log_event(LOG_ERROR, c->verify.failed ? "verify-failed" : "handshake-failed", fd, c->dest,
+		log_event(LOG_ERROR,
+			  c->role == CONN_ROLE_SERVER ? (c->serve && c->serve->refused && strstr(c->serve->reason, "client certificate") ? "access-denied" : "handshake-failed")
+			  : c->verify.failed	     ? "verify-failed"
+						     : "handshake-failed",
+			  fd, c->dest,
 			  c->rule->source, c->rule->line, fields);
 	}
 	if (log_json())
@@ -608,14 +667,23 @@ static int progress_locked(struct conn *c, int fd)
 			return handshake_done(c, fd, false, 0, soerr);
 		c->tcp_pending = false;
 	}
+	if (c->role == CONN_ROLE_SERVER) {
+		int sr = server_session_ready(c, fd);
+		if (sr > 0) {
+			c->want_events = POLLIN;
+			return 1;
+		}
+		if (sr < 0)
+			return handshake_done(c, fd, false, 0, 0);
+	}
 	c->io_fd = fd;
 	int ret, rounds = 0;
 	do /* records already in read-ahead are never waited for on the kernel */
-		ret = wolfSSL_connect(c->ssl);
+		ret = c->role == CONN_ROLE_SERVER ? wolfSSL_accept(c->ssl) : wolfSSL_connect(c->ssl);
 	while (ret != WOLFSSL_SUCCESS && wolfSSL_get_error(c->ssl, ret) == WOLFSSL_ERROR_WANT_READ &&
 	       c->ra_off < c->ra_len && ++rounds < 64);
 	if (ret == WOLFSSL_SUCCESS) {
-		if (verify_after_handshake(&c->verify, c->ssl) != 0) {
+		if (c->role == CONN_ROLE_CLIENT && verify_after_handshake(&c->verify, c->ssl) != 0) {
 			wolfSSL_shutdown(c->ssl); /* our alert; the socket is shut down right after */
 			return handshake_done(c, fd, false, VERIFY_CERT_ERROR, 0);
 		}
@@ -674,6 +742,8 @@ static int dead_errno(struct conn *c, bool writing)
 	case CONN_CONNECTING:
 		return EAGAIN;
 	case CONN_FAILED:
+		if (c->role == CONN_ROLE_SERVER) /* a failed client looks like one that reset */
+			return writing ? EPIPE : ECONNRESET;
 		if (!c->fail_reported) { /* the connect's error, once, as a pending SO_ERROR would give it */
 			c->fail_reported = true;
 			return c->fail_errno;

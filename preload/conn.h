@@ -21,6 +21,12 @@
 #include "preload/verify.h"
 
 struct WOLFSSL;
+struct serve_state;
+
+/* Which end of the TLS session this connection is. One state machine serves both; the differences live
+ * in a few named places in conn.c (session setup, handshake call, failure wording, errno after failure)
+ * and in serve_conn.c. */
+enum conn_role { CONN_ROLE_CLIENT = 0, CONN_ROLE_SERVER };
 
 enum conn_state {
 	CONN_CONNECTING,  /* TCP connect or handshake in progress */
@@ -37,6 +43,8 @@ struct conn {
 	struct conn *live_prev, *live_next; /* list of live connections (conn.c), for fork and exit */
 
 	enum conn_state state;
+	enum conn_role role;	   /* set by conn_new (client) or conn_begin_server, then fixed */
+	struct serve_state *serve; /* server connections only (serve.h); freed with the connection */
 	int fd_count;	       /* fd table slots that point here */
 	pid_t owner;	       /* the process that made the session */
 	bool forked;	       /* a fork happened since the session began (in this process's copy) */
@@ -106,6 +114,12 @@ void conn_detach_fd(struct conn *c, int fd);
  * printed (the connection is then CONN_FAILED). */
 int conn_begin(struct conn *c, int fd, const char *name, const char *sni, int family, const uint8_t *addr,
 	       void *wolf_ctx, bool tcp_pending);
+
+/* Makes c (fresh from conn_new, state CONN_CONNECTING) the server end of accepted socket fd: the session
+ * is made once the ClientHello is in (serve_prepare_session); until then and during the handshake, reads
+ * and writes wait (blocking fd, bounded by the default rule's handshake-timeout=) or give EAGAIN. Takes
+ * ownership of s. */
+void conn_begin_server(struct conn *c, int fd, struct serve_state *s);
 
 /* Advances a connection in CONN_CONNECTING without waiting. Returns 0 when established, 1 while in
  * progress (c->want_events says for what), -1 when it failed (errno = c->fail_errno). Takes the lock. */

@@ -46,6 +46,7 @@ static void resolve_all(void)
 {
 	REQUIRED(socket);
 	REQUIRED(connect);
+	REQUIRED(listen);
 	REQUIRED(accept);
 	REQUIRED(accept4);
 	REQUIRED(close);

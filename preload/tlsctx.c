@@ -30,7 +30,7 @@ static int wolf_version(int v)
 }
 
 /* Reads a key password from a file (first line, at most 255 bytes), for wolfSSL's password callback. */
-static int password_cb(char *buf, int size, int rwflag, void *userdata)
+int tlsctx_password_cb(char *buf, int size, int rwflag, void *userdata)
 {
 	const char *path = userdata;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -52,7 +52,7 @@ static int ocsp_no_fetch(void *ctx, const char *url, int url_len, unsigned char 
 	return -1;
 }
 
-static int file_format(const char *path)
+int tlsctx_file_format(const char *path)
 {
 	size_t n = strlen(path);
 	return (n > 4 && (strcmp(path + n - 4, ".der") == 0 || strcmp(path + n - 4, ".cer") == 0))
@@ -163,7 +163,7 @@ WOLFSSL_CTX *tlsctx_new(const struct policy_tls_opts *o, char *err, size_t errle
 		if (wolfSSL_CTX_EnableCRL(ctx, WOLFSSL_CRL_CHECKALL) != WOLFSSL_SUCCESS)
 			CTX_FAIL("CRL checking is not available in this wolfSSL build");
 		if (o->crl_file &&
-		    wolfSSL_CTX_LoadCRLFile(ctx, o->crl_file, file_format(o->crl_file)) != WOLFSSL_SUCCESS)
+		    wolfSSL_CTX_LoadCRLFile(ctx, o->crl_file, tlsctx_file_format(o->crl_file)) != WOLFSSL_SUCCESS)
 			CTX_FAIL("crl-file=%s: cannot load a CRL from it", o->crl_file);
 		if (o->crl_dir &&
 		    wolfSSL_CTX_LoadCRL(ctx, o->crl_dir, WOLFSSL_FILETYPE_PEM, 0) != WOLFSSL_SUCCESS)
@@ -178,13 +178,13 @@ WOLFSSL_CTX *tlsctx_new(const struct policy_tls_opts *o, char *err, size_t errle
 		if (o->key_password_file) {
 			if (access(o->key_password_file, R_OK) != 0)
 				CTX_FAIL("key-password-file=%s: %s", o->key_password_file, strerror(errno));
-			wolfSSL_CTX_set_default_passwd_cb(ctx, password_cb);
+			wolfSSL_CTX_set_default_passwd_cb(ctx, tlsctx_password_cb);
 			wolfSSL_CTX_set_default_passwd_cb_userdata(ctx, o->key_password_file);
 		}
-		if (wolfSSL_CTX_use_certificate_chain_file_format(ctx, o->cert, file_format(o->cert)) !=
+		if (wolfSSL_CTX_use_certificate_chain_file_format(ctx, o->cert, tlsctx_file_format(o->cert)) !=
 		    WOLFSSL_SUCCESS)
 			CTX_FAIL("cert=%s: cannot load a certificate from it", o->cert);
-		if (wolfSSL_CTX_use_PrivateKey_file(ctx, o->key, file_format(o->key)) != WOLFSSL_SUCCESS)
+		if (wolfSSL_CTX_use_PrivateKey_file(ctx, o->key, tlsctx_file_format(o->key)) != WOLFSSL_SUCCESS)
 			CTX_FAIL("key=%s: cannot load the private key (wrong file, format or password?)",
 				 o->key);
 		if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS)

@@ -35,6 +35,17 @@ WOLFSSL_CTX *tlsctx_new(const struct policy_tls_opts *o, char *err, size_t errle
 WOLFSSL *tlsctx_new_session(WOLFSSL_CTX *ctx, const struct policy_tls_opts *o, const char *sni,
 			    struct verify_state *v, char *err, size_t errlen);
 
+/* wolfSSL's password callback reading the first line of the file userdata names (key-password-file=). */
+int tlsctx_password_cb(char *buf, int size, int rwflag, void *userdata);
+/* WOLFSSL_FILETYPE_ASN1 for .der/.cer files, else WOLFSSL_FILETYPE_PEM. */
+int tlsctx_file_format(const char *path);
+
+/* The server side (tlsctx_server.c): a context presenting a serve rule's certificate and key, asking
+ * for and verifying client certificates as client-ca=/client-auth=/crl-file= say (the allow= check is
+ * the verify callback serve_verify_callback, given here so the CLI can build the same context without
+ * it: NULL). NULL with a sentence in err. */
+WOLFSSL_CTX *tlsctx_server_new(const struct policy_tls_opts *o, VerifyCallback verify_cb, char *err, size_t errlen);
+
 /* "TLSv1.3" / cipher name of an established session, for logs. */
 const char *tlsctx_version_name(WOLFSSL *ssl);
 

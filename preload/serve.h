@@ -1,0 +1,72 @@
+/* serve.h: the server side (serve rules). A listener is *served* when some serve rule can match
+ * connections on it; each connection accepted on it becomes a server connection in conn.c's state
+ * machine (role CONN_ROLE_SERVER), whose handshake runs lazily from the program's own reads, writes and
+ * polls, so accept() never waits for a client.
+ *   serve_accept.c  the listen/accept/accept4 hooks: classify, load key material, adopt the socket
+ *   serve_conn.c    per-connection server state: the ClientHello peek and SNI pick, the client
+ *                   certificate check (allow=), failure reasons and the handshake log line
+ *   serve_keys.c    per-rule key material behind one atomic pointer, reloaded when the files change
+ *   tlsctx_server.c the wolfSSL server context for a rule (shared with the CLI) */
+#ifndef TLSSHIM_SERVE_H
+#define TLSSHIM_SERVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
+#include "policy/policy.h"
+
+struct conn;
+
+#define SERVE_MAX_CANDIDATES 16 /* SNI candidates kept per connection (the rest are never picked) */
+
+/* A server connection's own state, allocated at accept, freed with the connection (conn_free).
+ * Guarded by the connection's lock, like the rest of struct conn. */
+struct serve_state {
+	const struct policy_rule *cands[SERVE_MAX_CANDIDATES];
+	size_t n_cands;
+	WOLFSSL_CTX *ctxs[SERVE_MAX_CANDIDATES]; /* each candidate's context as of accept */
+	const struct policy_rule *rule;		 /* the one the SNI picked (NULL before the ClientHello) */
+	char peer[80];				 /* "127.0.0.1:40312" / "[::1]:40312" */
+	char sni[256];				 /* the ClientHello's SNI, "" for none */
+	char identity[320]; /* the client: SANs that matched allow=, or the leaf's subject */
+	char reason[320];   /* why the client was refused (verify callback, ClientHello peek) */
+	bool refused;	    /* reason is set */
+};
+
+/* ---- serve_keys.c ---- */
+
+/* The rule's current server context: built on first use (file I/O: never call with a lock held),
+ * re-checked against the files at most once a second. NULL with err filled when it cannot load. */
+WOLFSSL_CTX *serve_keys_get(const struct policy_rule *rule, char *err, size_t errlen);
+
+/* ---- serve_conn.c ---- */
+
+/* wolfSSL's verify callback for client certificates: chain errors, the leaf's extended key usage
+ * (clientAuth when present) and allow= against the SANs. The store's userCtx is the serve_state. */
+struct WOLFSSL_X509_STORE_CTX;
+int serve_verify_callback(int preverify_ok, struct WOLFSSL_X509_STORE_CTX *store);
+
+/* Reads the ClientHello into the connection's TLS-bound queue (never into the program's hands), picks
+ * the rule its SNI names, and makes the session. c->lock held. Returns 0 with *ssl and c->rule set,
+ * 1 when more bytes are needed (wait for POLLIN), -1 with c->serve->reason set. */
+int serve_prepare_session(struct conn *c, int fd, WOLFSSL **ssl);
+
+/* The sentence for a failed server handshake (werr: the wolfSSL error, sys_errno: ETIMEDOUT or 0). */
+void serve_failure_reason(struct conn *c, int werr, int sys_errno, char *buf, size_t len);
+
+/* The info/JSON line of a finished server handshake. c->lock held. */
+void serve_log_handshake(struct conn *c, int fd, long long ms);
+
+/* ---- serve_accept.c ---- */
+
+/* An fd the program got from somewhere else (inetd: 0/1, systemd Accept=yes: 3) that is an accepted TCP
+ * socket: serve TLS on it when a serve rule matches its local address. Returns 1 adopted, 0 left
+ * alone, -1 when it must not be used (policy failed, key material missing): the fd is then shut down. */
+int serve_adopt_inherited(int fd);
+
+#endif

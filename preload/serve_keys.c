@@ -1,0 +1,184 @@
+/* serve_keys.c: the key material of each serve rule (see serve.h): a wolfSSL server context built from
+ * the rule's files at listen() (before a daemon drops privileges) or at the first accept, kept behind one
+ * atomic pointer per rule and swapped when the files change.
+ *
+ * Rotation: at most once a second (on the accept path) one thread stats the rule's files (cert, key,
+ * key password, client CA, CRL; stat follows symlinks, so a Kubernetes ..data swap is seen) and, when
+ * anything changed, builds a new context without any lock held. Success swaps the pointer: new
+ * handshakes use the new context, open sessions keep theirs (wolfSSL counts a context's sessions). A
+ * failure (a key that does not match its certificate yet, an unreadable file) keeps the old context,
+ * logs one line per change, and retries at the next check. Replaced contexts are kept, never freed: a
+ * thread may still be creating a session on one (a few hundred KiB per rotation). */
+#include "preload/serve.h"
+#include "preload/log.h"
+#include "preload/shim.h"
+#include "preload/tlsctx.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define SERVE_CHECK_INTERVAL_MS 1000
+#define SERVE_WATCHED_FILES	5
+
+/* What stat said about one file, to notice a change. */
+struct file_sig {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime, ctime;
+	int err; /* stat's errno, 0 when it worked */
+};
+
+/* One serve rule's material. ctx: written by compare-and-swap (first load) or by the single thread
+ * holding `checking` (rotation); read lock-free. next_check_ms: the next time a check may start.
+ * checking: 1 while one thread checks (the CAS elects it; reset in a forked child). sigs, failed_sigs:
+ * written only by the checking thread (or the first loader before ctx is published). */
+struct serve_slot {
+	_Atomic(WOLFSSL_CTX *) ctx;
+	_Atomic long long next_check_ms;
+	atomic_int checking;
+	struct file_sig sigs[SERVE_WATCHED_FILES];	  /* the files the current ctx was built from */
+	struct file_sig failed_sigs[SERVE_WATCHED_FILES]; /* the last state that failed to load (logged) */
+	bool failed_logged;
+};
+
+/* One slot per policy rule (only serve rules use theirs): allocated once (slots_once), never freed. */
+static struct serve_slot *slots;
+static size_t n_slots;
+static pthread_once_t slots_once = PTHREAD_ONCE_INIT;
+
+static void slots_atfork_child(void)
+{
+	for (size_t i = 0; i < n_slots; i++)
+		atomic_store(&slots[i].checking, 0); /* a check another thread was making did not come along */
+}
+
+static void slots_init(void)
+{
+	const struct policy *p = shim_policy();
+	slots = p->n_rules ? calloc(p->n_rules, sizeof(*slots)) : NULL;
+	n_slots = slots ? p->n_rules : 0;
+	pthread_atfork(NULL, NULL, slots_atfork_child);
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sign_files(const struct policy_tls_opts *o, struct file_sig out[SERVE_WATCHED_FILES])
+{
+	const char *paths[SERVE_WATCHED_FILES] = {o->cert, o->key, o->key_password_file, o->serve.client_ca,
+						  o->crl_file};
+	memset(out, 0, sizeof(struct file_sig) * SERVE_WATCHED_FILES);
+	for (int i = 0; i < SERVE_WATCHED_FILES; i++) {
+		struct stat st;
+		if (!paths[i])
+			continue;
+		if (stat(paths[i], &st) != 0) {
+			out[i].err = errno;
+			continue;
+		}
+		out[i].dev = st.st_dev;
+		out[i].ino = st.st_ino;
+		out[i].size = st.st_size;
+		out[i].mtime = st.st_mtim;
+		out[i].ctime = st.st_ctim;
+	}
+}
+
+static bool sigs_equal(const struct file_sig *a, const struct file_sig *b)
+{
+	for (int i = 0; i < SERVE_WATCHED_FILES; i++)
+		if (a[i].dev != b[i].dev || a[i].ino != b[i].ino || a[i].size != b[i].size || a[i].err != b[i].err ||
+		    a[i].mtime.tv_sec != b[i].mtime.tv_sec || a[i].mtime.tv_nsec != b[i].mtime.tv_nsec ||
+		    a[i].ctime.tv_sec != b[i].ctime.tv_sec || a[i].ctime.tv_nsec != b[i].ctime.tv_nsec)
+			return false;
+	return true;
+}
+
+static struct serve_slot *slot_of(const struct policy_rule *rule)
+{
+	pthread_once(&slots_once, slots_init);
+	size_t idx = (size_t)(rule - shim_policy()->rules);
+	return idx < n_slots ? &slots[idx] : NULL;
+}
+
+static WOLFSSL_CTX *build(const struct policy_rule *rule, char *err, size_t errlen)
+{
+	return tlsctx_server_new(&rule->tls, serve_verify_callback, err, errlen);
+}
+
+/* A change seen by the check: load it, swap on success. Runs in the elected thread only, no lock. */
+static void reload(const struct policy_rule *rule, struct serve_slot *s, const struct file_sig *now)
+{
+	char err[400];
+	WOLFSSL_CTX *ctx = build(rule, err, sizeof(err));
+	if (!ctx) {
+		if (!s->failed_logged || !sigs_equal(s->failed_sigs, now))
+			log_msg(LOG_ERROR,
+				"serve rule %s:%u: the changed certificate/key files do not load (%s); new "
+				"connections keep the previous certificate, retrying every second (rotation "
+				"needs files the serving user can read)",
+				rule->source, rule->line, err);
+		memcpy(s->failed_sigs, now, sizeof(s->failed_sigs));
+		s->failed_logged = true;
+		return;
+	}
+	memcpy(s->sigs, now, sizeof(s->sigs));
+	s->failed_logged = false;
+	atomic_store_explicit(&s->ctx, ctx, memory_order_release); /* the old one stays allocated */
+	log_msg(LOG_INFO, "serve rule %s:%u: reloaded %s and %s", rule->source, rule->line, rule->tls.cert,
+		rule->tls.key);
+}
+
+WOLFSSL_CTX *serve_keys_get(const struct policy_rule *rule, char *err, size_t errlen)
+{
+	struct serve_slot *s = slot_of(rule);
+	if (!s) {
+		snprintf(err, errlen, "out of memory for the serve rules' key material");
+		return NULL;
+	}
+	WOLFSSL_CTX *ctx = atomic_load_explicit(&s->ctx, memory_order_acquire);
+	long long now = now_ms();
+	if (!ctx) {
+		struct file_sig sig[SERVE_WATCHED_FILES];
+		sign_files(&rule->tls, sig);
+		ctx = build(rule, err, errlen);
+		if (!ctx)
+			return NULL;
+		WOLFSSL_CTX *expected = NULL;
+		if (atomic_load(&s->checking) == 0 && atomic_exchange(&s->checking, 1) == 0) {
+			if (atomic_compare_exchange_strong(&s->ctx, &expected, ctx)) {
+				memcpy(s->sigs, sig, sizeof(s->sigs));
+				atomic_store(&s->next_check_ms, now + SERVE_CHECK_INTERVAL_MS);
+				atomic_store(&s->checking, 0);
+				return ctx;
+			}
+			atomic_store(&s->checking, 0);
+		}
+		wolfSSL_CTX_free(ctx); /* another thread published one first */
+		ctx = atomic_load_explicit(&s->ctx, memory_order_acquire);
+		if (!ctx)
+			snprintf(err, errlen, "the key material is being loaded by another thread; try again");
+		return ctx;
+	}
+	if (now >= atomic_load_explicit(&s->next_check_ms, memory_order_relaxed) &&
+	    atomic_exchange(&s->checking, 1) == 0) {
+		atomic_store(&s->next_check_ms, now + SERVE_CHECK_INTERVAL_MS);
+		struct file_sig sig[SERVE_WATCHED_FILES];
+		sign_files(&rule->tls, sig);
+		if (!sigs_equal(sig, s->sigs))
+			reload(rule, s, sig);
+		atomic_store(&s->checking, 0);
+		ctx = atomic_load_explicit(&s->ctx, memory_order_acquire);
+	}
+	return ctx;
+}
