@@ -1,7 +1,7 @@
 /* close.c: the calls that end, copy or create fd numbers: close, close_range, closefrom, shutdown, dup,
- * dup2, dup3, fcntl(F_DUPFD*, F_SETFD), socket (accept and accept4: serve_accept.c). Copies share one connection (reference
- * counted); the session ends with close_notify on the last close; a reused fd number never inherits
- * old state. */
+ * dup2, dup3, fcntl(F_DUPFD*, F_SETFD), socket (accept and accept4: serve_accept.c). Copies share one
+ * connection (reference counted); the session ends with close_notify on the last close; a reused fd number
+ * never inherits old state. */
 #include "preload/fdtab.h"
 #include "preload/hooks.h"
 #include "preload/child.h"

@@ -45,10 +45,10 @@ struct conn {
 	enum conn_state state;
 	enum conn_role role;	   /* set by conn_new (client) or conn_begin_server, then fixed */
 	struct serve_state *serve; /* server connections only (serve.h); freed with the connection */
-	int fd_count;	       /* fd table slots that point here */
-	pid_t owner;	       /* the process that made the session */
-	bool forked;	       /* a fork happened since the session began (in this process's copy) */
-	bool wrote_since_fork; /* this process wrote on the session since the last fork */
+	int fd_count;		   /* fd table slots that point here */
+	pid_t owner;		   /* the process that made the session */
+	bool forked;		   /* a fork happened since the session began (in this process's copy) */
+	bool wrote_since_fork;	   /* this process wrote on the session since the last fork */
 	struct WOLFSSL *ssl;
 	int io_fd;		 /* the fd the I/O callbacks use for the call in progress */
 	int io_errno;		 /* errno of the last failed real recv/send in a callback */

@@ -54,7 +54,8 @@ static int get_name(int fd, bool peer, struct sockname *n)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	if ((peer ? getpeername(fd, (struct sockaddr *)&ss, &len) : getsockname(fd, (struct sockaddr *)&ss, &len)) != 0)
+	if ((peer ? getpeername(fd, (struct sockaddr *)&ss, &len)
+		  : getsockname(fd, (struct sockaddr *)&ss, &len)) != 0)
 		return -1;
 	memset(n, 0, sizeof(*n));
 	if (ss.ss_family == AF_INET) {
@@ -117,7 +118,8 @@ EXPORT int listen(int fd, int backlog)
 	if (!policy_serves() || !is_tcp(fd))
 		return libc.listen(fd, backlog);
 	if (!shim_policy_ok()) {
-		log_msg(LOG_ERROR, "listen on fd %d refused: the policy did not load (see the first message); fix it",
+		log_msg(LOG_ERROR,
+			"listen on fd %d refused: the policy did not load (see the first message); fix it",
 			fd);
 		errno = EACCES;
 		return -1;
@@ -130,13 +132,14 @@ EXPORT int listen(int fd, int backlog)
 			libc.getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &len);
 		const struct policy *p = shim_policy();
 		/* Load now what any rule that can match this listener needs: a daemon may drop its privileges
-		 * right after listen(). A failure is reported here and again (rate-limited) at each accept. */
+		 * right after listen(). A failure is reported here and again (rate-limited) at each accept.
+		 */
 		for (size_t i = 0; i < p->n_rules; i++) {
 			const struct policy_rule *r = &p->rules[i];
 			struct policy one = {.rules = (struct policy_rule *)r, .n_rules = 1};
 			if (r->action != POLICY_SERVE ||
-			    !policy_serve_listener(&one, n.family, n.addr, n.port, v6only, resolve_rule_name_has_addr,
-						   NULL))
+			    !policy_serve_listener(&one, n.family, n.addr, n.port, v6only,
+						   resolve_rule_name_has_addr, NULL))
 				continue;
 			char err[400], where[80];
 			name_text(&n, where, sizeof(where));
@@ -146,7 +149,8 @@ EXPORT int listen(int fd, int backlog)
 					"connections will be closed at accept",
 					where, r->source, r->line, err);
 			else
-				log_msg(LOG_DEBUG, "listener %s: served by rule %s:%u", where, r->source, r->line);
+				log_msg(LOG_DEBUG, "listener %s: served by rule %s:%u", where, r->source,
+					r->line);
 		}
 	}
 	return libc.listen(fd, backlog);
@@ -175,7 +179,8 @@ static int adopt(int nfd, int listen_fd)
 	unsigned long suppressed = 0;
 	if (!shim_policy_ok()) {
 		if (refusal_line_allowed(&suppressed))
-			log_msg(LOG_ERROR, "client %s -> %s: closed: the policy did not load (see the first message)%s",
+			log_msg(LOG_ERROR,
+				"client %s -> %s: closed: the policy did not load (see the first message)%s",
 				ptext, ltext, suppressed ? " (and more since the last line)" : "");
 		return -1;
 	}
@@ -205,7 +210,8 @@ static int adopt(int nfd, int listen_fd)
 			return 0;
 		if (refusal_line_allowed(&suppressed))
 			log_msg(LOG_WARN,
-				"client %s -> %s: closed at accept: no serve rule matches this local address on a "
+				"client %s -> %s: closed at accept: no serve rule matches this local address "
+				"on a "
 				"served listener (never served in plaintext); add a serve rule for it%s",
 				ptext, ltext, suppressed ? " (more since the last line)" : "");
 		return -1;
@@ -213,8 +219,8 @@ static int adopt(int nfd, int listen_fd)
 	const struct policy_rule *def = s->cands[0];
 	if (policy_serve_plain_from(&def->tls.serve, peer.family, peer.addr)) {
 		free(s);
-		log_msg(LOG_DEBUG, "client %s -> %s: plain (plain-from= of rule %s:%u)", ptext, ltext, def->source,
-			def->line);
+		log_msg(LOG_DEBUG, "client %s -> %s: plain (plain-from= of rule %s:%u)", ptext, ltext,
+			def->source, def->line);
 		return 0;
 	}
 	char err[400] = "";
@@ -224,15 +230,18 @@ static int adopt(int nfd, int listen_fd)
 		free(s);
 		if (refusal_line_allowed(&suppressed))
 			log_msg(LOG_ERROR,
-				"client %s -> %s: closed at accept (ECONNABORTED): serve rule %s:%u cannot load its "
+				"client %s -> %s: closed at accept (ECONNABORTED): serve rule %s:%u cannot "
+				"load its "
 				"key material: %s%s",
-				ptext, ltext, def->source, def->line, err, suppressed ? " (more since the last line)" : "");
+				ptext, ltext, def->source, def->line, err,
+				suppressed ? " (more since the last line)" : "");
 		return -1;
 	}
 	struct conn *c = conn_new(def);
 	if (!c) {
 		free(s);
-		log_msg(LOG_ERROR, "client %s -> %s: closed: out of memory for a TLS connection", ptext, ltext);
+		log_msg(LOG_ERROR, "client %s -> %s: closed: out of memory for a TLS connection", ptext,
+			ltext);
 		return -1;
 	}
 	snprintf(s->peer, sizeof(s->peer), "%s", ptext);

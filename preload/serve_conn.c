@@ -43,7 +43,8 @@ int serve_prepare_session(struct conn *c, int fd, WOLFSSL **out)
 		const unsigned char *h = (const unsigned char *)c->ra + c->ra_off;
 		if (avail >= 1 && h[0] != TLS_RECORD_HANDSHAKE) {
 			refuse(s,
-			       "the client did not start a TLS handshake (first byte 0x%02x%s): plaintext sent to a "
+			       "the client did not start a TLS handshake (first byte 0x%02x%s): plaintext "
+			       "sent to a "
 			       "TLS port?",
 			       h[0], h[0] >= 'A' && h[0] <= 'Z' ? ", a letter" : "");
 			return -1;
@@ -51,7 +52,9 @@ int serve_prepare_session(struct conn *c, int fd, WOLFSSL **out)
 		if (avail >= 5) {
 			unsigned len = (unsigned)h[3] << 8 | h[4];
 			if (h[1] != 3 || len == 0 || len > TLS_RECORD_MAX) {
-				refuse(s, "the client sent a malformed TLS record header (version %u.%u, length %u)",
+				refuse(s,
+				       "the client sent a malformed TLS record header (version %u.%u, length "
+				       "%u)",
 				       h[1], h[2], len);
 				return -1;
 			}
@@ -89,8 +92,8 @@ int serve_prepare_session(struct conn *c, int fd, WOLFSSL **out)
 	unsigned int name_len = sizeof(name) - 1;
 	unsigned avail = c->ra_len - c->ra_off;
 	s->sni[0] = '\0';
-	if (wolfSSL_SNI_GetFromBuffer((const unsigned char *)c->ra + c->ra_off, avail, WOLFSSL_SNI_HOST_NAME, name,
-				      &name_len) == WOLFSSL_SUCCESS &&
+	if (wolfSSL_SNI_GetFromBuffer((const unsigned char *)c->ra + c->ra_off, avail, WOLFSSL_SNI_HOST_NAME,
+				      name, &name_len) == WOLFSSL_SUCCESS &&
 	    name_len > 0 && name_len < sizeof(name)) {
 		name[name_len] = '\0';
 		if (!memchr(name, '\0', name_len))
@@ -102,8 +105,8 @@ int serve_prepare_session(struct conn *c, int fd, WOLFSSL **out)
 		idx++;
 	WOLFSSL_CTX *ctx = idx < s->n_cands ? s->ctxs[idx] : NULL;
 	if (!ctx) {
-		refuse(s, "the certificate of serve rule %s:%u (SNI %s) did not load", rule->source, rule->line,
-		       s->sni[0] ? s->sni : "none");
+		refuse(s, "the certificate of serve rule %s:%u (SNI %s) did not load", rule->source,
+		       rule->line, s->sni[0] ? s->sni : "none");
 		return -1;
 	}
 	WOLFSSL *ssl = wolfSSL_new(ctx);
@@ -134,7 +137,8 @@ static void describe(char *buf, size_t size, const char *kind, const char *v, si
 {
 	size_t used = strlen(buf);
 	if (used + 8 < size)
-		snprintf(buf + used, size - used, "%s%s:%.*s", used ? ", " : "", kind, (int)(n > 80 ? 80 : n), v);
+		snprintf(buf + used, size - used, "%s%s:%.*s", used ? ", " : "", kind, (int)(n > 80 ? 80 : n),
+			 v);
 }
 
 /* allow= against the leaf's SANs; fills s->identity with what matched, or refuses. */
@@ -178,7 +182,8 @@ static void check_allow(struct serve_state *s, const struct policy_serve_opts *o
 	}
 	if (o->n_allow && !matched[0]) {
 		refuse(s, "client certificate identity not allowed: it has %s; allow= does not list it",
-		       have[0] ? have : "no DNS, URI, email or IP subject alternative name (the CN is never used)");
+		       have[0] ? have
+			       : "no DNS, URI, email or IP subject alternative name (the CN is never used)");
 		return;
 	}
 	if (o->n_allow)
@@ -235,8 +240,9 @@ void serve_failure_reason(struct conn *c, int werr, int sys_errno, char *buf, si
 		return;
 	}
 	if (c->tcp_eof || werr == SOCKET_PEER_CLOSED_E) {
-		snprintf(buf, len, "the client closed the connection during the handshake (it may not trust this "
-				   "certificate, or share no TLS version or suite)");
+		snprintf(buf, len,
+			 "the client closed the connection during the handshake (it may not trust this "
+			 "certificate, or share no TLS version or suite)");
 		return;
 	}
 	if (werr == SOCKET_ERROR_E && c->io_errno) {
@@ -247,12 +253,14 @@ void serve_failure_reason(struct conn *c, int werr, int sys_errno, char *buf, si
 		WOLFSSL_ALERT_HISTORY h;
 		if (wolfSSL_get_alert_history(c->ssl, &h) == WOLFSSL_SUCCESS && h.last_rx.code > 0) {
 			const char *d = wolfSSL_alert_desc_string_long(h.last_rx.code);
-			snprintf(buf, len, "the client sent alert %d (%s)", h.last_rx.code, d ? d : "unknown");
+			snprintf(buf, len, "the client sent alert %d (%s)", h.last_rx.code,
+				 d ? d : "unknown");
 			return;
 		}
 	}
 	if (werr == NO_PEER_CERT) {
-		snprintf(buf, len, "the client sent no certificate (client-auth=require or allow= needs one)");
+		snprintf(buf, len,
+			 "the client sent no certificate (client-auth=require or allow= needs one)");
 		return;
 	}
 	snprintf(buf, len, "handshake failed: %s", verify_error_text(werr));
@@ -263,7 +271,8 @@ void serve_log_handshake(struct conn *c, int fd, long long ms)
 	struct serve_state *s = c->serve;
 	char *alpn = NULL;
 	unsigned short alen = 0;
-	bool has_alpn = c->rule->tls.alpn && wolfSSL_ALPN_GetProtocol(c->ssl, &alpn, &alen) == WOLFSSL_SUCCESS && alpn;
+	bool has_alpn =
+	    c->rule->tls.alpn && wolfSSL_ALPN_GetProtocol(c->ssl, &alpn, &alen) == WOLFSSL_SUCCESS && alpn;
 	bool resumed = wolfSSL_session_reused(c->ssl);
 	if (log_json()) {
 		char a[300] = "", sni[300], id[700], fields[1500], tmp[256];
@@ -274,7 +283,8 @@ void serve_log_handshake(struct conn *c, int fd, long long ms)
 		log_json_escape(sni, sizeof(sni), s->sni);
 		log_json_escape(id, sizeof(id), s->identity);
 		snprintf(fields, sizeof(fields),
-			 "\"role\":\"server\",\"peer\":\"%s\",\"version\":\"%s\",\"cipher\":\"%s\",\"alpn\":\"%s\","
+			 "\"role\":\"server\",\"peer\":\"%s\",\"version\":\"%s\",\"cipher\":\"%s\",\"alpn\":"
+			 "\"%s\","
 			 "\"sni\":\"%s\",\"resumed\":%s,\"client\":\"%s\",\"ms\":%lld",
 			 s->peer, wolfSSL_get_version(c->ssl), wolfSSL_get_cipher_name(c->ssl), a, sni,
 			 resumed ? "true" : "false", id, ms);
@@ -283,7 +293,8 @@ void serve_log_handshake(struct conn *c, int fd, long long ms)
 	}
 	if (log_enabled(LOG_INFO))
 		log_msg(LOG_INFO, "%s: accepted TLS: %s %s%s%.*s, sni %s%s, client %s, %lld ms", c->dest,
-			wolfSSL_get_version(c->ssl), wolfSSL_get_cipher_name(c->ssl), has_alpn ? ", alpn " : "",
-			has_alpn ? (int)alen : 0, has_alpn ? alpn : "", s->sni[0] ? s->sni : "none",
-			resumed ? ", resumed" : "", s->identity[0] ? s->identity : "(no certificate)", ms);
+			wolfSSL_get_version(c->ssl), wolfSSL_get_cipher_name(c->ssl),
+			has_alpn ? ", alpn " : "", has_alpn ? (int)alen : 0, has_alpn ? alpn : "",
+			s->sni[0] ? s->sni : "none", resumed ? ", resumed" : "",
+			s->identity[0] ? s->identity : "(no certificate)", ms);
 }

@@ -55,7 +55,8 @@ static pthread_once_t slots_once = PTHREAD_ONCE_INIT;
 static void slots_atfork_child(void)
 {
 	for (size_t i = 0; i < n_slots; i++)
-		atomic_store(&slots[i].checking, 0); /* a check another thread was making did not come along */
+		atomic_store(&slots[i].checking,
+			     0); /* a check another thread was making did not come along */
 }
 
 static void slots_init(void)
@@ -97,9 +98,10 @@ static void sign_files(const struct policy_tls_opts *o, struct file_sig out[SERV
 static bool sigs_equal(const struct file_sig *a, const struct file_sig *b)
 {
 	for (int i = 0; i < SERVE_WATCHED_FILES; i++)
-		if (a[i].dev != b[i].dev || a[i].ino != b[i].ino || a[i].size != b[i].size || a[i].err != b[i].err ||
-		    a[i].mtime.tv_sec != b[i].mtime.tv_sec || a[i].mtime.tv_nsec != b[i].mtime.tv_nsec ||
-		    a[i].ctime.tv_sec != b[i].ctime.tv_sec || a[i].ctime.tv_nsec != b[i].ctime.tv_nsec)
+		if (a[i].dev != b[i].dev || a[i].ino != b[i].ino || a[i].size != b[i].size ||
+		    a[i].err != b[i].err || a[i].mtime.tv_sec != b[i].mtime.tv_sec ||
+		    a[i].mtime.tv_nsec != b[i].mtime.tv_nsec || a[i].ctime.tv_sec != b[i].ctime.tv_sec ||
+		    a[i].ctime.tv_nsec != b[i].ctime.tv_nsec)
 			return false;
 	return true;
 }
@@ -167,7 +169,8 @@ WOLFSSL_CTX *serve_keys_get(const struct policy_rule *rule, char *err, size_t er
 		wolfSSL_CTX_free(ctx); /* another thread published one first */
 		ctx = atomic_load_explicit(&s->ctx, memory_order_acquire);
 		if (!ctx)
-			snprintf(err, errlen, "the key material is being loaded by another thread; try again");
+			snprintf(err, errlen,
+				 "the key material is being loaded by another thread; try again");
 		return ctx;
 	}
 	if (now >= atomic_load_explicit(&s->next_check_ms, memory_order_relaxed) &&

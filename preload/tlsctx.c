@@ -162,8 +162,8 @@ WOLFSSL_CTX *tlsctx_new(const struct policy_tls_opts *o, char *err, size_t errle
 	if (o->crl_file || o->crl_dir) {
 		if (wolfSSL_CTX_EnableCRL(ctx, WOLFSSL_CRL_CHECKALL) != WOLFSSL_SUCCESS)
 			CTX_FAIL("CRL checking is not available in this wolfSSL build");
-		if (o->crl_file &&
-		    wolfSSL_CTX_LoadCRLFile(ctx, o->crl_file, tlsctx_file_format(o->crl_file)) != WOLFSSL_SUCCESS)
+		if (o->crl_file && wolfSSL_CTX_LoadCRLFile(
+				       ctx, o->crl_file, tlsctx_file_format(o->crl_file)) != WOLFSSL_SUCCESS)
 			CTX_FAIL("crl-file=%s: cannot load a CRL from it", o->crl_file);
 		if (o->crl_dir &&
 		    wolfSSL_CTX_LoadCRL(ctx, o->crl_dir, WOLFSSL_FILETYPE_PEM, 0) != WOLFSSL_SUCCESS)
@@ -181,10 +181,11 @@ WOLFSSL_CTX *tlsctx_new(const struct policy_tls_opts *o, char *err, size_t errle
 			wolfSSL_CTX_set_default_passwd_cb(ctx, tlsctx_password_cb);
 			wolfSSL_CTX_set_default_passwd_cb_userdata(ctx, o->key_password_file);
 		}
-		if (wolfSSL_CTX_use_certificate_chain_file_format(ctx, o->cert, tlsctx_file_format(o->cert)) !=
-		    WOLFSSL_SUCCESS)
+		if (wolfSSL_CTX_use_certificate_chain_file_format(
+			ctx, o->cert, tlsctx_file_format(o->cert)) != WOLFSSL_SUCCESS)
 			CTX_FAIL("cert=%s: cannot load a certificate from it", o->cert);
-		if (wolfSSL_CTX_use_PrivateKey_file(ctx, o->key, tlsctx_file_format(o->key)) != WOLFSSL_SUCCESS)
+		if (wolfSSL_CTX_use_PrivateKey_file(ctx, o->key, tlsctx_file_format(o->key)) !=
+		    WOLFSSL_SUCCESS)
 			CTX_FAIL("key=%s: cannot load the private key (wrong file, format or password?)",
 				 o->key);
 		if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS)

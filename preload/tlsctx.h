@@ -44,7 +44,8 @@ int tlsctx_file_format(const char *path);
  * for and verifying client certificates as client-ca=/client-auth=/crl-file= say (the allow= check is
  * the verify callback serve_verify_callback, given here so the CLI can build the same context without
  * it: NULL). NULL with a sentence in err. */
-WOLFSSL_CTX *tlsctx_server_new(const struct policy_tls_opts *o, VerifyCallback verify_cb, char *err, size_t errlen);
+WOLFSSL_CTX *tlsctx_server_new(const struct policy_tls_opts *o, VerifyCallback verify_cb, char *err,
+			       size_t errlen);
 
 /* "TLSv1.3" / cipher name of an established session, for logs. */
 const char *tlsctx_version_name(WOLFSSL *ssl);

@@ -43,7 +43,8 @@ static int load_client_ca(WOLFSSL_CTX *ctx, const char *path, char *err, size_t 
 	return 0;
 }
 
-WOLFSSL_CTX *tlsctx_server_new(const struct policy_tls_opts *o, VerifyCallback verify_cb, char *err, size_t errlen)
+WOLFSSL_CTX *tlsctx_server_new(const struct policy_tls_opts *o, VerifyCallback verify_cb, char *err,
+			       size_t errlen)
 {
 	const struct policy_serve_opts *s = &o->serve;
 	if (tlsctx_global_init() != 0) {

@@ -1,0 +1,276 @@
+#!/usr/bin/env bash
+# The server side: unmodified plain servers (python http.server, socketserver echo servers threaded and
+# fork-per-connection, a server-first greeter) serve TLS under the shim with `serve` rules, checked with
+# real TLS clients (curl https://, openssl s_client, python ssl). Mutual TLS with allow= by DNS, URI and
+# IP SAN, refusals (no certificate, unknown CA, identity not listed, revoked) with the server program
+# never receiving the client's bytes; hostile clients with a good client answered within 1 s
+# throughout; rotation of the certificate files; the errors at listen and accept.
+source "$(dirname "$0")/lib.sh" "${1:-build}"
+APPS=$HERE/serve_apps.py
+SC=$HERE/serve_client.py
+SRV=$T/srv # the server's own files (rotation replaces them)
+mkdir -p "$SRV"
+
+# client_cert NAME SAN: a client certificate issued by the test root (ROOT) for SAN, in $T/NAME.{pem,key}.
+client_cert() {
+	local name=$1 san=$2 ca=${3:-root}
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/$name.key" 2>/dev/null
+	printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\nsubjectAltName=%s\n' "$san" >"$T/$name.ext"
+	openssl req -new -key "$T/$name.key" -subj "/CN=$name" -out "$T/$name.csr" 2>/dev/null
+	openssl x509 -req -in "$T/$name.csr" -CA "$PKI/$ca.pem" -CAkey "$PKI/$ca.key" -CAcreateserial \
+		-CAserial "$T/$ca.srl" -days 30 -sha256 -extfile "$T/$name.ext" -out "$T/$name.pem" 2>/dev/null
+}
+
+# server_cert NAME SAN: a server certificate by the test root into $SRV/NAME.{pem,key}.
+server_cert() {
+	local name=$1 san=$2
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$SRV/$name.key" 2>/dev/null
+	printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=%s\n' "$san" >"$SRV/$name.ext"
+	openssl req -new -key "$SRV/$name.key" -subj "/CN=$name" -out "$SRV/$name.csr" 2>/dev/null
+	openssl x509 -req -in "$SRV/$name.csr" -CA "$PKI/root.pem" -CAkey "$PKI/root.key" -CAcreateserial \
+		-CAserial "$T/root.srl" -days 30 -sha256 -extfile "$SRV/$name.ext" -out "$SRV/$name.pem" 2>/dev/null
+}
+
+# serve_app NAME KIND RULES [ARGS...]: serve_apps.py KIND under the shim with TLSSHIM_RULES=RULES on a free
+# port (PORT). The rules may say @PORT@. Log in $T/NAME.log (shim lines at info).
+serve_app() {
+	local name=$1 kind=$2 rules=$3
+	shift 3
+	PORT=$(free_port)
+	rm -f "$T/$name.port"
+	bg "$name" env TLSSHIM_LOG=${SERVE_LOG:-info} TLSSHIM_RULES="${rules//@PORT@/$PORT}" LD_PRELOAD="$PRELOAD" \
+		"$PY" -u "$APPS" "$kind" --port "$PORT" --portfile "$T/$name.port" "$@"
+	wait_portfile "$name"
+}
+
+CK="cert=$SRV/srv.pem key=$SRV/srv.key"
+server_cert srv 'DNS:localhost,IP:127.0.0.1'
+
+tls_ok() { [ "$RC" = 0 ] && grep -q "^got: echo: $1" "$OUT"; }
+
+t_python_http_server() {
+	need curl || return
+	echo "served page $$" >"$T/index.html"
+	PORT=$(free_port)
+	(cd "$T" && bg http env TLSSHIM_LOG=info TLSSHIM_RULES="serve 127.0.0.1:$PORT $CK" LD_PRELOAD="$PRELOAD" \
+		"$PY" -m http.server "$PORT" --bind 127.0.0.1)
+	wait_listen "$PORT" || { fail "http.server did not start"; return; }
+	prun curl curl -sS --max-time 5 --cacert "$ROOT" "https://localhost:$PORT/index.html"
+	grep -q "served page $$" "$OUT" || { fail "curl https:// did not get the page (rc=$RC)"; return; }
+	prun plain curl -sS --max-time 5 "http://127.0.0.1:$PORT/index.html"
+	grep -q "served page" "$OUT" && { fail "a plaintext client got the page"; return; }
+	grep -q 'accepted TLS: TLSv1.3' "$T/http.log" || { fail "no 'accepted TLS' info line"; return; }
+	grep -q 'did not start a TLS handshake' "$T/http.log" || { fail "the plaintext client left no reason line"; return; }
+	ok "curl https:// served; plaintext http:// got nothing"
+}
+
+t_openssl_s_client_and_sni() {
+	server_cert a 'DNS:a.example'
+	server_cert b 'DNS:b.example'
+	serve_app sni echo "serve 127.0.0.1:@PORT@ name=a.example cert=$SRV/a.pem key=$SRV/a.key;serve 127.0.0.1:@PORT@ name=*.b.example cert=$SRV/b.pem key=$SRV/b.key;serve 127.0.0.1:@PORT@ $CK" ||
+		{ fail "server did not start"; return; }
+	local sni want
+	for sni in a.example:a x.b.example:b other.example:a; do
+		want=${sni#*:}
+		sni=${sni%%:*}
+		STDIN=<(printf 'ping\n'; sleep 1) prun sc openssl s_client -connect "127.0.0.1:$PORT" -servername "$sni" -CAfile "$ROOT" -quiet -verify_return_error
+		grep -q "echo: ping" "$OUT" || { fail "s_client with SNI $sni got no echo (rc=$RC)"; return; }
+		grep -aq "CN = $want\b\|CN=$want\b" "$ERR" "$OUT" || { fail "SNI $sni: expected the certificate of $want: $(grep -a 'CN' "$ERR" | head -3 | tr '\n' ' ')"; return; }
+	done
+	ok "a.example, *.b.example and an unknown SNI (default) each got their certificate"
+}
+
+t_python_ssl_client() {
+	serve_app py echo "serve 127.0.0.1:@PORT@ $CK" || { fail "server did not start"; return; }
+	prun pyc "$PY" "$SC" tls localhost "$PORT" --ca "$ROOT" --line "from python"
+	tls_ok "from python" || { fail "python ssl client got no echo (rc=$RC)"; return; }
+	grep -q 'version: TLSv1.3' "$OUT" || { fail "not TLS 1.3: $(grep version "$OUT")"; return; }
+	ok
+}
+
+t_fork_per_connection() {
+	serve_app fork fork "serve 127.0.0.1:@PORT@ $CK" || { fail "server did not start"; return; }
+	local i
+	for i in 1 2 3; do
+		prun "pyc$i" "$PY" "$SC" tls localhost "$PORT" --ca "$ROOT" --line "fork $i"
+		tls_ok "fork $i" || { fail "connection $i to the forking server failed (rc=$RC)"; return; }
+	done
+	ok "3 connections, each served by a child process"
+}
+
+t_server_first_greeting() {
+	serve_app greet greet "serve 127.0.0.1:@PORT@ $CK" || { fail "server did not start"; return; }
+	prun pyc "$PY" "$SC" tls localhost "$PORT" --ca "$ROOT" --greet --line "after greeting"
+	grep -q '^got: 220 greeting from' "$OUT" || { fail "no greeting through TLS (rc=$RC)"; return; }
+	tls_ok "after greeting" || { fail "no echo after the greeting"; return; }
+	prun plain "$PY" "$SC" plain 127.0.0.1 "$PORT" --line "plaintext"
+	grep -q 'greeting' "$OUT" && { fail "a plaintext client read the greeting in plaintext"; return; }
+	ok "the greeting went out through TLS; a plaintext client never saw it"
+}
+
+# ---- mutual TLS ----
+MTLS_CA="client-ca=$ROOT"
+mtls_setup() {
+	[ -f "$T/c-dns.pem" ] && return
+	client_cert c-dns 'DNS:app1.internal'
+	client_cert c-uri 'URI:spiffe://corp/ns/prod/sa/api'
+	client_cert c-ip 'IP:10.9.8.7'
+	client_cert c-other 'DNS:intruder.internal'
+	client_cert c-untrusted 'DNS:app1.internal' other-root
+	client_cert c-revoked 'DNS:app1.internal'
+	# a CRL of the test root revoking c-revoked
+	cp "$PKI/root.cnf" "$T/crl.cnf"
+	mkdir -p "$T/crldb" && : >"$T/crldb/index.txt" && echo 01 >"$T/crldb/crlnumber"
+	sed -i "s|^dir = .*|dir = $T/crldb|; s|^default_md = sha256|default_md = sha256\ncrlnumber = \$dir/crlnumber\ndefault_crl_days = 30|" "$T/crl.cnf"
+	openssl ca -config "$T/crl.cnf" -revoke "$T/c-revoked.pem" -batch >/dev/null 2>&1
+	openssl ca -config "$T/crl.cnf" -gencrl -out "$T/root.crl" -batch >/dev/null 2>&1
+}
+
+t_mtls_allowed_dns_uri_ip() {
+	mtls_setup
+	serve_app mtls echo "serve 127.0.0.1:@PORT@ $CK $MTLS_CA allow=app1.internal,spiffe://corp/ns/prod/*,10.9.8.0/24" \
+		--record "$T/mtls.rec" || { fail "server did not start"; return; }
+	local c
+	for c in c-dns c-uri c-ip; do
+		prun "$c" "$PY" "$SC" tls localhost "$PORT" --ca "$ROOT" --cert "$T/$c.pem" --key "$T/$c.key" --line "as $c"
+		tls_ok "as $c" || { fail "$c was refused (rc=$RC): $(cat "$OUT")"; return; }
+	done
+	grep -q 'client DNS:app1.internal' "$T/mtls.log" && grep -q 'client URI:spiffe://corp/ns/prod/sa/api' "$T/mtls.log" &&
+		grep -q 'client IP:10.9.8.7' "$T/mtls.log" || { fail "the info lines do not name the client identities"; return; }
+	ok "DNS, URI (prefix) and IP identities allowed and logged"
+}
+
+t_mtls_refusals() {
+	mtls_setup
+	serve_app mtlsr echo "serve 127.0.0.1:@PORT@ $CK $MTLS_CA crl-file=$T/root.crl allow=app1.internal" \
+		--record "$T/mtlsr.rec" || { fail "server did not start"; return; }
+	prun ok "$PY" "$SC" tls localhost "$PORT" --ca "$ROOT" --cert "$T/c-dns.pem" --key "$T/c-dns.key" --line "allowed"
+	tls_ok allowed || { fail "the allowed client was refused (rc=$RC): $(cat "$OUT")"; return; }
+	local c
+	for c in none c-untrusted c-other c-revoked; do
+		if [ "$c" = none ]; then
+			prun "r-$c" "$PY" "$SC" tls localhost "$PORT" --ca "$ROOT" --line "SECRET-$c"
+		else
+			prun "r-$c" "$PY" "$SC" tls localhost "$PORT" --ca "$ROOT" --cert "$T/$c.pem" --key "$T/$c.key" --line "SECRET-$c"
+		fi
+		[ "$RC" = 0 ] && { fail "$c was served: $(cat "$OUT")"; return; }
+	done
+	sleep 0.3
+	grep -q SECRET "$T/mtlsr.rec" 2>/dev/null && { fail "the server program received a refused client's bytes"; return; }
+	grep -q 'no certificate' "$T/mtlsr.log" || { fail "no reason line for the client without a certificate"; return; }
+	grep -q 'identity not allowed: it has DNS:intruder.internal' "$T/mtlsr.log" || { fail "no reason line for the identity not listed"; return; }
+	grep -qi 'client certificate refused: .*\(revoked\)' "$T/mtlsr.log" || { fail "no revocation reason line"; return; }
+	grep -qi 'client certificate refused' "$T/mtlsr.log" || { fail "no unknown-CA reason line"; return; }
+	ok "no certificate, unknown CA, identity not listed, revoked: refused with reasons; the program saw none of their bytes"
+}
+
+# ---- hostile clients ----
+t_hostile_clients_good_client_fast() {
+	serve_app hostile echo "serve 127.0.0.1:@PORT@ $CK handshake-timeout=4s" --record "$T/hostile.rec" ||
+		{ fail "server did not start"; return; }
+	TMO=30 bg idle "$PY" "$SC" idle 127.0.0.1 "$PORT" --count 200 --hold 6
+	bg half "$PY" "$SC" half 127.0.0.1 "$PORT" --ca "$ROOT" --hold 6
+	bg vanish "$PY" "$SC" vanish 127.0.0.1 "$PORT" --ca "$ROOT"
+	prun plain "$PY" "$SC" plain 127.0.0.1 "$PORT" --line "GET / HTTP/1.0"
+	grep -q 'plain-reply-bytes: 0' "$OUT" || { fail "a plaintext client got a reply: $(cat "$OUT")"; return; }
+	prun garbage "$PY" "$SC" garbage 127.0.0.1 "$PORT"
+	grep -q 'garbage-reply-bytes: 0' "$OUT" || { fail "garbage got a reply"; return; }
+	sleep 0.5
+	local i worst=0 ms
+	for i in 1 2 3 4 5; do
+		prun "good$i" "$PY" "$SC" tls localhost "$PORT" --ca "$ROOT" --line "good $i"
+		tls_ok "good $i" || { fail "good client $i failed among hostile ones (rc=$RC)"; return; }
+		ms=$(sed -n 's/^ms: //p' "$OUT")
+		[ "$ms" -gt "$worst" ] && worst=$ms
+		sleep 0.3
+	done
+	[ "$worst" -le 1000 ] || { fail "a good client took $worst ms"; return; }
+	grep -q 'GET /' "$T/hostile.rec" 2>/dev/null && { fail "the program received the plaintext request"; return; }
+	ok "200 idle, half ClientHello, vanishing, plaintext and garbage clients; good clients within $worst ms"
+}
+
+# ---- rotation ----
+cert_serial() { openssl x509 -noout -serial -in "$1" | cut -d= -f2; }
+served_serial() {
+	echo | timeout 5 openssl s_client -connect "127.0.0.1:$PORT" -servername localhost 2>/dev/null |
+		openssl x509 -noout -serial 2>/dev/null | cut -d= -f2
+}
+
+t_rotation() {
+	server_cert rot 'DNS:localhost'
+	serve_app rot echo "serve 127.0.0.1:@PORT@ cert=$SRV/rot.pem key=$SRV/rot.key" || { fail "server did not start"; return; }
+	local old new got i
+	old=$(cert_serial "$SRV/rot.pem")
+	[ "$(served_serial)" = "$old" ] || { fail "the first certificate was not served"; return; }
+	mkdir -p "$SRV/new" && cp "$SRV/rot.pem" "$SRV/rot.key" "$SRV/new/" 2>/dev/null
+	(SRV=$SRV/new server_cert rot 'DNS:localhost')
+	new=$(cert_serial "$SRV/new/rot.pem")
+	cp "$SRV/new/rot.key" "$SRV/rot.key.tmp" && cp "$SRV/new/rot.pem" "$SRV/rot.pem.tmp"
+	mv "$SRV/rot.key.tmp" "$SRV/rot.key" && mv "$SRV/rot.pem.tmp" "$SRV/rot.pem"
+	local t0=$(date +%s%N)
+	for i in $(seq 1 25); do
+		got=$(served_serial)
+		[ "$got" = "$new" ] && break
+		sleep 0.1
+	done
+	local ms=$((($(date +%s%N) - t0) / 1000000))
+	[ "$got" = "$new" ] || { fail "the new certificate was not served within 2.5 s (got $got)"; return; }
+	[ "$ms" -le 2000 ] || { fail "the new certificate took $ms ms"; return; }
+	# a broken replacement (a key that does not match) keeps the current one
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$SRV/rot.key.tmp" 2>/dev/null
+	mv "$SRV/rot.key.tmp" "$SRV/rot.key"
+	sleep 1.5
+	got=$(served_serial)
+	[ "$got" = "$new" ] || { fail "after a broken replacement the served certificate is '$got', want the previous $new"; return; }
+	grep -q 'do not load' "$T/rot.log" || { fail "no error line about the broken replacement"; return; }
+	ok "new certificate served after $ms ms; a mismatched key kept the previous one"
+}
+
+# ---- errors at listen and accept ----
+t_listen_bad_policy_eacces() {
+	PORT=$(free_port)
+	TLSSHIM_RULES="serve 127.0.0.1:$PORT bogus=1" srun bad "$PY" "$APPS" echo --port "$PORT"
+	grep -q 'PermissionError\|Errno 13' "$ERR" || { fail "listen did not fail with EACCES (rc=$RC)"; return; }
+	grep -q "bogus" "$ERR" || { fail "the parse error was not printed"; return; }
+	ok
+}
+
+t_unloadable_key_econnaborted() {
+	serve_app nokey echo "serve 127.0.0.1:@PORT@ cert=$SRV/srv.pem key=$T/missing.key" || { fail "server did not start"; return; }
+	prun pyc "$PY" "$SC" tls localhost "$PORT" --ca "$ROOT" --line x
+	[ "$RC" = 0 ] && { fail "served without a key"; return; }
+	grep -q 'cannot load its key material' "$T/nokey.log" || { fail "no reason line"; return; }
+	ok "closed at accept with a reason"
+}
+
+t_no_rule_on_served_listener_closed() {
+	serve_app norule echo "serve 127.0.0.1:@PORT@ $CK" --bind 0.0.0.0 || { fail "server did not start"; return; }
+	prun plain "$PY" "$SC" plain 127.0.0.2 "$PORT" --line "hello"
+	grep -q 'echo' "$OUT" && { fail "a connection to 127.0.0.2 (no rule) was served in plaintext"; return; }
+	grep -q 'closed at accept: no serve rule' "$T/norule.log" || { fail "no line about the closed connection"; return; }
+	prun pyc "$PY" "$SC" tls localhost "$PORT" --ca "$ROOT" --line "ruled"
+	tls_ok ruled || { fail "the ruled address stopped working (rc=$RC)"; return; }
+	ok
+}
+
+t_plain_from() {
+	serve_app pf echo "serve *:@PORT@ $CK plain-from=127.0.0.1" --bind 0.0.0.0 || { fail "server did not start"; return; }
+	prun plain "$PY" "$SC" plain 127.0.0.1 "$PORT" --line "health"
+	grep -q 'echo: health' "$OUT" || { fail "plain-from=127.0.0.1 was not served plain: $(cat "$OUT")"; return; }
+	ok
+}
+
+tcase python_http_server
+tcase openssl_s_client_and_sni
+tcase python_ssl_client
+tcase fork_per_connection
+tcase server_first_greeting
+tcase mtls_allowed_dns_uri_ip
+tcase mtls_refusals
+tcase hostile_clients_good_client_fast
+tcase rotation
+tcase listen_bad_policy_eacces
+tcase unloadable_key_econnaborted
+tcase no_rule_on_served_listener_closed
+tcase plain_from
+finish
