@@ -51,28 +51,35 @@ bool check_serve_allow_entry(const struct policy_allow *a, char *msg, size_t len
 	case POLICY_ALLOW_URI_PREFIX:
 		for (const unsigned char *p = (const unsigned char *)a->text; *p; p++) {
 			if (!uri_char_ok(*p)) {
-				snprintf(msg, len, "allow=%s: '%c' cannot appear in a URI (RFC 3986), so no certificate "
-						   "carries this identity",
-					 one, *p);
+				snprintf(
+				    msg, len,
+				    "allow=%s: '%c' cannot appear in a URI (RFC 3986), so no certificate "
+				    "carries this identity",
+				    one, *p);
 				return true;
 			}
 			if (*p == '%' && !(p[1] && p[2] && strchr("0123456789abcdefABCDEF", p[1]) &&
 					   strchr("0123456789abcdefABCDEF", p[2]))) {
-				snprintf(msg, len, "allow=%s: a '%%' not followed by two hex digits is not a valid URI", one);
+				snprintf(msg, len,
+					 "allow=%s: a '%%' not followed by two hex digits is not a valid URI",
+					 one);
 				return true;
 			}
 		}
-		if (strncmp(a->text, "spiffe://", 9) == 0 && a->kind == POLICY_ALLOW_URI && !strchr(a->text + 9, '/')) {
-			snprintf(msg, len, "allow=%s: a SPIFFE ID names a workload below its trust domain "
-					   "(spiffe://domain/path); a bare trust domain is carried by no certificate",
+		if (strncmp(a->text, "spiffe://", 9) == 0 && a->kind == POLICY_ALLOW_URI &&
+		    !strchr(a->text + 9, '/')) {
+			snprintf(msg, len,
+				 "allow=%s: a SPIFFE ID names a workload below its trust domain "
+				 "(spiffe://domain/path); a bare trust domain is carried by no certificate",
 				 one);
 			return true;
 		}
 		return false;
 	case POLICY_ALLOW_IP:
 		if (a->net.prefix_len == 0) {
-			snprintf(msg, len, "allow=%s matches every %s client address: any certificate with an IP SAN "
-					   "is allowed",
+			snprintf(msg, len,
+				 "allow=%s matches every %s client address: any certificate with an IP SAN "
+				 "is allowed",
 				 one, a->net.family == AF_INET ? "IPv4" : "IPv6");
 			return true;
 		}

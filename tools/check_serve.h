@@ -8,7 +8,7 @@
 
 #include "policy/policy.h"
 
-#define CHECK_SERVE_NO_DATE (-100000) /* the certificate could not be read */
+#define CHECK_SERVE_NO_DATE	     (-100000) /* the certificate could not be read */
 #define CHECK_SERVE_EXPIRY_WARN_DAYS 30
 
 /* True (with msg) when cert= and key= load but the key does not belong to the certificate. */

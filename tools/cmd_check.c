@@ -3,6 +3,7 @@
  * and the lint warnings on what parses: shadowed rules, verify=off, missing or unreadable files, names
  * that are not host names, tls rules that can only verify an address, and alpn= offering h2.
  * Output: "FILE:LINE:COL: error|warning: ..." lines and a summary, or one JSON object. */
+#include "tools/check_serve.h"
 #include "tools/cli.h"
 #include "tools/policy_text.h"
 
@@ -297,6 +298,83 @@ static bool alpn_offers_h2(const char *alpn)
 	return false;
 }
 
+/* Two serve rules that can be candidates of one connection (their patterns overlap). */
+static bool serve_rules_overlap(const struct policy_rule *a, const struct policy_rule *b)
+{
+	if (a->port_hi < b->port_lo || b->port_hi < a->port_lo)
+		return false;
+	return rule_covers(a, b) || rule_covers(b, a) || a->host_kind == POLICY_HOST_ANY ||
+	       b->host_kind == POLICY_HOST_ANY || a->host_kind == POLICY_HOST_NAME ||
+	       b->host_kind == POLICY_HOST_NAME;
+}
+
+static bool same_plain_from(const struct policy_serve_opts *a, const struct policy_serve_opts *b)
+{
+	return a->n_plain_from == b->n_plain_from &&
+	       (a->n_plain_from == 0 ||
+		memcmp(a->plain_from, b->plain_from, a->n_plain_from * sizeof(*a->plain_from)) == 0);
+}
+
+static void lint_serve(const struct lint *l, const struct policy *p, size_t j)
+{
+	const struct policy_rule *r = &p->rules[j];
+	const struct policy_tls_opts *o = &r->tls;
+	char msg[600], where[300];
+	check_path(l, r, "cert", o->cert, false);
+	check_path(l, r, "key", o->key, false);
+	check_path(l, r, "key-password-file", o->key_password_file, false);
+	check_path(l, r, "crl-file", o->crl_file, false);
+	check_path(l, r, "session-ticket-key-file", o->serve.ticket_key_file, false);
+	if (o->serve.client_ca) {
+		struct stat st;
+		bool dir = stat(o->serve.client_ca, &st) == 0 && S_ISDIR(st.st_mode);
+		check_path(l, r, "client-ca", o->serve.client_ca, dir);
+	}
+	if (o->cert && o->key && access(o->cert, R_OK) == 0 && access(o->key, R_OK) == 0 &&
+	    check_serve_key_mismatch(o, msg, sizeof(msg)))
+		warn_opt(l, r, "key", "key-mismatch", "%s", msg);
+	if (o->cert && access(o->cert, R_OK) == 0) {
+		int days = check_serve_days_left(o->cert);
+		if (days != CHECK_SERVE_NO_DATE && days < 0)
+			warn_opt(l, r, "cert", "cert-expired", "cert=%s expired %d day%s ago", o->cert, -days,
+				 days == -1 ? "" : "s");
+		else if (days != CHECK_SERVE_NO_DATE && days < CHECK_SERVE_EXPIRY_WARN_DAYS)
+			warn_opt(l, r, "cert", "cert-expiring", "cert=%s expires in %d day%s (less than %d)",
+				 o->cert, days, days == 1 ? "" : "s", CHECK_SERVE_EXPIRY_WARN_DAYS);
+	}
+	char all[600] = ""; /* one warning for the rule's allow= (a line and column carry one) */
+	for (unsigned i = 0; i < o->serve.n_allow; i++) {
+		char one[280];
+		if (!check_serve_allow_entry(&o->serve.allow[i], one, sizeof(one)))
+			continue;
+		size_t used = strlen(all);
+		if (used + 3 < sizeof(all))
+			snprintf(all + used, sizeof(all) - used, "%s%.280s", used ? "; " : "", one);
+	}
+	if (all[0])
+		warn_opt(l, r, "allow", "bad-allow", "%s", all);
+	/* SNI candidates: the first matching rule decides plain-from= and the ClientHello's deadline. */
+	for (size_t k = 0; k < j; k++) {
+		const struct policy_rule *d = &p->rules[k];
+		if (d->action != POLICY_SERVE || !serve_rules_overlap(d, r))
+			continue;
+		cli_rule_where(d, where, sizeof(where));
+		if (d->tls.handshake_timeout_ms != o->handshake_timeout_ms)
+			warn_opt(
+			    l, r, "handshake-timeout", "sni-disagree",
+			    "handshake-timeout=%u ms differs from the earlier candidate at %s (%u ms): for "
+			    "connections both match, the default's applies until the ClientHello is in",
+			    o->handshake_timeout_ms, where, d->tls.handshake_timeout_ms);
+		if (!same_plain_from(&d->tls.serve, &o->serve))
+			warn_opt(l, r, "plain-from", "sni-disagree",
+				 "plain-from= differs from the earlier candidate at %s: for connections both "
+				 "match, "
+				 "the default's is decided at accept, before any ClientHello",
+				 where);
+		break;
+	}
+}
+
 static void lint_rule(const struct lint *l, const struct policy *p, size_t j)
 {
 	const struct policy_rule *r = &p->rules[j];
@@ -306,6 +384,12 @@ static void lint_rule(const struct lint *l, const struct policy *p, size_t j)
 	char where[300], pat[300];
 
 	for (size_t k = 0; k < j; k++) {
+		/* serve rules are their own list; a later serve rule with its own name= is an SNI candidate
+		 */
+		if ((p->rules[k].action == POLICY_SERVE) != (r->action == POLICY_SERVE) ||
+		    (r->action == POLICY_SERVE && r->tls.name &&
+		     (!p->rules[k].tls.name || strcmp(p->rules[k].tls.name, r->tls.name) != 0)))
+			continue;
 		if (!rule_covers(&p->rules[k], r))
 			continue;
 		cli_rule_where(&p->rules[k], where, sizeof(where));
@@ -316,6 +400,10 @@ static void lint_rule(const struct lint *l, const struct policy *p, size_t j)
 		    "matches, and the first match wins",
 		    where, policy_action_name(p->rules[k].action), pat);
 		break;
+	}
+	if (r->action == POLICY_SERVE) {
+		lint_serve(l, p, j);
+		return;
 	}
 	if (r->action != POLICY_TLS)
 		return;

@@ -4,6 +4,7 @@
  * certificate, revocation and the rest. Pure policy evaluation: nothing is connected. */
 #include "preload/tlsctx.h"
 #include "tools/cli.h"
+#include "tools/explain_serve.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -11,10 +12,15 @@
 #include <sys/socket.h>
 
 static const char usage[] =
-    "usage: tlsshim explain [--policy FILE] [--rule RULE]... HOST:PORT\n\n"
+    "usage: tlsshim explain [--policy FILE] [--rule RULE]... HOST:PORT\n"
+    "       tlsshim explain [--policy FILE] [--rule RULE]... --accept ADDR:PORT [--from PEER] [--sni "
+    "NAME]\n\n"
     "Shows which rule the library would apply to HOST:PORT (for each address HOST resolves to) and the\n"
     "effective options after `defaults`: verify name, SNI, versions, ciphers, ALPN, trust store, pins.\n"
     "HOST is a name (resolved with getaddrinfo, as the program would) or an address ([v6]:port).\n\n"
+    "With --accept: what a server under the shim does with a connection accepted on the local address\n"
+    "ADDR:PORT (from PEER, offering SNI NAME): the serve rules that are its candidates, the one the SNI\n"
+    "picks, plain-from=, and the certificate, client-certificate and TLS options it applies.\n\n"
     "  --policy FILE  the policy file     --rule RULE  a rule (repeatable)\n"
     "Without --policy or --rule, the policy the environment names (TLSSHIM_RULES, TLSSHIM_POLICY).\n";
 
@@ -175,8 +181,12 @@ int cmd_explain(int argc, char **argv)
 	static const struct option opts[] = {{"policy", required_argument, NULL, 'p'},
 					     {"rule", required_argument, NULL, 'r'},
 					     {"help", no_argument, NULL, 'h'},
+					     {"accept", required_argument, NULL, 'A'},
+					     {"from", required_argument, NULL, 'F'},
+					     {"sni", required_argument, NULL, 'S'},
 					     {NULL, 0, NULL, 0}};
 	struct cli_policy_src src = {0};
+	const char *accept_addr = NULL, *from = NULL, *sni = NULL;
 	int c, rc = CLI_FAILED;
 	opterr = 0;
 	optind = 1;
@@ -191,11 +201,38 @@ int cmd_explain(int argc, char **argv)
 			fputs(usage, stdout);
 			rc = CLI_OK;
 			goto out;
+		case 'A':
+			accept_addr = optarg;
+			break;
+		case 'F':
+			from = optarg;
+			break;
+		case 'S':
+			sni = optarg;
+			break;
 		default:
 			rc = cli_usage_error("explain", "unknown option or missing value: '%s'",
 					     argv[optind - 1]);
 			goto out;
 		}
+	}
+	if ((from || sni) && !accept_addr) {
+		rc = cli_usage_error("explain", "--from and --sni go with --accept ADDR:PORT");
+		goto out;
+	}
+	if (accept_addr) {
+		if (argc != optind) {
+			rc = cli_usage_error("explain",
+					     "--accept takes no HOST:PORT besides its own ADDR:PORT");
+			goto out;
+		}
+		cli_policy_use_env_if_unset(&src);
+		struct policy sp;
+		if (cli_policy_load(&src, &sp) != 0)
+			goto out;
+		rc = explain_accept(&sp, accept_addr, from, sni);
+		policy_free(&sp);
+		goto out;
 	}
 	if (argc - optind != 1) {
 		rc = cli_usage_error("explain",

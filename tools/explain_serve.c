@@ -46,32 +46,38 @@ static void print_serve_opts(const struct policy_rule *r)
 {
 	const struct policy_tls_opts *o = &r->tls;
 	const struct policy_serve_opts *s = &o->serve;
-	ROW("certificate", "cert=%s key=%s%s%s", o->cert, o->key, o->key_password_file ? " key-password-file=" : "",
+	ROW("certificate", "cert=%s key=%s%s%s", o->cert, o->key,
+	    o->key_password_file ? " key-password-file=" : "",
 	    o->key_password_file ? o->key_password_file : "");
-	ROW("client-auth", "%s", s->client_auth == POLICY_CLIENT_AUTH_REQUIRE	 ? "require"
-				 : s->client_auth == POLICY_CLIENT_AUTH_OPTIONAL ? "optional"
-										 : "none");
+	ROW("client-auth", "%s",
+	    s->client_auth == POLICY_CLIENT_AUTH_REQUIRE    ? "require"
+	    : s->client_auth == POLICY_CLIENT_AUTH_OPTIONAL ? "optional"
+							    : "none");
 	if (s->client_ca)
-		ROW("client-ca", "%s%s%s", s->client_ca, o->crl_file ? ", crl-file=" : "", o->crl_file ? o->crl_file : "");
+		ROW("client-ca", "%s%s%s", s->client_ca, o->crl_file ? ", crl-file=" : "",
+		    o->crl_file ? o->crl_file : "");
 	if (s->n_allow == 0) {
 		ROW("allow", "%s", s->client_ca ? "any client certificate the CA issued" : "any client");
 	} else {
 		for (unsigned i = 0; i < s->n_allow; i++) {
 			char one[300];
-			static const char *const kinds[] = {"DNS SAN", "DNS SAN suffix", "URI SAN", "URI SAN prefix",
-							    "email SAN", "IP SAN"};
+			static const char *const kinds[] = {"DNS SAN",	      "DNS SAN suffix", "URI SAN",
+							    "URI SAN prefix", "email SAN",	"IP SAN"};
 			policy_allow_format(&s->allow[i], one, sizeof(one));
 			ROW(i ? "" : "allow", "%s (%s)", one, kinds[s->allow[i].kind]);
 		}
 	}
-	ROW("min-version", "1.%d%s", (o->min_version ? o->min_version : 12) % 10, o->min_version ? "" : " (default)");
-	ROW("max-version", "1.%d%s", (o->max_version ? o->max_version : 13) % 10, o->max_version ? "" : " (default)");
-	ROW("ciphers", "%s%s", o->ciphers ? o->ciphers : TLSCTX_DEFAULT_CIPHERS, o->ciphers ? "" : " (default)");
+	ROW("min-version", "1.%d%s", (o->min_version ? o->min_version : 12) % 10,
+	    o->min_version ? "" : " (default)");
+	ROW("max-version", "1.%d%s", (o->max_version ? o->max_version : 13) % 10,
+	    o->max_version ? "" : " (default)");
+	ROW("ciphers", "%s%s", o->ciphers ? o->ciphers : TLSCTX_DEFAULT_CIPHERS,
+	    o->ciphers ? "" : " (default)");
 	ROW("alpn", "%s", o->alpn ? o->alpn : "none");
 	ROW("handshake-timeout", "%u ms", o->handshake_timeout_ms);
 	ROW("truncation", "%s", o->truncation == POLICY_TRUNCATION_ALLOW ? "allow" : "error");
-	ROW("session-tickets", "%s%s%s", s->session_tickets ? "on" : "off", s->ticket_key_file ? ", keys from " : "",
-	    s->ticket_key_file ? s->ticket_key_file : "");
+	ROW("session-tickets", "%s%s%s", s->session_tickets ? "on" : "off",
+	    s->ticket_key_file ? ", keys from " : "", s->ticket_key_file ? s->ticket_key_file : "");
 }
 
 int explain_accept(const struct policy *p, const char *local, const char *from, const char *sni)
@@ -83,16 +89,17 @@ int explain_accept(const struct policy *p, const char *local, const char *from, 
 	char *end;
 	if (!colon || parse_addr(local, (size_t)(colon - local), &family, addr) != 0 ||
 	    (port = strtoul(colon + 1, &end, 10)) == 0 || port > 65535 || *end) {
-		cli_error("explain: --accept wants the local ADDR:PORT a client reaches, e.g. 127.0.0.1:8443 or "
-			  "[::1]:8443, got '%s'",
-			  local);
+		cli_error(
+		    "explain: --accept wants the local ADDR:PORT a client reaches, e.g. 127.0.0.1:8443 or "
+		    "[::1]:8443, got '%s'",
+		    local);
 		return CLI_USAGE;
 	}
 	if (from && parse_addr(from, strlen(from), &pfamily, paddr) != 0) {
 		cli_error("explain: --from wants the client's address, e.g. 10.1.2.3, got '%s'", from);
 		return CLI_USAGE;
 	}
-	if (sni && !policy_valid_hostname(sni)) {
+	if (sni && (!policy_valid_hostname(sni) || cli_is_ip_literal(sni))) {
 		cli_error("explain: --sni wants a host name (SNI never carries an address), got '%s'", sni);
 		return CLI_USAGE;
 	}
@@ -106,7 +113,8 @@ int explain_accept(const struct policy *p, const char *local, const char *from, 
 		ROW("matches", "no serve rule");
 		ROW("action", "%s",
 		    policy_serve_listener(p, family, addr, (uint16_t)port, false, NULL, NULL)
-			? "closed at accept: the listener is served (some serve rule can match on it), but no rule "
+			? "closed at accept: the listener is served (some serve rule can match on it), but "
+			  "no rule "
 			  "matches this local address"
 			: "plain: the listener is not served, connections pass through untouched");
 		return CLI_OK;
@@ -115,12 +123,14 @@ int explain_accept(const struct policy *p, const char *local, const char *from, 
 		char where[300], pattern[300];
 		cli_rule_where(cands[i], where, sizeof(where));
 		policy_rule_pattern(cands[i], pattern, sizeof(pattern));
-		ROW(i ? "" : "candidates", "%s (serve %s%s%s)%s", where, pattern, cands[i]->tls.name ? " name=" : "",
-		    cands[i]->tls.name ? cands[i]->tls.name : "", i == 0 ? ": the default" : "");
+		ROW(i ? "" : "candidates", "%s (serve %s%s%s)%s", where, pattern,
+		    cands[i]->tls.name ? " name=" : "", cands[i]->tls.name ? cands[i]->tls.name : "",
+		    i == 0 ? ": the default" : "");
 	}
 	const struct policy_rule *def = cands[0];
 	if (from && policy_serve_plain_from(&def->tls.serve, pfamily, paddr)) {
-		ROW("action", "plain: %s is in plain-from= of the default rule (decided before any ClientHello)", from);
+		ROW("action",
+		    "plain: %s is in plain-from= of the default rule (decided before any ClientHello)", from);
 		return CLI_OK;
 	}
 	const struct policy_rule *r = policy_serve_pick(cands, n, sni);
@@ -128,7 +138,8 @@ int explain_accept(const struct policy *p, const char *local, const char *from, 
 	cli_rule_where(r, where, sizeof(where));
 	ROW("sni", "%s -> %s%s", sni ? sni : "none", where,
 	    r == def ? (sni && def->tls.name && r == def ? "" : " (the default)") : "");
-	ROW("action", "serve: TLS handshake on the accepted socket, then the program's reads and writes are TLS");
+	ROW("action",
+	    "serve: TLS handshake on the accepted socket, then the program's reads and writes are TLS");
 	print_serve_opts(r);
 	return CLI_OK;
 }

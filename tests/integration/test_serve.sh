@@ -260,6 +260,42 @@ t_plain_from() {
 	ok
 }
 
+# ---- the CLI ----
+t_check_serve_rules() {
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/other.key" 2>/dev/null
+	openssl req -x509 -key "$SRV/srv.key" -out "$T/short.pem" -days 5 -subj /CN=short 2>/dev/null
+	{
+		echo "serve 127.0.0.1:8443 cert=$SRV/srv.pem key=$T/other.key"
+		echo "serve *:9443 cert=$T/short.pem key=$SRV/srv.key client-ca=$ROOT allow=spiffe://corp/a<b,10.0.0.0/8"
+		echo "serve *:9443 name=b.example $CK handshake-timeout=3s plain-from=127.0.0.1"
+	} >"$T/c.policy"
+	prun check "$BUILD/tlsshim" check "$T/c.policy"
+	grep -q 'c.policy:1:.*does not belong to cert=.*key-mismatch' "$OUT" || { fail "no key-mismatch warning: $(cat "$OUT")"; return; }
+	grep -q 'c.policy:2:.*expires in [45] days.*cert-expiring' "$OUT" || { fail "no expiry warning"; return; }
+	grep -q "c.policy:2:.*'<' cannot appear in a URI.*bad-allow" "$OUT" || { fail "no bad-allow warning"; return; }
+	grep -q 'c.policy:3:.*handshake-timeout=3000 ms differs.*sni-disagree' "$OUT" || { fail "no handshake-timeout disagreement"; return; }
+	grep -q 'c.policy:3:.*plain-from= differs.*sni-disagree' "$OUT" || { fail "no plain-from disagreement"; return; }
+	grep 'c.policy:3:' "$OUT" | grep -q 'expires in' && { fail "a 30-day certificate was reported"; return; }
+	ok
+}
+
+t_explain_accept() {
+	printf 'serve *:9443 %s\nserve *:9443 name=b.example %s plain-from=10.0.0.0/8\n' "$CK" "$CK" >"$T/e.policy"
+	prun e1 "$BUILD/tlsshim" explain --policy "$T/e.policy" --accept 127.0.0.1:9443 --sni x.b.example
+	grep -q 'sni  *x.b.example -> .*e.policy:1' "$OUT" || { fail "unknown SNI did not get the default: $(cat "$OUT")"; return; }
+	prun e2 "$BUILD/tlsshim" explain --policy "$T/e.policy" --accept 127.0.0.1:9443 --sni B.Example
+	grep '^  sni' "$OUT" | grep -q 'e.policy:2' || { fail "SNI b.example did not pick rule 2: $(cat "$OUT")"; return; }
+	prun e3 "$BUILD/tlsshim" explain --policy "$T/e.policy" --accept '[::1]:9443' --from 10.1.2.3
+	grep -q 'serve: TLS handshake' "$OUT" || { fail "the default's plain-from= must decide, not rule 2's: $(cat "$OUT")"; return; }
+	prun e4 "$BUILD/tlsshim" explain --policy "$T/e.policy" --accept 127.0.0.1:9444
+	grep -q 'no serve rule' "$OUT" || { fail "port 9444 matched"; return; }
+	prun e5 "$BUILD/tlsshim" explain --policy "$T/e.policy" --accept 127.0.0.1:9443 --sni 10.0.0.1
+	[ "$RC" = 2 ] || { fail "an IP as --sni was accepted (rc=$RC)"; return; }
+	ok
+}
+
+tcase check_serve_rules
+tcase explain_accept
 tcase python_http_server
 tcase openssl_s_client_and_sni
 tcase python_ssl_client
