@@ -28,7 +28,7 @@ server_cert() {
 	printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=%s\n' "$san" >"$SRV/$name.ext"
 	openssl req -new -key "$SRV/$name.key" -subj "/CN=$name" -out "$SRV/$name.csr" 2>/dev/null
 	openssl x509 -req -in "$SRV/$name.csr" -CA "$PKI/root.pem" -CAkey "$PKI/root.key" -CAcreateserial \
-		-CAserial "$T/root.srl" -days 30 -sha256 -extfile "$SRV/$name.ext" -out "$SRV/$name.pem" 2>/dev/null
+		-CAserial "$T/root.srl" -days 90 -sha256 -extfile "$SRV/$name.ext" -out "$SRV/$name.pem" 2>/dev/null
 }
 
 # serve_app NAME KIND RULES [ARGS...]: serve_apps.py KIND under the shim with TLSSHIM_RULES=RULES on a free
