@@ -24,7 +24,7 @@ POLICY_SRC  = $(wildcard policy/*.c)
 PRELOAD_SRC = $(wildcard preload/*.c)
 TOOLS_SRC   = $(wildcard tools/*.c)
 # The pieces of preload/ the CLI reuses (the same TLS setup the library applies).
-SHARED_SRC  = preload/tlsctx.c preload/tlsctx_server.c preload/verify.c preload/chain.c preload/der.c preload/log.c preload/peer.c
+SHARED_SRC  = preload/tlsctx.c preload/tlsctx_server.c preload/verify.c preload/chain.c preload/der.c preload/log.c preload/ownfd.c preload/peer.c
 
 OBJ = $(BUILD)/obj
 policy_objs  = $(POLICY_SRC:%.c=$(OBJ)/%.o)

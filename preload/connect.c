@@ -10,6 +10,7 @@
 #include "preload/log.h"
 #include "preload/names.h"
 #include "preload/peer.h"
+#include "preload/routes.h"
 #include "preload/shim.h"
 #include "preload/stats.h"
 
@@ -194,8 +195,8 @@ int hook_connect(int fd, const struct sockaddr *sa, socklen_t salen)
 	}
 	if (existing)
 		return connect_existing(existing, fd);
-	if (!is_tcp_stream(fd))
-		return libc.connect(fd, sa, salen);
+	if (!is_tcp_stream(fd)) /* UDP and the rest: only deny applies (udp.c) */
+		return udp_check_dest(fd, sa, salen) == 0 ? libc.connect(fd, sa, salen) : -1;
 	shim_init();
 	if (!shim_policy_ok()) {
 		log_msg(LOG_ERROR, "%s:%u: refused: the policy did not load (see the first message); fix it",

@@ -4,6 +4,7 @@
  * stream (MSG_OOB, MSG_FASTOPEN, MSG_ZEROCOPY, MSG_TRUNC, control messages) fail with EOPNOTSUPP, never
  * sending plaintext. Everything else goes to libc after one table lookup. */
 #include "preload/hooks.h"
+#include "preload/routes.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -194,8 +195,10 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, __CONST_SO
 	libc_ensure();
 	struct conn *c = conn_get(fd);
 	if (!c) {
-		if ((flags & MSG_FASTOPEN) && CONST_SOCKADDR_PTR(addr) &&
-		    connect_check_fastopen(fd, CONST_SOCKADDR_PTR(addr), addrlen) < 0)
+		if (CONST_SOCKADDR_PTR(addr) && addrlen > 0 &&
+		    (((flags & MSG_FASTOPEN) &&
+		      connect_check_fastopen(fd, CONST_SOCKADDR_PTR(addr), addrlen) < 0) ||
+		     udp_check_dest(fd, CONST_SOCKADDR_PTR(addr), addrlen) < 0))
 			return -1;
 		return libc.sendto(fd, buf, len, flags, CONST_SOCKADDR_PTR(addr), addrlen);
 	}
@@ -328,8 +331,10 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	libc_ensure();
 	struct conn *c = conn_get(fd);
 	if (!c) {
-		if ((flags & MSG_FASTOPEN) && msg->msg_name &&
-		    connect_check_fastopen(fd, msg->msg_name, msg->msg_namelen) < 0)
+		if (msg->msg_name && msg->msg_namelen > 0 &&
+		    (((flags & MSG_FASTOPEN) &&
+		      connect_check_fastopen(fd, msg->msg_name, msg->msg_namelen) < 0) ||
+		     udp_check_dest(fd, msg->msg_name, msg->msg_namelen) < 0))
 			return -1;
 		return libc.sendmsg(fd, msg, flags);
 	}
@@ -362,12 +367,28 @@ EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, s
 	return 1;
 }
 
+/* sendmmsg on a socket that is not TLS: the messages before the first denied destination are sent. */
+static int sendmmsg_checked(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
+{
+	unsigned n;
+	for (n = 0; n < vlen; n++) {
+		const struct msghdr *m = &vec[n].msg_hdr;
+		if (m->msg_name && m->msg_namelen > 0 && udp_check_dest(fd, m->msg_name, m->msg_namelen) < 0)
+			break;
+	}
+	if (n == vlen)
+		return libc.sendmmsg(fd, vec, vlen, flags);
+	if (n == 0)
+		return -1; /* errno EACCES from udp_check_dest */
+	return libc.sendmmsg(fd, vec, n, flags);
+}
+
 EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 {
-	PASS_THROUGH_UNLESS_TLS(fd, libc.sendmmsg(fd, vec, vlen, flags));
+	PASS_THROUGH_UNLESS_TLS(fd, sendmmsg_checked(fd, vec, vlen, flags));
 	struct conn *c = conn_get(fd);
 	if (!c)
-		return libc.sendmmsg(fd, vec, vlen, flags);
+		return sendmmsg_checked(fd, vec, vlen, flags);
 	conn_put(c);
 	unsigned i;
 	for (i = 0; i < vlen; i++) {

@@ -9,6 +9,8 @@
 #include <unistd.h>
 #include <sys/syscall.h>
 
+#include "preload/rawsys.h"
+
 struct libc_fns libc;
 atomic_bool libc_ready;
 
@@ -18,9 +20,9 @@ static pthread_once_t resolve_once = PTHREAD_ONCE_INIT;
 static void die_unresolved(const char *name)
 {
 	static const char pre[] = "tlsshim: cannot find the real libc function ";
-	syscall(SYS_write, 2, pre, sizeof(pre) - 1);
-	syscall(SYS_write, 2, name, strlen(name));
-	syscall(SYS_write, 2, "; the shim cannot work in this process\n", 39);
+	RAW_SYSCALL3(SYS_write, 2, pre, sizeof(pre) - 1);
+	RAW_SYSCALL3(SYS_write, 2, name, strlen(name));
+	RAW_SYSCALL3(SYS_write, 2, "; the shim cannot work in this process\n", 39);
 	abort();
 }
 
@@ -105,6 +107,23 @@ static void resolve_all(void)
 	OPTIONAL(posix_spawn_file_actions_addclosefrom_np);
 	OPTIONAL(posix_spawn_file_actions_addchdir_np);
 	OPTIONAL(posix_spawn_file_actions_addfchdir_np);
+	OPTIONAL(aio_read);
+	OPTIONAL(aio_write);
+	OPTIONAL(aio_fsync);
+	OPTIONAL(lio_listio);
+	OPTIONAL(aio_read64);
+	OPTIONAL(aio_write64);
+	OPTIONAL(aio_fsync64);
+	OPTIONAL(lio_listio64);
+	libc.write_nocancel = (__typeof__(libc.write_nocancel))lookup("__write_nocancel", false);
+	libc.read_nocancel = (__typeof__(libc.read_nocancel))lookup("__read_nocancel", false);
+	libc.close_nocancel = (__typeof__(libc.close_nocancel))lookup("__close_nocancel", false);
+	OPTIONAL(pidfd_getfd);
+	OPTIONAL(getaddrinfo_a);
+	OPTIONAL(gai_error);
+	OPTIONAL(gai_suspend);
+	REQUIRED(fileno);
+	REQUIRED(fileno_unlocked);
 	atomic_store_explicit(&libc_ready, true, memory_order_release);
 }
 

@@ -20,6 +20,11 @@
 #include <sys/resource.h>
 #include <time.h>
 
+struct aiocb;
+struct aiocb64;
+struct gaicb;
+struct sigevent;
+
 struct libc_fns {
 	int (*socket)(int, int, int);
 	int (*connect)(int, const struct sockaddr *, socklen_t);
@@ -87,6 +92,24 @@ struct libc_fns {
 	int (*posix_spawn_file_actions_addchdir_np)(posix_spawn_file_actions_t *,
 						    const char *);			 /* optional */
 	int (*posix_spawn_file_actions_addfchdir_np)(posix_spawn_file_actions_t *, int); /* optional */
+	/* The routes around the ordinary hooks (aio.c, aliases.c, gai.c, stdio.c); all optional. */
+	int (*aio_read)(struct aiocb *);
+	int (*aio_write)(struct aiocb *);
+	int (*aio_fsync)(int, struct aiocb *);
+	int (*lio_listio)(int, struct aiocb *const[], int, struct sigevent *);
+	int (*aio_read64)(struct aiocb64 *);
+	int (*aio_write64)(struct aiocb64 *);
+	int (*aio_fsync64)(int, struct aiocb64 *);
+	int (*lio_listio64)(int, struct aiocb64 *const[], int, struct sigevent *);
+	ssize_t (*write_nocancel)(int, const void *, size_t); /* __write_nocancel (GLIBC_PRIVATE) */
+	ssize_t (*read_nocancel)(int, void *, size_t);	      /* __read_nocancel */
+	int (*close_nocancel)(int);			      /* __close_nocancel */
+	int (*pidfd_getfd)(int, int, unsigned);
+	int (*getaddrinfo_a)(int, struct gaicb *[], int, struct sigevent *);
+	int (*gai_error)(struct gaicb *);
+	int (*gai_suspend)(const struct gaicb *const[], int, const struct timespec *);
+	int (*fileno)(FILE *);
+	int (*fileno_unlocked)(FILE *);
 };
 
 /* Written once by libc_resolve() under pthread_once; read-only afterwards (no lock needed to read). */

@@ -1,5 +1,6 @@
 /* log.c: see log.h. */
 #include "preload/log.h"
+#include "preload/ownfd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,27 +11,26 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/syscall.h>
 
 /* Set once by log_init() at load time (before any connection exists); read-only afterwards. */
 static int log_level = LOG_WARN;
-static int log_fd = 2;
 static bool log_format_json;
+/* Where lines go: stderr as it was at load, or TLSSHIM_LOG_FILE. Set up by log_init (or, for a line
+ * printed before it, by log_write); afterwards ownfd.c keeps it honest with atomics of its own. */
+static struct ownfd log_sink;
+static atomic_bool log_sink_ready;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 static void log_write(const char *buf, size_t len)
 {
-	/* The raw syscall: the shim's own write() hook must never see its log lines. */
-	while (len > 0) {
-		long n = syscall(SYS_write, log_fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return;
-		buf += n;
-		len -= (size_t)n;
+	/* Never into a TLS or other inet socket that took fd 2's number, never into the program's file
+	 * that took TLSSHIM_LOG_FILE's number: ownfd checks the fd is still the sink first. */
+	if (!atomic_load_explicit(&log_sink_ready, memory_order_acquire)) {
+		ownfd_adopt(&log_sink, 2);
+		atomic_store_explicit(&log_sink_ready, true, memory_order_release);
 	}
+	ownfd_write(&log_sink, buf, len);
 }
 
 void log_raw(const char *line, size_t len)
@@ -66,16 +66,15 @@ int log_init(void)
 			ret = -1;
 		}
 	}
+	ownfd_adopt(&log_sink, 2); /* stderr as it is at load: the fallback and the default */
+	atomic_store_explicit(&log_sink_ready, true, memory_order_release);
 	const char *path = secure_getenv("TLSSHIM_LOG_FILE");
 	if (path && *path) {
-		int fd =
-		    (int)syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-		if (fd < 0) {
-			log_msg(LOG_ERROR, "TLSSHIM_LOG_FILE=%s: %s (logging to stderr)", path,
-				strerror(errno));
+		if (ownfd_open(&log_sink, path) != 0) {
+			int e = errno;
+			ownfd_adopt(&log_sink, 2);
+			log_msg(LOG_ERROR, "TLSSHIM_LOG_FILE=%s: %s (logging to stderr)", path, strerror(e));
 			ret = -1;
-		} else {
-			log_fd = fd;
 		}
 	}
 	return ret;

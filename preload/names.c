@@ -3,6 +3,7 @@
 
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -19,6 +20,8 @@ struct name_entry {
 static pthread_mutex_t names_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct name_entry names[NAMES_CAPACITY];
 static unsigned long long names_clock;
+/* Bumped (under names_lock) when a mapping is added or changes; read lock-free by names_generation. */
+static _Atomic unsigned long names_gen;
 
 static const uint8_t v4mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
@@ -73,8 +76,12 @@ void names_remember(const char *name, int family, const void *addr_in, bool *rep
 		}
 		e->family = family;
 		memcpy(e->addr, addr, family == AF_INET ? 4 : 16);
+		e->name[0] = '\0'; /* a new mapping: counted below */
 	}
-	memcpy(e->name, name, nlen + 1);
+	if (strcmp(e->name, name) != 0) {
+		memcpy(e->name, name, nlen + 1);
+		atomic_fetch_add_explicit(&names_gen, 1, memory_order_release);
+	}
 	e->used = ++names_clock;
 	pthread_mutex_unlock(&names_lock);
 }
@@ -101,5 +108,11 @@ void names_clear(void)
 	pthread_mutex_lock(&names_lock);
 	memset(names, 0, sizeof(names));
 	names_clock = 0;
+	atomic_fetch_add_explicit(&names_gen, 1, memory_order_release);
 	pthread_mutex_unlock(&names_lock);
+}
+
+unsigned long names_generation(void)
+{
+	return atomic_load_explicit(&names_gen, memory_order_acquire);
 }

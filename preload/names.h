@@ -22,6 +22,10 @@ void names_remember(const char *name, int family, const void *addr, bool *replac
 /* Copies the remembered name for addr into out; false when none. */
 bool names_lookup(int family, const void *addr, char *out, size_t out_len);
 
+/* A count that changes whenever an address gets a new name (or the memory is cleared): a verdict
+ * cached for an address (udp.c) is stale once it changed. */
+unsigned long names_generation(void);
+
 /* Forgets everything (tests, fork). */
 void names_clear(void);
 

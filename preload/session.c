@@ -1,6 +1,7 @@
 /* session.c: session resumption cache and SSLKEYLOGFILE (see session.h). */
 #include "preload/session.h"
 #include "preload/log.h"
+#include "preload/ownfd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/syscall.h>
 
 struct cached_session {
 	char key[SESSION_KEY_MAX];
@@ -102,8 +102,12 @@ bool session_store(WOLFSSL *ssl, const char *key, uint32_t stale_ticket)
 
 /* ---- SSLKEYLOGFILE ---- */
 
-/* The key log's fd, opened once by keylog_init (pthread_once), read-only afterwards; -1: none. */
-static int keylog_fd = -1;
+/* The key log: keylog_on is set once by keylog_init (pthread_once), read-only afterwards. Its fd lives
+ * in the program's fd table, where a daemon's closefrom(3) can close it and reuse the number: ownfd.c
+ * checks it is still the key log before every line and opens the file again if not, so no secret is
+ * ever written into the program's own file or socket. */
+static bool keylog_on;
+static struct ownfd keylog_sink;
 static pthread_once_t keylog_once = PTHREAD_ONCE_INIT;
 
 static void keylog_open(void)
@@ -111,12 +115,11 @@ static void keylog_open(void)
 	const char *path = secure_getenv("SSLKEYLOGFILE");
 	if (!path || !*path)
 		return;
-	int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0) {
+	if (ownfd_open(&keylog_sink, path) != 0) {
 		log_msg(LOG_ERROR, "SSLKEYLOGFILE=%s: %s; no key log is written", path, strerror(errno));
 		return;
 	}
-	keylog_fd = fd;
+	keylog_on = true;
 #ifndef HAVE_SECRET_CALLBACK
 	log_msg(
 	    LOG_WARN,
@@ -147,7 +150,7 @@ static void hex(char *out, const unsigned char *in, size_t n)
 static void keylog_line(WOLFSSL *ssl, const char *label, const unsigned char *secret, size_t len)
 {
 	unsigned char random[32];
-	if (keylog_fd < 0 || len > 64 ||
+	if (!keylog_on || len > 64 ||
 	    wolfSSL_get_client_random(ssl, random, sizeof(random)) != sizeof(random))
 		return;
 	char r[65], s[129], line[256];
@@ -155,7 +158,7 @@ static void keylog_line(WOLFSSL *ssl, const char *label, const unsigned char *se
 	hex(s, secret, len);
 	int n = snprintf(line, sizeof(line), "%s %s %s\n", label, r, s);
 	if (n > 0 && (size_t)n < sizeof(line))
-		syscall(SYS_write, keylog_fd, line, (size_t)n);
+		ownfd_write(&keylog_sink, line, (size_t)n);
 }
 
 #ifdef HAVE_SECRET_CALLBACK
@@ -179,7 +182,7 @@ static int tls13_secret(WOLFSSL *ssl, int id, const unsigned char *secret, int l
 
 void keylog_arm(WOLFSSL *ssl)
 {
-	if (keylog_fd < 0)
+	if (!keylog_on)
 		return;
 #ifdef HAVE_SECRET_CALLBACK
 	wolfSSL_set_tls13_secret_cb(ssl, tls13_secret, NULL);
@@ -189,7 +192,7 @@ void keylog_arm(WOLFSSL *ssl)
 
 void keylog_tls12(WOLFSSL *ssl)
 {
-	if (keylog_fd < 0)
+	if (!keylog_on)
 		return;
 	if (wolfSSL_version(ssl) != TLS1_3_VERSION) {
 		unsigned char master[48];

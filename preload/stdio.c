@@ -2,7 +2,13 @@
  * stdin/stdout/stderr when a TLS socket lands on fd 0, 1 or 2, as `exec 3<>/dev/tcp/..; printf >&3` does),
  * dprintf/vdprintf, and the kernel's copy paths sendfile/sendfile64/splice. On a TLS fd each is mapped
  * onto conn_read/conn_write (or refused with EINVAL where no mapping makes sense), never letting the
- * kernel put plaintext on the wire. */
+ * kernel put plaintext on the wire.
+ * Streams that already exist when a socket becomes TLS (a FILE fdopen'd before connect, the FILE C++'s
+ * std::cout keeps for fd 1 after a TLS socket lands there) write with libc-internal calls the hooks never
+ * see, and cannot be turned into cookie streams in place: every FILE on glibc's list of streams whose fd
+ * is that socket (compared by inode, so copies under other numbers count too) is detached from it (its
+ * fd becomes -1: writes and reads fail with EBADF, fclose closes nothing). fileno()/fileno_unlocked()
+ * on the shim's own cookie streams return their fd. */
 #include "preload/fdtab.h"
 #include "preload/hooks.h"
 
@@ -12,9 +18,62 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
-#define COPY_CHUNK 65536
+#include "preload/log.h"
+#include "preload/rawsys.h"
+
+/* glibc's list of every open FILE (libio), with its recursive lock; both exported by libc.so.6. */
+extern FILE *_IO_list_all;
+void _IO_list_lock(void);
+void _IO_list_unlock(void);
+
+#define COPY_CHUNK	 65536
+#define COOKIE_FILES_MAX 256
+
+/* The shim's cookie streams and their fds, for fileno(). A slot is claimed by compare-and-swap of a
+ * NULL FILE pointer (fdopen hook, stdio_adopt_std_fd) and released by the stream's close function;
+ * n_cookie_files lets fileno() skip the scan while there are none. */
+static _Atomic(FILE *) cookie_files[COOKIE_FILES_MAX];
+static _Atomic int cookie_fds[COOKIE_FILES_MAX];
+static atomic_int n_cookie_files;
+
+static void cookie_register(FILE *f, int fd)
+{
+	for (int i = 0; i < COOKIE_FILES_MAX; i++) {
+		FILE *expected = NULL;
+		if (atomic_compare_exchange_strong(&cookie_files[i], &expected, f)) {
+			atomic_store(&cookie_fds[i], fd); /* before fdopen returns f to the program */
+			atomic_fetch_add(&n_cookie_files, 1);
+			return;
+		}
+	}
+	/* Full: fileno() on this stream answers -1, as glibc's does for any cookie stream. */
+}
+
+static void cookie_unregister_fd(int fd)
+{
+	for (int i = 0; i < COOKIE_FILES_MAX; i++) {
+		FILE *f = atomic_load(&cookie_files[i]);
+		if (f && atomic_load(&cookie_fds[i]) == fd &&
+		    atomic_compare_exchange_strong(&cookie_files[i], &f, NULL)) {
+			atomic_fetch_sub(&n_cookie_files, 1);
+			return;
+		}
+	}
+}
+
+static int cookie_fileno(FILE *f)
+{
+	if (__builtin_expect(atomic_load_explicit(&n_cookie_files, memory_order_relaxed) == 0, 1))
+		return -1;
+	for (int i = 0; i < COOKIE_FILES_MAX; i++)
+		if (atomic_load(&cookie_files[i]) == f)
+			return atomic_load(&cookie_fds[i]);
+	return -1;
+}
 
 /* fopencookie functions: the stream's fd is the cookie. */
 static ssize_t cookie_read(void *cookie, char *buf, size_t size)
@@ -40,7 +99,35 @@ static ssize_t cookie_write(void *cookie, const char *buf, size_t size)
 
 static int cookie_close(void *cookie)
 {
+	cookie_unregister_fd((int)(intptr_t)cookie);
 	return close((int)(intptr_t)cookie);
+}
+
+/* Detaches every FILE on the socket behind fd (see the top of the file). Runs at the TLS connect before
+ * the TCP connect (nothing can have been sent yet) and whenever a TLS fd is copied to a new number. */
+static void detach_streams_on(int fd)
+{
+	struct stat sock, st;
+	if (raw_syscall(SYS_fstat, fd, (long)&sock, 0, 0, 0, 0) != 0)
+		return;
+	int detached = 0;
+	_IO_list_lock();
+	for (FILE *f = _IO_list_all; f; f = f->_chain) {
+		int n = f->_fileno;
+		if (n < 0 || raw_syscall(SYS_fstat, n, (long)&st, 0, 0, 0, 0) != 0 ||
+		    st.st_dev != sock.st_dev || st.st_ino != sock.st_ino)
+			continue;
+		/* Buffered bytes stay in the FILE and can never be written: the flush fails with EBADF. */
+		f->_fileno = -1;
+		detached++;
+	}
+	_IO_list_unlock();
+	if (detached)
+		log_msg(
+		    LOG_INFO,
+		    "fd %d became a TLS socket: %d stdio stream(s) on it were detached (their writes fail "
+		    "with EBADF instead of bypassing TLS); fdopen the fd again after connect",
+		    fd, detached);
 }
 
 void stdio_flush_std_fd(int fd)
@@ -53,7 +140,10 @@ void stdio_flush_std_fd(int fd)
 
 void stdio_adopt_std_fd(int fd)
 {
-	if (fd < 0 || fd > 2)
+	if (fd < 0)
+		return;
+	detach_streams_on(fd);
+	if (fd > 2)
 		return;
 	cookie_io_functions_t io = {
 	    .read = cookie_read, .write = cookie_write, .seek = NULL, .close = cookie_close};
@@ -62,6 +152,7 @@ void stdio_adopt_std_fd(int fd)
 		return;
 	if (fd == 2)
 		setvbuf(f, NULL, _IONBF, 0);
+	cookie_register(f, fd);
 	/* The old stream is left open and unused: closing it would close the fd under the new one. */
 	if (fd == 0)
 		stdin = f;
@@ -81,9 +172,25 @@ EXPORT FILE *fdopen(int fd, const char *mode)
 	cookie_io_functions_t io = {
 	    .read = cookie_read, .write = cookie_write, .seek = NULL, .close = cookie_close};
 	FILE *f = fopencookie((void *)(intptr_t)fd, mode, io);
-	if (f)
+	if (f) {
 		setvbuf(f, NULL, _IOFBF, 16384);
+		cookie_register(f, fd);
+	}
 	return f;
+}
+
+EXPORT int fileno(FILE *f)
+{
+	libc_ensure();
+	int fd = cookie_fileno(f);
+	return fd >= 0 ? fd : libc.fileno(f);
+}
+
+EXPORT int fileno_unlocked(FILE *f)
+{
+	libc_ensure();
+	int fd = cookie_fileno(f);
+	return fd >= 0 ? fd : libc.fileno_unlocked(f);
 }
 
 EXPORT int vdprintf(int fd, const char *fmt, va_list ap)
