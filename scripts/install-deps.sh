@@ -8,7 +8,9 @@ PKGS=(build-essential autoconf automake libtool pkg-config dpkg-dev
       iproute2 valgrind clang libclang-rt-14-dev clang-format tcpdump
       # harness: `man` for the man-page test (tests/integration/test_cli.sh man_pages); debootstrap for
       # `make check-fresh` and the container test
-      man-db debootstrap)
+      man-db debootstrap
+      # server side (tests/integration/test_serve.sh): real daemons under `serve` rules and their clients
+      nginx redis-server redis-tools mosquitto mosquitto-clients nodejs)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -260,6 +260,87 @@ t_plain_from() {
 	ok
 }
 
+# ---- real daemons ----
+# shim_bg NAME RULES CMD...: CMD in the background under the shim, rules with @PORT@ (PORT set first).
+shim_bg() {
+	local name=$1 rules=$2
+	shift 2
+	bg "$name" env TLSSHIM_LOG=info TLSSHIM_RULES="${rules//@PORT@/$PORT}" LD_PRELOAD="$PRELOAD" "$@"
+}
+
+t_nginx_plain_listener() {
+	need nginx curl || return
+	local d=$T/ngx
+	mkdir -p "$d/tmp" && det_file "$d/big.bin" 3000000 && echo "nginx page" >"$d/index.html"
+	# The workers run as nobody: the pages must be readable by it; the key (mode 600 in a root-only
+	# directory) is not, so TLS working proves it was loaded at listen(), before the drop.
+	chmod 711 "$T" && chmod 755 "$d" && chmod 644 "$d/big.bin" "$d/index.html"
+	PORT=$(free_port)
+	cat >"$d/nginx.conf" <<EOF
+worker_processes 2;
+daemon off;
+pid $d/nginx.pid;
+error_log $d/error.log info;
+events { worker_connections 512; }
+http {
+  access_log off; sendfile on; keepalive_timeout 30;
+  client_body_temp_path $d/tmp; proxy_temp_path $d/tmp; fastcgi_temp_path $d/tmp; uwsgi_temp_path $d/tmp; scgi_temp_path $d/tmp;
+  server { listen 127.0.0.1:$PORT; root $d; }
+}
+EOF
+	shim_bg nginx "serve 127.0.0.1:@PORT@ $CK" nginx -c "$d/nginx.conf" -p "$d"
+	wait_listen "$PORT" || { fail "nginx did not start"; return; }
+	prun big curl -sS --max-time 20 --cacert "$ROOT" "https://localhost:$PORT/big.bin" -o "$T/got.bin"
+	[ "$(sha_of "$T/got.bin" 2>/dev/null)" = "$(sha_of "$d/big.bin")" ] || { fail "3 MB file through sendfile differs (rc=$RC)"; return; }
+	prun keep curl -sS --max-time 20 --cacert "$ROOT" -o /dev/null -o /dev/null -o /dev/null -w '%{http_code} %{num_connects}\n' \
+		"https://localhost:$PORT/index.html" "https://localhost:$PORT/big.bin" "https://localhost:$PORT/index.html"
+	[ "$(grep -c '^200 ' "$OUT")" = 3 ] && [ "$(awk '{s+=$2} END {print s}' "$OUT")" = 1 ] ||
+		{ fail "keep-alive: 3 requests over one connection expected: $(tr '\n' ' ' <"$OUT")"; return; }
+	ok "2 workers (epoll), sendfile of 3 MB, 3 requests on one keep-alive connection"
+}
+
+t_redis_server() {
+	need redis-server redis-cli || return
+	PORT=$(free_port)
+	shim_bg redis "serve 127.0.0.1:@PORT@ $CK" redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$T"
+	wait_listen "$PORT" || { fail "redis did not start"; return; }
+	prun set redis-cli --tls --cacert "$ROOT" -h localhost -p "$PORT" set tlsshim-key "value $$"
+	prun get redis-cli --tls --cacert "$ROOT" -h localhost -p "$PORT" get tlsshim-key
+	grep -q "value $$" "$OUT" || { fail "redis-cli --tls did not read the value back (rc=$RC): $(cat "$OUT" "$ERR")"; return; }
+	prun plain redis-cli -h 127.0.0.1 -p "$PORT" get tlsshim-key
+	grep -q "value $$" "$OUT" && { fail "a plaintext redis-cli read the value"; return; }
+	ok
+}
+
+t_mosquitto() {
+	need mosquitto mosquitto_pub mosquitto_sub || return
+	PORT=$(free_port)
+	printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$PORT" >"$T/mosq.conf"
+	# mosquitto 2 switches to its own user before it listens: its key files must be readable by it.
+	mkdir -p "$T/mq" && cp "$SRV/srv.pem" "$SRV/srv.key" "$T/mq/" && chmod 711 "$T" && chmod 755 "$T/mq" &&
+		chmod 644 "$T/mq/srv.pem" "$T/mq/srv.key"
+	shim_bg mosq "serve 127.0.0.1:@PORT@ cert=$T/mq/srv.pem key=$T/mq/srv.key" mosquitto -c "$T/mosq.conf"
+	wait_listen "$PORT" || { fail "mosquitto did not start"; return; }
+	bg sub mosquitto_sub --cafile "$ROOT" -h localhost -p "$PORT" -t tlsshim/t -C 1 -W 10
+	sleep 1
+	prun pub mosquitto_pub --cafile "$ROOT" -h localhost -p "$PORT" -t tlsshim/t -m "message $$"
+	local i
+	for i in $(seq 1 30); do grep -q "message $$" "$T/sub.log" && break; sleep 0.2; done
+	grep -q "message $$" "$T/sub.log" || { fail "mosquitto_sub did not get the message (pub rc=$RC)"; return; }
+	ok "mosquitto_pub --cafile to mosquitto_sub through a plain listener"
+}
+
+t_node_http() {
+	need node curl || return
+	PORT=$(free_port)
+	shim_bg node "serve 127.0.0.1:@PORT@ $CK" node -e \
+		"require('http').createServer((q,s)=>s.end('node says hi '+q.url)).listen($PORT,'127.0.0.1')"
+	wait_listen "$PORT" || { fail "node did not start"; return; }
+	prun curl curl -sS --max-time 10 --cacert "$ROOT" "https://localhost:$PORT/x"
+	grep -q 'node says hi /x' "$OUT" || { fail "curl https:// to node http failed (rc=$RC)"; return; }
+	ok
+}
+
 # ---- the CLI ----
 t_check_serve_rules() {
 	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/other.key" 2>/dev/null
@@ -294,6 +375,10 @@ t_explain_accept() {
 	ok
 }
 
+tcase nginx_plain_listener
+tcase redis_server
+tcase mosquitto
+tcase node_http
 tcase check_serve_rules
 tcase explain_accept
 tcase python_http_server
