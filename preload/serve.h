@@ -44,6 +44,15 @@ struct serve_state {
  * re-checked against the files at most once a second. NULL with err filled when it cannot load. */
 WOLFSSL_CTX *serve_keys_get(const struct policy_rule *rule, char *err, size_t errlen);
 
+/* ---- serve_tickets.c ---- */
+
+/* Makes the process's ticket secret (once; before workers fork, from the first listen or accept). */
+void serve_tickets_init(void);
+
+/* Installs the ticket callback with keys derived for this rule (nothing with session-tickets=off).
+ * 0, or -1 with err filled. */
+int serve_tickets_setup(WOLFSSL_CTX *ctx, const struct policy_rule *rule, char *err, size_t errlen);
+
 /* ---- serve_conn.c ---- */
 
 /* wolfSSL's verify callback for client certificates: chain errors, the leaf's extended key usage

@@ -36,6 +36,8 @@ static void serve_rules_init(void)
 	for (size_t i = 0; i < p->n_rules; i++)
 		if (p->rules[i].action == POLICY_SERVE)
 			have_serve_rules = true;
+	if (have_serve_rules)
+		serve_tickets_init(); /* before any worker forks: they share the secret */
 }
 
 static bool policy_serves(void)

@@ -3,8 +3,8 @@
  * atomic pointer per rule and swapped when the files change.
  *
  * Rotation: at most once a second (on the accept path) one thread stats the rule's files (cert, key,
- * key password, client CA, CRL; stat follows symlinks, so a Kubernetes ..data swap is seen) and, when
- * anything changed, builds a new context without any lock held. Success swaps the pointer: new
+ * key password, client CA, CRL, ticket key file; stat follows symlinks, so a Kubernetes ..data swap is seen)
+ * and, when anything changed, builds a new context without any lock held. Success swaps the pointer: new
  * handshakes use the new context, open sessions keep theirs (wolfSSL counts a context's sessions). A
  * failure (a key that does not match its certificate yet, an unreadable file) keeps the old context,
  * logs one line per change, and retries at the next check. Replaced contexts are kept, never freed: a
@@ -23,7 +23,7 @@
 #include <time.h>
 
 #define SERVE_CHECK_INTERVAL_MS 1000
-#define SERVE_WATCHED_FILES	5
+#define SERVE_WATCHED_FILES	6
 
 /* What stat said about one file, to notice a change. */
 struct file_sig {
@@ -76,8 +76,8 @@ static long long now_ms(void)
 
 static void sign_files(const struct policy_tls_opts *o, struct file_sig out[SERVE_WATCHED_FILES])
 {
-	const char *paths[SERVE_WATCHED_FILES] = {o->cert, o->key, o->key_password_file, o->serve.client_ca,
-						  o->crl_file};
+	const char *paths[SERVE_WATCHED_FILES] = {
+	    o->cert, o->key, o->key_password_file, o->serve.client_ca, o->crl_file, o->serve.ticket_key_file};
 	memset(out, 0, sizeof(struct file_sig) * SERVE_WATCHED_FILES);
 	for (int i = 0; i < SERVE_WATCHED_FILES; i++) {
 		struct stat st;
@@ -115,7 +115,12 @@ static struct serve_slot *slot_of(const struct policy_rule *rule)
 
 static WOLFSSL_CTX *build(const struct policy_rule *rule, char *err, size_t errlen)
 {
-	return tlsctx_server_new(&rule->tls, serve_verify_callback, err, errlen);
+	WOLFSSL_CTX *ctx = tlsctx_server_new(&rule->tls, serve_verify_callback, err, errlen);
+	if (ctx && serve_tickets_setup(ctx, rule, err, errlen) != 0) {
+		wolfSSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
 }
 
 /* A change seen by the check: load it, swap on success. Runs in the elected thread only, no lock. */

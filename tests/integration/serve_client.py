@@ -56,6 +56,29 @@ def tls(a):
     return 0 if data else 4
 
 
+def resume(a):
+    """Two TLS connections: the second offers the first one's session (ticket). Prints reused: True/False.
+    --port2: the second connection goes to another port (a replica)."""
+    ctx = ssl.create_default_context(cafile=a.ca)
+    sess = None
+    for i, port in enumerate((a.port, a.port2 or a.port)):
+        raw = socket.create_connection((a.host, port), timeout=a.timeout)
+        s = ctx.wrap_socket(raw, server_hostname=a.sni or a.host, session=sess)
+        s.sendall(b"resume %d\n" % i)
+        data = b""
+        while not data.endswith(b"\n"):
+            c = s.recv(4096)
+            if not c:
+                break
+            data += c
+        if i == 0:
+            sess = s.session
+        else:
+            print("reused: %s" % s.session_reused)
+        s.close()
+    return 0
+
+
 def client_hello(a):
     inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
     ctx = ssl.create_default_context(cafile=a.ca)
@@ -81,9 +104,12 @@ def main():
     ap.add_argument("--count", type=int, default=1)
     ap.add_argument("--hold", type=float, default=5)
     ap.add_argument("--timeout", type=float, default=10)
+    ap.add_argument("--port2", type=int, default=0)
     a = ap.parse_args()
     if a.mode == "tls":
         return tls(a)
+    if a.mode == "resume":
+        return resume(a)
     s = socket.create_connection((a.host, a.port), timeout=a.timeout)
     if a.mode == "plain":
         s.sendall(a.line.encode() + b"\r\n\r\n")

@@ -341,6 +341,28 @@ t_node_http() {
 	ok
 }
 
+# ---- session tickets ----
+t_session_tickets() {
+	serve_app tk fork "serve 127.0.0.1:@PORT@ $CK" || { fail "server did not start"; return; }
+	prun r1 "$PY" "$SC" resume localhost "$PORT" --ca "$ROOT"
+	grep -q 'reused: True' "$OUT" || { fail "a forked child did not resume the session another child issued: $(cat "$OUT" "$ERR")"; return; }
+	grep -q 'resumed' "$T/tk.log" || { fail "no 'resumed' in the info line"; return; }
+	serve_app tkoff echo "serve 127.0.0.1:@PORT@ $CK session-tickets=off" || { fail "server did not start"; return; }
+	prun r2 "$PY" "$SC" resume localhost "$PORT" --ca "$ROOT"
+	grep -q 'reused: False' "$OUT" || { fail "session-tickets=off resumed: $(cat "$OUT")"; return; }
+	# replicas sharing session-ticket-key-file= resume each other's tickets; without it they do not
+	head -c 48 /dev/urandom >"$T/ticket.key"
+	serve_app rep1 echo "serve 127.0.0.1:*  $CK session-ticket-key-file=$T/ticket.key" || { fail "replica 1 did not start"; return; }
+	local p1=$PORT
+	serve_app rep2 echo "serve 127.0.0.1:* $CK session-ticket-key-file=$T/ticket.key" || { fail "replica 2 did not start"; return; }
+	prun r3 "$PY" "$SC" resume localhost "$p1" --port2 "$PORT" --ca "$ROOT"
+	grep -q 'reused: True' "$OUT" || { fail "replica 2 did not resume replica 1's ticket: $(cat "$OUT" "$ERR")"; return; }
+	serve_app rep3 echo "serve 127.0.0.1:* $CK" || { fail "replica 3 did not start"; return; }
+	prun r4 "$PY" "$SC" resume localhost "$p1" --port2 "$PORT" --ca "$ROOT"
+	grep -q 'reused: False' "$OUT" || { fail "a process with its own secret resumed another's ticket: $(cat "$OUT")"; return; }
+	ok "resumed across forked children and across replicas sharing the key file; not with tickets off or another secret"
+}
+
 # ---- the CLI ----
 t_check_serve_rules() {
 	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/other.key" 2>/dev/null
@@ -379,6 +401,7 @@ tcase nginx_plain_listener
 tcase redis_server
 tcase mosquitto
 tcase node_http
+tcase session_tickets
 tcase check_serve_rules
 tcase explain_accept
 tcase python_http_server
