@@ -5,6 +5,10 @@ WOLFSSL  ?= static
 CC       ?= gcc
 CFLAGS   ?= -O2 -g
 WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+# The version is written in one place: the first line of debian/changelog (without the Debian revision).
+VERSION  := $(shell sed -n '1s/^[^(]*(\([^)-]*\)[-)].*/\1/p' debian/changelog)
+# The multiarch triplet names the packaged library's directory, /usr/lib/$(MULTIARCH)/tlsshim.
+MULTIARCH ?= $(shell $(CC) -print-multiarch 2>/dev/null)
 BASEFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden -I. $(WARN)
 
 ifeq ($(WOLFSSL),system)
@@ -31,7 +35,7 @@ policy_objs  = $(POLICY_SRC:%.c=$(OBJ)/%.o)
 preload_objs = $(PRELOAD_SRC:%.c=$(OBJ)/%.o)
 tools_objs   = $(TOOLS_SRC:%.c=$(OBJ)/%.o) $(SHARED_SRC:%.c=$(OBJ)/cli/%.o)
 
-.PHONY: test-binaries deps compat all check unit integration demo asan valgrind fuzz bench clean format install
+.PHONY: deb test-binaries deps compat all check unit integration demo asan valgrind fuzz bench clean format install
 all: $(BUILD)/libtlsshim.so $(BUILD)/tlsshim
 
 /usr/include/wolfssl/options.h:
@@ -44,7 +48,11 @@ $(WOLF_DIR)/lib/libwolfssl.a: scripts/build-wolfssl.sh
 
 $(OBJ)/%.o: %.c $(WOLF_DEP) $(wildcard */*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASEFLAGS) $(WOLF_CFLAGS) $(CFLAGS) $(EXTRA_CFLAGS) -MMD -c $< -o $@
+	$(CC) $(BASEFLAGS) $(WOLF_CFLAGS) $(TOOL_DEFS) $(CFLAGS) $(EXTRA_CFLAGS) -MMD -c $< -o $@
+
+# Only the command needs the version and where the packaged library lives.
+$(OBJ)/tools/%.o: TOOL_DEFS = -DTLSSHIM_VERSION='"$(VERSION)"' -DTLSSHIM_MULTIARCH='"$(MULTIARCH)"'
+$(OBJ)/tools/cmd_version.o $(OBJ)/tools/cli.o: debian/changelog
 
 $(OBJ)/cli/%.o: %.c $(WOLF_DEP) $(wildcard */*.h)
 	@mkdir -p $(dir $@)
@@ -82,6 +90,10 @@ unit: deps $(BUILD)/unit-tests
 
 check: deps all $(BUILD)/unit-tests $(CLIENTS)
 	bash tests/run-all.sh $(BUILD)
+
+# The Debian package (scripts/make-deb.sh): build/deb/tlsshim_VERSION_ARCH.deb, checked with lintian.
+deb:
+	bash scripts/make-deb.sh $(BUILD)
 
 demo: deps all
 	bash scripts/demo.sh $(BUILD)

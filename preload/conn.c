@@ -6,6 +6,7 @@
 #include "preload/log.h"
 #include "preload/serve.h"
 #include "preload/session.h"
+#include "preload/metrics.h"
 #include "preload/stats.h"
 #include "preload/tlsctx.h"
 #include "preload/wake.h"
@@ -556,9 +557,9 @@ static int handshake_done(struct conn *c, int fd, bool ok, int werr, int sys_err
 	}
 	if (ok) {
 		c->state = CONN_ESTABLISHED;
-		stats_add(STATS_HANDSHAKES, 1);
+		stats_add(c->rule, STATS_OUTBOUND, STATS_HANDSHAKES, 1);
 		if (wolfSSL_session_reused(c->ssl))
-			stats_add(STATS_RESUMED, 1);
+			stats_add(c->rule, STATS_OUTBOUND, STATS_RESUMED, 1);
 		if (log_json()) {
 			char *alpn = NULL, alpn_esc[300] = "", fields[600];
 			unsigned short alen = 0;
@@ -618,7 +619,11 @@ static int handshake_done(struct conn *c, int fd, bool ok, int werr, int sys_err
 	}
 	c->state = CONN_FAILED;
 	c->fail_errno = e;
-	stats_add(STATS_FAILURES, 1);
+	stats_failure(c->rule, STATS_OUTBOUND,
+		      sys_errno == ETIMEDOUT ? STATS_REASON_TIMEOUT
+		      : sys_errno	     ? STATS_REASON_TCP
+		      : c->verify.failed     ? STATS_REASON_VERIFY
+					     : STATS_REASON_HANDSHAKE);
 	if (log_json()) {
 		char reason[900], fields[1000];
 		log_json_escape(reason, sizeof(reason), err);
@@ -1131,8 +1136,8 @@ static void conn_count_end(struct conn *c, int fd)
 {
 	if (c->state == CONN_CLOSED || c->state == CONN_CONNECTING)
 		return;
-	stats_add(STATS_BYTES_IN, c->bytes_in);
-	stats_add(STATS_BYTES_OUT, c->bytes_out);
+	stats_add(c->rule, STATS_OUTBOUND, STATS_BYTES_IN, c->bytes_in);
+	stats_add(c->rule, STATS_OUTBOUND, STATS_BYTES_OUT, c->bytes_out);
 	if (log_json()) {
 		char fields[200];
 		snprintf(fields, sizeof(fields),
@@ -1183,6 +1188,7 @@ void conn_detach_fd(struct conn *c, int fd)
 	}
 	pthread_mutex_unlock(&c->lock);
 	conn_put(c);
+	metrics_tick(); /* no lock held: the periodic metrics file rides on closes */
 }
 
 /* ---- fork and exit ---- */

@@ -2,12 +2,14 @@
  * The three answers (torsocks calls this validating the socket): PLAIN hands the call to libc untouched;
  * DENY fails with EACCES and a reason; TLS installs the connection in the fd table *before* the TCP
  * connect, so no other thread can slip plaintext into the socket, then connects and runs the handshake. */
+#include "preload/audit.h"
 #include "preload/conn.h"
 #include "preload/child.h"
 #include "preload/fdtab.h"
 #include "preload/hooks.h"
 #include "preload/libc.h"
 #include "preload/log.h"
+#include "preload/metrics.h"
 #include "preload/names.h"
 #include "preload/peer.h"
 #include "preload/routes.h"
@@ -120,7 +122,8 @@ static int connect_tls(int fd, const struct sockaddr *sa, socklen_t salen, const
 		snprintf(c->dest, sizeof(c->dest), "%s%s%s:%u", d->family == AF_INET6 ? "[" : "",
 			 d->addr_text, d->family == AF_INET6 ? "]" : "", d->port);
 
-	stats_add(STATS_CONNECTIONS, 1);
+	stats_add(rule, STATS_OUTBOUND, STATS_CONNECTIONS, 1);
+	metrics_tick(); /* no lock held here: the periodic metrics file rides on connects */
 	log_event(LOG_INFO, "connect", fd, c->dest, rule->source, rule->line, "");
 	if (rule->tls.starttls != POLICY_STARTTLS_NONE || rule->tls.proxy != POLICY_PROXY_NONE) {
 		/* Until the dialogue engine lands: never a direct handshake (or plaintext) instead. */
@@ -136,6 +139,7 @@ static int connect_tls(int fd, const struct sockaddr *sa, socklen_t salen, const
 	if (!ctx) {
 		log_msg(LOG_ERROR, "%s: cannot set up TLS: %s (rule %s:%u)", c->dest, err, rule->source,
 			rule->line);
+		stats_failure(rule, STATS_OUTBOUND, STATS_REASON_SETUP);
 		conn_put(c);
 		errno = ECONNREFUSED;
 		return -1;
@@ -180,6 +184,9 @@ static int connect_tls(int fd, const struct sockaddr *sa, socklen_t salen, const
 	}
 	ret = conn_finish(c, fd);
 	conn_put_keep_errno(c);
+	int e = errno;
+	metrics_tick(); /* the handshake's outcome, no lock held */
+	errno = e;
 	return ret;
 }
 
@@ -198,6 +205,8 @@ int hook_connect(int fd, const struct sockaddr *sa, socklen_t salen)
 	if (!is_tcp_stream(fd)) /* UDP and the rest: only deny applies (udp.c) */
 		return udp_check_dest(fd, sa, salen) == 0 ? libc.connect(fd, sa, salen) : -1;
 	shim_init();
+	if (audit_on()) /* TLSSHIM_MODE=audit: log what the policy would do, then connect untouched */
+		return audit_connect(fd, sa, salen, d.family, d.addr, d.port, d.addr_text);
 	if (!shim_policy_ok()) {
 		log_msg(LOG_ERROR, "%s:%u: refused: the policy did not load (see the first message); fix it",
 			d.addr_text, d.port);
@@ -232,6 +241,8 @@ int connect_check_fastopen(int fd, const struct sockaddr *sa, socklen_t salen)
 	    !is_tcp_stream(fd))
 		return 1;
 	shim_init();
+	if (audit_on())
+		return 1; /* observe only */
 	if (!shim_policy_ok()) {
 		errno = EACCES;
 		return -1;

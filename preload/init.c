@@ -1,5 +1,6 @@
 /* init.c: the library's constructor and process-wide state (see shim.h). */
 #include "preload/shim.h"
+#include "preload/audit.h"
 #include "preload/conn.h"
 #include "preload/child.h"
 #include "preload/session.h"
@@ -27,6 +28,7 @@ static void load_config(void)
 {
 	libc_resolve();
 	log_init();
+	audit_init();
 	keylog_init();
 	stats_init();
 	const char *rules = secure_getenv("TLSSHIM_RULES");
@@ -44,6 +46,7 @@ static void load_config(void)
 		return;
 	}
 	policy_ok = true;
+	stats_policy_loaded(&the_policy);
 	if (the_policy.n_rules) {
 		rule_ctx = calloc(the_policy.n_rules, sizeof(*rule_ctx));
 		if (!rule_ctx) {
@@ -102,5 +105,6 @@ __attribute__((destructor)) static void tlsshim_destructor(void)
 	fflush(NULL); /* exit flushes stdio only after destructors: data for TLS fds must go before
 			 close_notify */
 	conn_end_all_at_exit(1000);
-	stats_print();
+	stats_at_exit(); /* TLSSHIM_STATS and the last TLSSHIM_METRICS_FILE */
+	audit_at_exit();
 }

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Builds wolfSSL from Debian's source package as a position-independent static library with AES-NI and the
 # Intel assembly, into build/wolfssl (cached: a stamp file names the configuration it was built with).
 # Usage: scripts/build-wolfssl.sh BUILD_DIR
+# With TLSSHIM_WOLFSSL_SRC=DIR (the Debian package build: debian/rules) it builds a copy of that
+# already unpacked source instead, and neither installs packages nor downloads anything.
 set -euo pipefail
 out=$(realpath -m "${1:-build}")/wolfssl
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,8 +23,13 @@ stamp="$(printf '%s ' "${CONFIG[@]}") $EXTRA_CFLAGS v3"
 if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ] && [ -f "$out/lib/libwolfssl.a" ]; then
   exit 0
 fi
-bash "$here/scripts/install-deps.sh"
 src=$out-src
+if [ -n "${TLSSHIM_WOLFSSL_SRC:-}" ]; then
+  [ -f "$TLSSHIM_WOLFSSL_SRC/configure.ac" ] || { echo "build-wolfssl: $TLSSHIM_WOLFSSL_SRC holds no wolfSSL source"; exit 1; }
+  rm -rf "$src"; mkdir -p "$(dirname "$src")"; cp -a "$TLSSHIM_WOLFSSL_SRC" "$src"
+else
+  bash "$here/scripts/install-deps.sh"
+fi
 if [ ! -f "$src/configure.ac" ]; then
   rm -rf "$src" "$out-dl"; mkdir -p "$out-dl"
   (cd "$out-dl" && apt-get source -qq wolfssl >/dev/null 2>&1) || {

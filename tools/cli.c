@@ -51,19 +51,23 @@ int cli_find_library(char *buf, size_t len)
 		return -1;
 	}
 	*slash = '\0';
-	char beside[PATH_MAX + 32], installed[PATH_MAX + 48];
-	snprintf(beside, sizeof(beside), "%s/libtlsshim.so", exe);
-	snprintf(installed, sizeof(installed), "%s/../lib/tlsshim/libtlsshim.so", exe);
-	if (readable_file(beside)) {
-		snprintf(buf, len, "%s", beside);
-		return 0;
+	/* The build tree, `make install`'s layout, and the Debian package's multiarch directory. */
+	static const char *const places[] = {"/libtlsshim.so", "/../lib/tlsshim/libtlsshim.so",
+					     "/../lib/" TLSSHIM_MULTIARCH "/tlsshim/libtlsshim.so"};
+	size_t used = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(places) / sizeof(places[0]); i++) {
+		char path[PATH_MAX + 64], real[PATH_MAX];
+		snprintf(path, sizeof(path), "%s%s", exe, places[i]);
+		if (readable_file(path)) {
+			snprintf(buf, len, "%s", i == 0 ? path : realpath(path, real) ? real : path);
+			return 0;
+		}
+		if (used < len) {
+			int w = snprintf(buf + used, len - used, "%s%s", i ? " or " : "", path);
+			used += w > 0 ? (size_t)w : 0;
+		}
 	}
-	if (readable_file(installed)) {
-		char real[PATH_MAX];
-		snprintf(buf, len, "%s", realpath(installed, real) ? real : installed);
-		return 0;
-	}
-	snprintf(buf, len, "%s or %s", beside, installed);
 	return -1;
 }
 

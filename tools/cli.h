@@ -11,7 +11,10 @@
 
 #include "policy/policy.h"
 
-#define TLSSHIM_VERSION "0.1.0"
+/* TLSSHIM_VERSION (from debian/changelog) and TLSSHIM_MULTIARCH come from the Makefile. */
+#ifndef TLSSHIM_VERSION
+#error "TLSSHIM_VERSION must be defined (the Makefile takes it from debian/changelog)"
+#endif
 
 /* Exit codes shared by every subcommand. */
 enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
@@ -23,6 +26,9 @@ int cmd_explain(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
 int cmd_certs(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+int cmd_enable(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
+int cmd_disable(int argc, char **argv);
 
 /* ---- messages (cli.c) ---- */
 
@@ -87,10 +93,26 @@ struct cli_peer {
 void cli_peer_for(const struct policy_rule *r, const char *remembered, int family, const uint8_t *addr,
 		  struct cli_peer *out);
 
+/* ---- what the loader would do with a program (cli_loader.c) ---- */
+
+/* Why the dynamic loader would not preload the library into the program at path (a sentence without
+ * the final period), or "" in why when it would: static, setuid/setgid, file capabilities, another ELF
+ * class or machine; a "#!" script is judged by its interpreter. root ("" or NULL for /) is prefixed to
+ * path and to interpreters, for a program inside another root. */
+void cli_loader_refusal(const char *root, const char *path, char *why, size_t len);
+/* The LD_PRELOAD value with lib first (after sanitizer runtimes, which must stay first), the entries
+ * of old (':' or space separated, may be NULL) after it, and any copy of a libtlsshim.so in old dropped
+ * (loading two would interpose twice). Returns a malloc'd string, or NULL when out of memory. */
+char *cli_preload_value(const char *lib, const char *old);
+/* Finds an executable regular file on PATH the way execvp does (empty entries mean "."); a name with a
+ * '/' is taken as it is. Returns 0 with the path in out, or -1. */
+int cli_find_program(const char *prog, char *out, size_t len);
+
 /* ---- small helpers (cli.c) ---- */
 
-/* The library beside the command: DIR/libtlsshim.so, then DIR/../lib/tlsshim/libtlsshim.so, where DIR
- * holds the running executable. Returns 0 with the path, or -1 with the places looked at in buf. */
+/* The library beside the command: DIR/libtlsshim.so, then DIR/../lib/tlsshim/libtlsshim.so, then the
+ * packaged DIR/../lib/MULTIARCH/tlsshim/libtlsshim.so, where DIR holds the running executable. Returns 0 with
+ * the path, or -1 with the places looked at in buf. */
 int cli_find_library(char *buf, size_t len);
 /* Standard base64 with padding. out needs 4 * ((n + 2) / 3) + 1 bytes. */
 void cli_base64(const uint8_t *in, size_t n, char *out);

@@ -17,6 +17,9 @@ static const struct subcommand subcommands[] = {
     {"explain", cmd_explain, "show which rule matches HOST:PORT and the options the library would use"},
     {"probe", cmd_probe, "connect to HOST:PORT as the library would and show the TLS session and chain"},
     {"certs", cmd_certs, "make a test CA, server and client certificate, and the policy line to trust them"},
+    {"audit", cmd_audit, "run a program observe-only: log what it connects to, suggest a policy"},
+    {"enable", cmd_enable, "write a systemd drop-in that gives a service the library and a policy"},
+    {"disable", cmd_disable, "remove the drop-in tlsshim enable wrote"},
     {"version", cmd_version, "show the tlsshim and wolfSSL versions and whether AES-NI is in use"},
 };
 

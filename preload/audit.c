@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* audit.c: see audit.h. The per-destination table is small and bounded (AUDIT_MAX_DESTS; later
+ * destinations are still logged, only not summarised) and guarded by a spin flag held for a few memory
+ * operations only, never across I/O; a fork child starts with an empty table. */
+#include "preload/audit.h"
+#include "preload/hooks.h"
+#include "preload/libc.h"
+#include "preload/log.h"
+#include "preload/names.h"
+#include "preload/shim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+
+#define AUDIT_MAX_DESTS 256
+
+struct audit_dest {
+	char dest[64];			/* "127.0.0.1:8443" or "[::1]:8443" */
+	char name[NAMES_MAX_LEN + 1];	/* the name the program resolved, or "" */
+	const struct policy_rule *rule; /* the rule that would match, or NULL */
+	unsigned long count;
+};
+
+/* audit_mode and audit_fd are set once by audit_init (inside the library's pthread_once) and read-only
+ * afterwards. dests/n_dests are guarded by table_busy (a spin flag held for memory operations only);
+ * the fork child handler empties the table while the child has one thread. */
+static bool audit_mode;
+static int audit_fd = -1; /* TLSSHIM_AUDIT_FILE, opened O_APPEND */
+static atomic_flag table_busy = ATOMIC_FLAG_INIT;
+static struct audit_dest dests[AUDIT_MAX_DESTS];
+static size_t n_dests;
+static _Atomic unsigned long dropped;
+
+static void audit_after_fork_child(void)
+{
+	n_dests = 0;
+	atomic_store(&dropped, 0);
+	atomic_flag_clear(&table_busy);
+}
+
+void audit_init(void)
+{
+	const char *m = secure_getenv("TLSSHIM_MODE");
+	if (!m || !*m || strcmp(m, "enforce") == 0)
+		return;
+	if (strcmp(m, "audit") != 0) {
+		log_msg(LOG_ERROR,
+			"TLSSHIM_MODE=%s is not a mode; use audit or enforce (enforcing the policy)", m);
+		return;
+	}
+	audit_mode = true;
+	const char *f = secure_getenv("TLSSHIM_AUDIT_FILE");
+	if (f && *f) {
+		audit_fd = open(f, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+		if (audit_fd < 0)
+			log_msg(LOG_WARN, "TLSSHIM_AUDIT_FILE=%s: %s; audit lines go to the log only", f,
+				strerror(errno));
+	}
+	pthread_atfork(NULL, NULL, audit_after_fork_child);
+	log_msg(LOG_INFO, "audit mode (TLSSHIM_MODE=audit): connections are only observed, the policy is not "
+			  "enforced");
+}
+
+bool audit_on(void)
+{
+	return audit_mode;
+}
+
+static const char *action_name(const struct policy_rule *r)
+{
+	if (!r || r->action == POLICY_PLAIN)
+		return "plain";
+	return r->action == POLICY_DENY ? "deny" : "tls";
+}
+
+static void rule_where(const struct policy_rule *r, char *out, size_t len)
+{
+	if (r)
+		snprintf(out, len, "%s:%u", r->source, r->line);
+	else
+		snprintf(out, len, "none");
+}
+
+static void remember(const char *dest, const char *name, const struct policy_rule *rule)
+{
+	while (atomic_flag_test_and_set_explicit(&table_busy, memory_order_acquire))
+		;
+	size_t i;
+	for (i = 0; i < n_dests; i++)
+		if (strcmp(dests[i].dest, dest) == 0 && strcmp(dests[i].name, name) == 0)
+			break;
+	if (i == n_dests && n_dests < AUDIT_MAX_DESTS) {
+		snprintf(dests[i].dest, sizeof(dests[i].dest), "%s", dest);
+		snprintf(dests[i].name, sizeof(dests[i].name), "%s", name);
+		dests[i].count = 0;
+		n_dests++;
+	}
+	if (i < n_dests) {
+		dests[i].rule = rule;
+		dests[i].count++;
+	} else {
+		atomic_fetch_add(&dropped, 1);
+	}
+	atomic_flag_clear_explicit(&table_busy, memory_order_release);
+}
+
+static void write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		long n = syscall(SYS_write, fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		buf += n;
+		len -= (size_t)n;
+	}
+}
+
+int audit_connect(int fd, const struct sockaddr *sa, socklen_t salen, int family, const uint8_t *addr,
+		  uint16_t port, const char *addr_text)
+{
+	int saved = errno;
+	char name[NAMES_MAX_LEN + 1] = "";
+	names_lookup(family, addr, name, sizeof(name));
+	const struct policy_rule *rule = NULL;
+	bool policy_ok = shim_policy_ok();
+	if (policy_ok) {
+		struct policy_dest pd = {
+		    .family = family, .addr = addr, .port = port, .name = name[0] ? name : NULL};
+		rule = policy_match(shim_policy(), &pd, resolve_rule_name_has_addr, NULL);
+	}
+	char dest[64], where[600], line[1200];
+	snprintf(dest, sizeof(dest), "%s%s%s:%u", family == AF_INET6 ? "[" : "", addr_text,
+		 family == AF_INET6 ? "]" : "", port);
+	rule_where(rule, where, sizeof(where));
+	/* Fixed field order; the rule (a file name may hold spaces) is the rest of the line. */
+	int n = snprintf(
+	    line, sizeof(line), "tlsshim: audit: connect dest=%s name=%s action=%s pid=%d rule=%s%s\n", dest,
+	    name[0] ? name : "-", policy_ok ? action_name(rule) : "refused-policy-error", (int)getpid(),
+	    where, policy_ok ? "" : " (the policy does not load: enforcing would refuse every connect)");
+	if (n > 0) {
+		size_t len = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
+		log_raw(line, len);
+		if (audit_fd >= 0)
+			write_all(audit_fd, line, len);
+	}
+	remember(dest, name, rule);
+	errno = saved;
+	return libc.connect(fd, sa, salen);
+}
+
+void audit_at_exit(void)
+{
+	if (!audit_mode || n_dests == 0)
+		return;
+	char line[1200], where[600];
+	int n =
+	    snprintf(line, sizeof(line),
+		     "tlsshim: audit: summary: pid %d: %zu destinations (nothing was changed; `tlsshim audit "
+		     "--from LOG` turns the connect lines into a policy)\n",
+		     (int)getpid(), n_dests);
+	log_raw(line, (size_t)n);
+	for (size_t i = 0; i < n_dests; i++) {
+		rule_where(dests[i].rule, where, sizeof(where));
+		n = snprintf(line, sizeof(line),
+			     "tlsshim: audit: summary: %s%s%s%s: %lu connects, would %s (rule %s)\n",
+			     dests[i].name[0] ? dests[i].name : dests[i].dest, dests[i].name[0] ? " (" : "",
+			     dests[i].name[0] ? dests[i].dest : "", dests[i].name[0] ? ")" : "",
+			     dests[i].count, action_name(dests[i].rule), where);
+		if (n > 0)
+			log_raw(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+	}
+	if (atomic_load(&dropped))
+		log_msg(LOG_WARN, "audit: %lu connects to further destinations are not in the summary",
+			atomic_load(&dropped));
+}
