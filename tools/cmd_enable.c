@@ -282,8 +282,8 @@ int cmd_enable(int argc, char **argv)
 			lib);
 		goto out;
 	}
-	snprintf(full, sizeof(full), "%s%s", root, lib);
-	if (root[0] && access(full, R_OK) != 0) {
+	if (snprintf(full, sizeof(full), "%s%s", root, lib) >= (int)sizeof(full) ||
+	    (root[0] && access(full, R_OK) != 0)) {
 		fprintf(stderr, "tlsshim enable: refusing: the library %s is not in %s (%s)\n", lib, root,
 			strerror(errno));
 		goto out;
@@ -302,7 +302,10 @@ int cmd_enable(int argc, char **argv)
 				     policy);
 		goto out;
 	}
-	snprintf(full, sizeof(full), "%s%s", root, policy);
+	if (snprintf(full, sizeof(full), "%s%s", root, policy) >= (int)sizeof(full)) {
+		fprintf(stderr, "tlsshim enable: refusing: the policy path is too long\n");
+		goto out;
+	}
 	struct cli_policy_src src = {.file = full};
 	struct policy pol;
 	if (cli_policy_load(&src, &pol) != 0) {
