@@ -45,11 +45,13 @@ fi
 
 rm -rf "$out"
 mkdir -p "$out"
+# Every file in the tarballs gets the changelog's date (reproducible, and not "ancient" for lintian).
+stamp=@$(dpkg-parsechangelog -S Timestamp)
 echo "make-deb: preparing tlsshim $version (wolfssl $wolfssl_version as a component tarball)"
 git ls-files -z --cached --others --exclude-standard -- . ':(exclude)debian' |
-	tar --null -T - --transform "s,^,tlsshim-$upstream/," --owner=0 --group=0 --mtime=@0 --sort=name \
+	tar --null -T - --transform "s,^,tlsshim-$upstream/," --owner=0 --group=0 --mtime="$stamp" --sort=name \
 		-czf "$out/tlsshim_$upstream.orig.tar.gz"
-tar -C "$(dirname "$wsrc")" --transform "s,^$(basename "$wsrc"),wolfssl," --owner=0 --group=0 --mtime=@0 \
+tar -C "$(dirname "$wsrc")" --transform "s,^$(basename "$wsrc"),wolfssl," --owner=0 --group=0 --mtime="$stamp" \
 	--sort=name -czf "$out/tlsshim_$upstream.orig-wolfssl.tar.gz" "$(basename "$wsrc")"
 tree=$out/tlsshim-$upstream
 mkdir -p "$tree"
@@ -71,7 +73,7 @@ fi
 [ -f "$deb" ] || { echo "make-deb: dpkg-buildpackage made no $deb"; exit 1; }
 
 echo "make-deb: lintian --fail-on error,warning"
-if ! lintian --fail-on error,warning --no-tag-display-limit "$deb" >"$out/lintian.txt" 2>&1; then
+if ! lintian --fail-on error,warning --tag-display-limit 0 "$deb" >"$out/lintian.txt" 2>&1; then
 	cat "$out/lintian.txt"
 	echo "make-deb: lintian found errors or warnings in $deb"
 	exit 1
