@@ -10,7 +10,10 @@ PKGS=(build-essential autoconf automake libtool pkg-config dpkg-dev
       # `make check-fresh` and the container test
       man-db debootstrap
       # server side (tests/integration/test_serve.sh): real daemons under `serve` rules and their clients
-      nginx redis-server redis-tools mosquitto mosquitto-clients nodejs)
+      nginx redis-server redis-tools mosquitto mosquitto-clients nodejs
+      # make deb and its test (debhelper, lintian, fakeroot); promtool (prometheus) checks
+      # TLSSHIM_METRICS_FILE
+      debhelper lintian fakeroot prometheus)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
