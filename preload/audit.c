@@ -9,7 +9,9 @@
 #include "preload/names.h"
 #include "preload/shim.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -155,6 +157,71 @@ int audit_connect(int fd, const struct sockaddr *sa, socklen_t salen, int family
 	remember(dest, name, rule);
 	errno = saved;
 	return libc.connect(fd, sa, salen);
+}
+
+static int sock_text(int fd, bool peer, int *family, uint8_t *addr, uint16_t *port, char *out, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	if ((peer ? getpeername(fd, (struct sockaddr *)&ss, &sl)
+		  : getsockname(fd, (struct sockaddr *)&ss, &sl)) != 0)
+		return -1;
+	char a[INET6_ADDRSTRLEN];
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+		*family = AF_INET;
+		memcpy(addr, &in->sin_addr, 4);
+		*port = ntohs(in->sin_port);
+	} else if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+		*family = AF_INET6;
+		memcpy(addr, &in6->sin6_addr, 16);
+		*port = ntohs(in6->sin6_port);
+		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+			*family = AF_INET;
+			memmove(addr, addr + 12, 4);
+		}
+	} else {
+		return -1;
+	}
+	inet_ntop(*family, addr, a, sizeof(a));
+	snprintf(out, len, "%s%s%s:%u", *family == AF_INET6 ? "[" : "", a, *family == AF_INET6 ? "]" : "",
+		 *port);
+	return 0;
+}
+
+void audit_accept(int fd)
+{
+	int saved = errno, lfam, pfam;
+	uint8_t laddr[16], paddr[16];
+	uint16_t lport, pport;
+	char local[64], peer[64], where[600], line[1200];
+	if (sock_text(fd, false, &lfam, laddr, &lport, local, sizeof(local)) != 0 ||
+	    sock_text(fd, true, &pfam, paddr, &pport, peer, sizeof(peer)) != 0) {
+		errno = saved;
+		return; /* not an IP socket */
+	}
+	const struct policy_rule *cands[4];
+	size_t n = 0;
+	bool policy_ok = shim_policy_ok();
+	if (policy_ok) {
+		struct policy_dest d = {.family = lfam, .addr = laddr, .port = lport};
+		n = policy_serve_candidates(shim_policy(), &d, resolve_rule_name_has_addr, NULL, cands, 4);
+	}
+	rule_where(n ? cands[0] : NULL, where, sizeof(where));
+	int len = snprintf(line, sizeof(line),
+			   "tlsshim: audit: accept local=%s peer=%s action=%s pid=%d rule=%s\n", local, peer,
+			   !policy_ok ? "refused-policy-error"
+			   : n	      ? "serve"
+				      : "plain",
+			   (int)getpid(), where);
+	if (len > 0) {
+		size_t l = (size_t)len < sizeof(line) ? (size_t)len : sizeof(line) - 1;
+		log_raw(line, l);
+		if (audit_fd >= 0)
+			write_all(audit_fd, line, l);
+	}
+	errno = saved;
 }
 
 void audit_at_exit(void)

@@ -19,6 +19,9 @@ bool audit_on(void);
 /* The audit path of the connect hook: log what would happen, then the real connect, unchanged. */
 int audit_connect(int fd, const struct sockaddr *sa, socklen_t salen, int family, const uint8_t *addr,
 		  uint16_t port, const char *addr_text);
+/* The audit path of accept: fd was just accepted; logs "tlsshim: audit: accept ..." with the serve rule
+ * that would match its local address. The socket is left exactly as accepted. */
+void audit_accept(int fd);
 /* At exit: one summary line per destination (nothing when there was no connect). */
 void audit_at_exit(void);
 

@@ -548,9 +548,9 @@ static int handshake_done(struct conn *c, int fd, bool ok, int werr, int sys_err
 	}
 	if (ok && c->role == CONN_ROLE_SERVER) {
 		c->state = CONN_ESTABLISHED;
-		stats_add(STATS_HANDSHAKES, 1);
+		stats_add(c->rule, STATS_INBOUND, STATS_HANDSHAKES, 1);
 		if (wolfSSL_session_reused(c->ssl))
-			stats_add(STATS_RESUMED, 1);
+			stats_add(c->rule, STATS_INBOUND, STATS_RESUMED, 1);
 		keylog_tls12(c->ssl);
 		serve_log_handshake(c, fd, now_ms() - c->started_ms);
 		return 0;
@@ -619,7 +619,7 @@ static int handshake_done(struct conn *c, int fd, bool ok, int werr, int sys_err
 	}
 	c->state = CONN_FAILED;
 	c->fail_errno = e;
-	stats_failure(c->rule, STATS_OUTBOUND,
+	stats_failure(c->rule, c->role == CONN_ROLE_SERVER ? STATS_INBOUND : STATS_OUTBOUND,
 		      sys_errno == ETIMEDOUT ? STATS_REASON_TIMEOUT
 		      : sys_errno	     ? STATS_REASON_TCP
 		      : c->verify.failed     ? STATS_REASON_VERIFY
@@ -1136,8 +1136,9 @@ static void conn_count_end(struct conn *c, int fd)
 {
 	if (c->state == CONN_CLOSED || c->state == CONN_CONNECTING)
 		return;
-	stats_add(c->rule, STATS_OUTBOUND, STATS_BYTES_IN, c->bytes_in);
-	stats_add(c->rule, STATS_OUTBOUND, STATS_BYTES_OUT, c->bytes_out);
+	enum stats_direction dir = c->role == CONN_ROLE_SERVER ? STATS_INBOUND : STATS_OUTBOUND;
+	stats_add(c->rule, dir, STATS_BYTES_IN, c->bytes_in);
+	stats_add(c->rule, dir, STATS_BYTES_OUT, c->bytes_out);
 	if (log_json()) {
 		char fields[200];
 		snprintf(fields, sizeof(fields),

@@ -25,6 +25,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "preload/audit.h"
+
 /* Set once by serve_rules_init (pthread_once) after the policy loaded; read-only afterwards. */
 static bool have_serve_rules;
 static pthread_once_t serve_rules_once = PTHREAD_ONCE_INIT;
@@ -117,7 +119,7 @@ static bool refusal_line_allowed(unsigned long *suppressed)
 EXPORT int listen(int fd, int backlog)
 {
 	libc_ensure();
-	if (!policy_serves() || !is_tcp(fd))
+	if (audit_on() || !policy_serves() || !is_tcp(fd)) /* audit mode observes accepts only */
 		return libc.listen(fd, backlog);
 	if (!shim_policy_ok()) {
 		log_msg(LOG_ERROR,
@@ -255,7 +257,7 @@ static int adopt(int nfd, int listen_fd)
 		return -1;
 	}
 	conn_begin_server(c, nfd, s);
-	stats_add(STATS_CONNECTIONS, 1);
+	stats_add(def, STATS_INBOUND, STATS_CONNECTIONS, 1);
 	log_event(LOG_INFO, "accept", nfd, c->dest, def->source, def->line, "\"role\":\"server\"");
 	log_msg(LOG_DEBUG, "%s: accepted for TLS (rule %s:%u)", c->dest, def->source, def->line);
 	conn_put(c);
@@ -268,6 +270,10 @@ static int accepted(int listen_fd, int nfd)
 		return nfd;
 	if (fdtab_load(nfd))
 		close_forget_stale(nfd);
+	if (__builtin_expect(audit_on(), 0)) { /* TLSSHIM_MODE=audit: log, change nothing */
+		audit_accept(nfd);
+		return nfd;
+	}
 	if (__builtin_expect(!policy_serves(), 1))
 		return nfd;
 	int e = errno;
@@ -280,7 +286,7 @@ static int accepted(int listen_fd, int nfd)
 
 int serve_adopt_inherited(int fd)
 {
-	if (!policy_serves() || fdtab_load(fd) || !is_tcp(fd))
+	if (audit_on() || !policy_serves() || fdtab_load(fd) || !is_tcp(fd))
 		return 0;
 	int r = adopt(fd, -1);
 	if (r < 0)

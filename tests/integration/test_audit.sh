@@ -102,7 +102,22 @@ t_broken_policy_still_observed() {
 	[ "$RC" = 1 ] || fail "tlsshim audit with a broken policy: rc=$RC"
 }
 
+# A plain server under audit mode with a serve rule for its port: it still answers in plain (not
+# wrapped), and the accept is logged with the serve rule.
+t_accept_observed() {
+	local port
+	port=$(free_port)
+	TLSSHIM_MODE=audit TLSSHIM_RULES="serve 127.0.0.1:$port cert=$PKI/leaf.pem key=$PKI/leaf.key" TLSSHIM_LOG_FILE="$T/srv-shim.log" \
+		LD_PRELOAD="$PRELOAD" bg srv "$PY" -u "$SERVERS" plain --mode echo --port "$port" --portfile "$T/srv.port"
+	wait_portfile srv || { fail "server under audit did not start"; return; }
+	prun cli $(pyc 127.0.0.1 "$port" "$SENTINEL")
+	[ "$RC" = 0 ] && grep -qF "$SENTINEL" "$OUT" || { fail "plain client to the audited server: rc=$RC $(cat "$ERR")"; return; }
+	grep -q "tlsshim: audit: accept local=127.0.0.1:$port peer=127.0.0.1:[0-9]* action=serve pid=[0-9]* rule=TLSSHIM_RULES:1" "$T/srv-shim.log" &&
+		ok "accept logged (would serve), connection left plain" || fail "no accept line: $(cat "$T/srv-shim.log")"
+}
+
 tcase no_byte_changed
+tcase accept_observed
 tcase suggested_policy_wraps_exactly_what_was_seen
 tcase service_log_and_from
 tcase broken_policy_still_observed
