@@ -628,15 +628,11 @@ static int handshake_done(struct conn *c, int fd, bool ok, int werr, int sys_err
 		char reason[900], fields[1000];
 		log_json_escape(reason, sizeof(reason), err);
 		snprintf(fields, sizeof(fields), "\"reason\":\"%s\",\"errno\":%d", reason, e);
-		log_event(
-		    LOG_ERROR,
-		    c->role == CONN_ROLE_SERVER
-			? (c->serve && c->serve->refused && strstr(c->serve->reason, "client certificate")
-			       ? "access-denied"
-			       : "handshake-failed")
-		    : c->verify.failed ? "verify-failed"
-				       : "handshake-failed",
-		    fd, c->dest, c->rule->source, c->rule->line, fields);
+		log_event(LOG_ERROR,
+			  c->role == CONN_ROLE_SERVER ? serve_failure_event(c, werr)
+			  : c->verify.failed	      ? "verify-failed"
+						      : "handshake-failed",
+			  fd, c->dest, c->rule->source, c->rule->line, fields);
 	}
 	if (log_json())
 		;				      /* the event above says it */

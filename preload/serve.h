@@ -68,6 +68,10 @@ int serve_prepare_session(struct conn *c, int fd, WOLFSSL **ssl);
 /* The sentence for a failed server handshake (werr: the wolfSSL error, sys_errno: ETIMEDOUT or 0). */
 void serve_failure_reason(struct conn *c, int werr, int sys_errno, char *buf, size_t len);
 
+/* The JSON event of a failed server handshake: "access-denied" when the client certificate was refused
+ * or missing, else "handshake-failed". */
+const char *serve_failure_event(struct conn *c, int werr);
+
 /* The info/JSON line of a finished server handshake. c->lock held. */
 void serve_log_handshake(struct conn *c, int fd, long long ms);
 

@@ -266,6 +266,13 @@ void serve_failure_reason(struct conn *c, int werr, int sys_errno, char *buf, si
 	snprintf(buf, len, "handshake failed: %s", verify_error_text(werr));
 }
 
+const char *serve_failure_event(struct conn *c, int werr)
+{
+	bool cert = werr == NO_PEER_CERT ||
+		    (c->serve && c->serve->refused && strstr(c->serve->reason, "client certificate"));
+	return cert ? "access-denied" : "handshake-failed";
+}
+
 void serve_log_handshake(struct conn *c, int fd, long long ms)
 {
 	struct serve_state *s = c->serve;
