@@ -1,6 +1,7 @@
 /* conn.c: a TLS connection's life: handshake, reads, writes, shutdown and the last close (see conn.h). */
 #include "preload/conn.h"
 #include "preload/child.h"
+#include "preload/inherit.h"
 #include "preload/fdtab.h"
 #include "preload/libc.h"
 #include "preload/log.h"
@@ -54,6 +55,11 @@ struct conn *conn_get(int fd)
 		struct conn *c = fdtab_load(fd);
 		if (!c)
 			return NULL;
+		if (c == &conn_unclassified) { /* from outside: classify on first use (inherit.h) */
+			if (!inherit_classify(fd))
+				break; /* a child that shares our memory: refused below */
+			continue;
+		}
 		int r = atomic_load_explicit(&c->refs, memory_order_acquire);
 		while (r > 0 && !atomic_compare_exchange_weak_explicit(
 				    &c->refs, &r, r + 1, memory_order_acq_rel, memory_order_acquire))

@@ -86,11 +86,15 @@ struct conn {
  * pass through to the socket in plaintext. Never freed; conn_detach_fd on it does nothing. */
 extern struct conn conn_closing;
 
-/* True for the fd-table entries that are markers, not connections (conn_closing): never freed, never
- * detached, never attached to a new fd as a session. */
+/* inherit.c: a connected TCP socket from outside (inherited at load, SCM_RIGHTS, pidfd_getfd) not yet
+ * classified (conn_get classifies it), and one whose peer matches a tls rule (every data call: EBADF). */
+extern struct conn conn_unclassified, conn_inherited_tls;
+
+/* True for the fd-table entries that are markers, not connections: never freed, never detached, never
+ * attached to a new fd as a session. */
 static inline bool conn_is_sentinel(const struct conn *c)
 {
-	return c == &conn_closing;
+	return c == &conn_closing || c == &conn_unclassified || c == &conn_inherited_tls;
 }
 
 /* The connection on fd with a reference taken, or NULL (not a TLS fd). A slot that stays non-NULL but

@@ -4,6 +4,7 @@
  * stream (MSG_OOB, MSG_FASTOPEN, MSG_ZEROCOPY, MSG_TRUNC, control messages) fail with EOPNOTSUPP, never
  * sending plaintext. Everything else goes to libc after one table lookup. */
 #include "preload/hooks.h"
+#include "preload/inherit.h"
 #include "preload/routes.h"
 
 #include <limits.h>
@@ -286,12 +287,21 @@ EXPORT ssize_t pwritev64v2(int fd, const struct iovec *iov, int iovcnt, off_t of
 	return pwritev2(fd, iov, iovcnt, offset, flags);
 }
 
+/* A plain recvmsg: fds received with SCM_RIGHTS are classified like inherited ones (inherit.h). */
+static ssize_t plain_recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	ssize_t r = libc.recvmsg(fd, msg, flags);
+	if (__builtin_expect(r >= 0 && msg->msg_controllen > 0, 0))
+		inherit_adopt_received(msg);
+	return r;
+}
+
 EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-	PASS_THROUGH_UNLESS_TLS(fd, libc.recvmsg(fd, msg, flags));
+	PASS_THROUGH_UNLESS_TLS(fd, plain_recvmsg(fd, msg, flags));
 	struct conn *c = conn_get(fd);
 	if (!c)
-		return libc.recvmsg(fd, msg, flags);
+		return plain_recvmsg(fd, msg, flags);
 	if (flags & MSG_ERRQUEUE) { /* the error queue never holds stream data */
 		conn_put(c);
 		return libc.recvmsg(fd, msg, flags);
@@ -336,6 +346,8 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 		      connect_check_fastopen(fd, msg->msg_name, msg->msg_namelen) < 0) ||
 		     udp_check_dest(fd, msg->msg_name, msg->msg_namelen) < 0))
 			return -1;
+		if (msg->msg_controllen > 0 && inherit_refuse_passing_tls(fd, msg) < 0)
+			return -1; /* SCM_RIGHTS with a TLS fd */
 		return libc.sendmsg(fd, msg, flags);
 	}
 	if ((flags & TLS_UNSUPPORTED_SEND_FLAGS) || msg->msg_controllen > 0)
@@ -350,12 +362,32 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	return r;
 }
 
+static int plain_recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, struct timespec *timeout)
+{
+	int r = libc.recvmmsg(fd, vec, vlen, flags, timeout);
+	for (int i = 0; i < r; i++)
+		if (vec[i].msg_hdr.msg_controllen > 0)
+			inherit_adopt_received(&vec[i].msg_hdr);
+	return r;
+}
+
+static int sendmmsg_checked(int fd, struct mmsghdr *vec, unsigned int vlen, int flags);
+
+/* A plain sendmmsg: no message may pass a TLS fd with SCM_RIGHTS (nothing is sent then). */
+static int plain_sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
+{
+	for (unsigned i = 0; i < vlen; i++)
+		if (vec[i].msg_hdr.msg_controllen > 0 && inherit_refuse_passing_tls(fd, &vec[i].msg_hdr) < 0)
+			return -1;
+	return sendmmsg_checked(fd, vec, vlen, flags);
+}
+
 EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, struct timespec *timeout)
 {
-	PASS_THROUGH_UNLESS_TLS(fd, libc.recvmmsg(fd, vec, vlen, flags, timeout));
+	PASS_THROUGH_UNLESS_TLS(fd, plain_recvmmsg(fd, vec, vlen, flags, timeout));
 	struct conn *c = conn_get(fd);
 	if (!c)
-		return libc.recvmmsg(fd, vec, vlen, flags, timeout);
+		return plain_recvmmsg(fd, vec, vlen, flags, timeout);
 	conn_put(c);
 	/* A stream has no message boundaries: fill the first message, as TCP does. */
 	if (vlen == 0)
@@ -385,10 +417,10 @@ static int sendmmsg_checked(int fd, struct mmsghdr *vec, unsigned int vlen, int 
 
 EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 {
-	PASS_THROUGH_UNLESS_TLS(fd, sendmmsg_checked(fd, vec, vlen, flags));
+	PASS_THROUGH_UNLESS_TLS(fd, plain_sendmmsg(fd, vec, vlen, flags));
 	struct conn *c = conn_get(fd);
 	if (!c)
-		return sendmmsg_checked(fd, vec, vlen, flags);
+		return plain_sendmmsg(fd, vec, vlen, flags);
 	conn_put(c);
 	unsigned i;
 	for (i = 0; i < vlen; i++) {

@@ -83,6 +83,67 @@ t_posix_spawn_adddup2_onto_itself() { proc_case spawn_dup2_self EBADF "$SPAWN_RE
 t_posix_spawn_adddup2_chain() { proc_case spawn_dup2_chain EBADF "$SPAWN_REASON\(3, 9\)"; }
 t_posix_spawn_harmless_actions_still_spawn() { proc_case spawn_closed_ok ok ""; }
 
+# ---- item 2: sockets made outside the program (inheritance, SCM_RIGHTS) ----
+# The helper runs WITHOUT the shim: it connects to the relay in plain TCP (as a program without the shim,
+# or any route nobody listed, would), then hands the socket to an unmodified python3 that runs under the
+# shim: inherited across exec (pass_fds), or sent with SCM_RIGHTS. That python3 writes the sentinel.
+OUTSIDE_HELPER='import os, socket, subprocess, sys
+how, port, sentinel, shim, rules = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+env = dict(os.environ, LD_PRELOAD=shim, TLSSHIM_RULES=rules)
+t = socket.create_connection(("127.0.0.1", port))
+writer = """
+import os, socket, sys
+fd = int(sys.argv[1])
+if sys.argv[2] == "scm":
+    u = socket.socket(fileno=fd)
+    msg, fds, flags, addr = socket.recv_fds(u, 16, 1)
+    fd = fds[0]
+try:
+    os.write(fd, sys.argv[3].encode())
+    print("write=ok")
+except OSError as e:
+    print("write=errno%d" % e.errno)
+"""
+if how == "inherit":
+    r = subprocess.run([sys.executable, "-c", writer, str(t.fileno()), how, sentinel], pass_fds=[t.fileno()], env=env)
+else:
+    a, b = socket.socketpair()
+    p = subprocess.Popen([sys.executable, "-c", writer, str(b.fileno()), how, sentinel], pass_fds=[b.fileno()], env=env)
+    socket.send_fds(a, [b"x"], [t.fileno()])
+    p.wait()
+t.close()
+'
+
+# outside_case NAME HOW [RULES]: runs the helper (RULES default: the tls rule for the relay).
+outside_case() {
+	setup || return 1
+	prun "$1" "$PY" -c "$OUTSIDE_HELPER" "$2" "$PORT" "$SENTINEL" "$PRELOAD" "${3:-$RULE}"
+	[ "$RC" != 124 ] || { fail "the helper hung"; return 1; }
+	sleep 0.3
+}
+
+refused_outside() {
+	outside_case "$1" "$2" || return
+	grep -aqF -- "$SENTINEL" "$T/rec" 2>/dev/null && { fail "PLAINTEXT ON THE WIRE: the sentinel is in the recording"; return; }
+	grep -q '^write=errno9$' "$OUT" || { fail "the write on the socket from outside: want errno 9 (EBADF), got '$(cat "$OUT")'"; return; }
+	[ "$(n_shim_lines)" = 1 ] && shim_lines | grep -Eq "fd [0-9]+: a TCP connection to 127.0.0.1:$PORT made outside this program .* matches tls rule TLSSHIM_RULES:1.*fail with EBADF" ||
+		{ fail "want one reason line naming the destination and the rule: $(shim_lines | head -2)"; return; }
+	ok "EBADF, one reason line, nothing on the wire"
+}
+t_inherited_socket_to_tls_destination() { refused_outside inh inherit; }
+t_scm_rights_received_socket_to_tls_destination() { refused_outside scmr scm; }
+
+# Control: the same inherited socket whose peer no tls rule matches passes through (and the recording
+# catches the sentinel, so the case above proves something).
+t_inherited_socket_to_plain_destination_passes() {
+	outside_case inhp inherit "tls 127.0.0.1:1 ca-file=$ROOT" || return
+	grep -q '^write=ok$' "$OUT" && grep -aqF -- "$SENTINEL" "$T/rec" && [ "$(n_shim_lines)" = 0 ] &&
+		ok "passed through; the recording holds the sentinel" ||
+		fail "want write=ok, the sentinel in the recording, no tlsshim: line; got '$(cat "$OUT")' $(shim_lines | head -2)"
+}
+
+t_scm_rights_send_tls_fd() { proc_case scm_rights EBADF "sending TLS fd [0-9]+ with SCM_RIGHTS refused with EBADF"; }
+
 # ---- item 7: windows around dup2, CLOSE_RANGE_UNSHARE ----
 t_dup2_copy_never_inherited() { proc_case dup_race ok ""; }
 t_close_range_unshare() { proc_case unshare EINVAL "CLOSE_RANGE_UNSHARE\) refused with EINVAL: the range holds TLS fd"; }
@@ -189,6 +250,10 @@ tcase posix_spawn_adddup2_onto_stdout
 tcase posix_spawn_adddup2_onto_itself
 tcase posix_spawn_adddup2_chain
 tcase posix_spawn_harmless_actions_still_spawn
+tcase inherited_socket_to_tls_destination
+tcase scm_rights_received_socket_to_tls_destination
+tcase inherited_socket_to_plain_destination_passes
+tcase scm_rights_send_tls_fd
 tcase dup2_copy_never_inherited
 tcase close_range_unshare
 tcase python_subprocess_between_writes
