@@ -4,6 +4,7 @@
 #include "preload/child.h"
 #include "preload/hooks.h"
 #include "preload/log.h"
+#include "preload/serve.h"
 #include "preload/shim.h"
 
 #include <arpa/inet.h>
@@ -77,21 +78,18 @@ static bool connected_tcp(int fd, struct sock_end *local, struct sock_end *peer)
 	return getsockname(fd, (struct sockaddr *)&ss, &len) == 0 && sock_end_of(&ss, local);
 }
 
-/* The server side's branch: whether a serve rule matches the socket's local address, so that it is a
- * server connection handed over by the parent (policy_serve_candidates). Until the server side can take
- * over a connection whose handshake happened elsewhere, the answer is no. */
-static bool inherit_is_served_connection(int fd, const struct sock_end *local)
+/* The server side's branch, taken when the socket arrives, before it is marked: a serve rule for its
+ * local address makes it a TLS server connection (inetd, systemd Accept=yes, a socket passed in).
+ * True when the server side took it (or shut it down: it must not be used in clear). */
+static bool handed_to_server_side(int fd)
 {
-	(void)fd;
-	(void)local;
-	return false;
+	return serve_adopt_inherited(fd) != 0;
 }
 
-/* The verdict for a connected TCP socket from outside: NULL (plain) or &conn_inherited_tls. */
-static struct conn *verdict_for(int fd, const struct sock_end *local, const struct sock_end *peer)
+/* The verdict for a connected TCP socket from outside that no serve rule took: NULL (plain) or
+ * &conn_inherited_tls. */
+static struct conn *verdict_for(int fd, const struct sock_end *peer)
 {
-	if (inherit_is_served_connection(fd, local))
-		return NULL;
 	shim_init();
 	if (!shim_policy_ok()) {
 		log_msg(
@@ -119,7 +117,7 @@ bool inherit_classify(int fd)
 	if (child_shares_parent_memory())
 		return false;
 	struct sock_end local, peer;
-	struct conn *v = connected_tcp(fd, &local, &peer) ? verdict_for(fd, &local, &peer) : NULL;
+	struct conn *v = connected_tcp(fd, &local, &peer) ? verdict_for(fd, &peer) : NULL;
 	fdtab_replace(fd, &conn_unclassified, v); /* lost only to a close or another classification */
 	return true;
 }
@@ -129,10 +127,14 @@ void inherit_adopt_fd(int fd)
 	if (fd < 0 || child_shares_parent_memory())
 		return;
 	struct sock_end local, peer;
-	struct conn *mark = connected_tcp(fd, &local, &peer) ? &conn_unclassified : NULL;
-	if (!mark && !fdtab_load(fd))
+	if (!connected_tcp(fd, &local, &peer)) {
+		close_forget_stale(fd); /* a new file on that number: no old state */
 		return;
-	struct conn *old = fdtab_store(fd, mark);
+	}
+	close_forget_stale(fd); /* the program does not have the number yet: no call can race here */
+	if (handed_to_server_side(fd))
+		return;
+	struct conn *old = fdtab_store(fd, &conn_unclassified);
 	if (old == (struct conn *)-1) { /* cannot be tracked: it must not be usable in clear */
 		log_msg(LOG_ERROR,
 			"fd %d: a TCP connection from outside cannot be tracked (out of memory); closed", fd);
@@ -201,7 +203,7 @@ EXPORT int pidfd_getfd(int pidfd, int targetfd, unsigned int flags)
 static void mark_inherited(int fd)
 {
 	struct sock_end local, peer;
-	if (fd >= 0 && !fdtab_load(fd) && connected_tcp(fd, &local, &peer))
+	if (fd >= 0 && !fdtab_load(fd) && connected_tcp(fd, &local, &peer) && !handed_to_server_side(fd))
 		fdtab_replace(fd, NULL, &conn_unclassified);
 }
 

@@ -1,11 +1,12 @@
 /* inherit.h: sockets that cross a process or image boundary: inherited at load (exec), received with
  * SCM_RIGHTS, taken with pidfd_getfd, and TLS fds a program tries to send with SCM_RIGHTS.
- * A connected TCP socket that arrives from outside is marked with the conn_unclassified sentinel (the
- * pass-through path of every other fd stays one load) and classified on first use by conn_get(): a serve
- * rule for its local address (the server side), else a peer that matches a tls rule (the socket is
- * refused: conn_inherited_tls, its data calls fail with EBADF; a TLS session cannot continue across exec
- * or process), else plain (the slot is cleared). The name memory is empty for such sockets, so suffix
- * rules cannot match them, and deny does not apply to them. */
+ * A connected TCP socket that arrives from outside goes to the server side at once when a serve rule
+ * matches its local address (serve_adopt_inherited); otherwise it is marked with the conn_unclassified
+ * sentinel (the pass-through path of every other fd stays one load) and classified on first use by
+ * conn_get(): a peer that matches a tls rule makes it refused (conn_inherited_tls: its data calls fail
+ * with EBADF; a TLS session cannot continue across exec or process), else plain (the slot is cleared). The
+ * name memory is empty for such sockets, so suffix rules cannot match them, and deny does not apply to them.
+ */
 #ifndef TLSSHIM_INHERIT_H
 #define TLSSHIM_INHERIT_H
 

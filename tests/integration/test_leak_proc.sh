@@ -142,6 +142,30 @@ t_inherited_socket_to_plain_destination_passes() {
 		fail "want write=ok, the sentinel in the recording, no tlsshim: line; got '$(cat "$OUT")' $(shim_lines | head -2)"
 }
 
+# inetd style: a parent without the shim accepts a connection and runs the server program under the shim
+# with the socket as its stdin; a serve rule for the local address makes it a TLS server connection
+# (serve_adopt_inherited, at load). openssl s_client, a real TLS client, gets the echo.
+INETD_HELPER='import os, socket, subprocess, sys
+shim, rules, ca = sys.argv[1], sys.argv[2], sys.argv[3]
+ls = socket.socket(); ls.bind(("127.0.0.1", 0)); ls.listen(1)
+port = ls.getsockname()[1]
+cl = subprocess.Popen(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-CAfile", ca, "-quiet"],
+                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+c, _ = ls.accept()
+env = dict(os.environ, LD_PRELOAD=shim, TLSSHIM_RULES=rules.replace("@PORT@", str(port)))
+srv = subprocess.Popen([sys.executable, "-c", "import os\nd = os.read(0, 100)\nos.write(0, b\"echo:\" + d)"], stdin=c, env=env)
+c.close()
+out, _ = cl.communicate(b"inetd-hello\n", timeout=15)
+srv.wait(timeout=15)
+print("client_got=%r" % out)
+'
+t_inherited_accepted_socket_served() {
+	need openssl || return
+	TMO=30 prun inetd "$PY" -c "$INETD_HELPER" "$PRELOAD" "serve 127.0.0.1:@PORT@ cert=$PKI/leaf.pem key=$PKI/leaf.key" "$ROOT"
+	grep -q "^client_got=b'echo:inetd-hello" "$OUT" && ok "the inherited accepted socket served TLS; s_client got the echo" ||
+		fail "want the echo through TLS at openssl s_client; got '$(cat "$OUT")' $(tail -3 "$ERR" | tr '\n' ' ')"
+}
+
 t_scm_rights_send_tls_fd() { proc_case scm_rights EBADF "sending TLS fd [0-9]+ with SCM_RIGHTS refused with EBADF"; }
 
 # ---- item 7: windows around dup2, CLOSE_RANGE_UNSHARE ----
@@ -254,6 +278,7 @@ tcase inherited_socket_to_tls_destination
 tcase scm_rights_received_socket_to_tls_destination
 tcase inherited_socket_to_plain_destination_passes
 tcase scm_rights_send_tls_fd
+tcase inherited_accepted_socket_served
 tcase dup2_copy_never_inherited
 tcase close_range_unshare
 tcase python_subprocess_between_writes
