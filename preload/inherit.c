@@ -1,4 +1,4 @@
-/* inherit.c: sockets that come from outside the process (inherited at load, SCM_RIGHTS, pidfd_getfd) and
+/* inherit.c: sockets that come from outside the process (inherited at load, SCM_RIGHTS) and
  * TLS fds that must not leave it (SCM_RIGHTS). See inherit.h. */
 #include "preload/inherit.h"
 #include "preload/child.h"
@@ -184,18 +184,6 @@ int inherit_refuse_passing_tls(int fd, const struct msghdr *msg)
 		}
 	}
 	return 0;
-}
-
-EXPORT int pidfd_getfd(int pidfd, int targetfd, unsigned int flags)
-{
-	libc_ensure();
-	if (!libc.pidfd_getfd) {
-		errno = ENOSYS;
-		return -1;
-	}
-	int fd = libc.pidfd_getfd(pidfd, targetfd, flags);
-	inherit_adopt_fd(fd); /* another process's socket: classified like an inherited one */
-	return fd;
 }
 
 /* ---- at load: the sockets this image inherited ---- */

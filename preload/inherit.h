@@ -1,5 +1,5 @@
 /* inherit.h: sockets that cross a process or image boundary: inherited at load (exec), received with
- * SCM_RIGHTS, taken with pidfd_getfd, and TLS fds a program tries to send with SCM_RIGHTS.
+ * SCM_RIGHTS, and TLS fds a program tries to send with SCM_RIGHTS.
  * A connected TCP socket that arrives from outside goes to the server side at once when a serve rule
  * matches its local address (serve_adopt_inherited); otherwise it is marked with the conn_unclassified
  * sentinel (the pass-through path of every other fd stays one load) and classified on first use by
@@ -14,7 +14,8 @@
 #include <sys/socket.h>
 
 /* Marks fd for classification if it is a connected TCP socket (and forgets any stale entry otherwise).
- * For every hook that hands the program an fd that came from outside (recvmsg SCM_RIGHTS, pidfd_getfd). */
+ * For every hook that hands the program an fd that came from outside (recvmsg SCM_RIGHTS; pidfd_getfd is
+ * refused by aliases.c's own check). */
 void inherit_adopt_fd(int fd);
 
 /* Classifies the unclassified fd now (conn_get calls it): replaces the sentinel with the verdict. False

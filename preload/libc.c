@@ -97,7 +97,6 @@ static void resolve_all(void)
 	REQUIRED(gethostbyname2_r);
 	REQUIRED(fork);
 	OPTIONAL(_Fork);
-	OPTIONAL(pidfd_getfd);
 	REQUIRED(posix_spawn);
 	REQUIRED(posix_spawnp);
 	REQUIRED(posix_spawn_file_actions_init);

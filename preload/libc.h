@@ -79,7 +79,6 @@ struct libc_fns {
 				int *);
 	pid_t (*fork)(void);
 	pid_t (*_Fork)(void);			    /* optional (glibc >= 2.34) */
-	int (*pidfd_getfd)(int, int, unsigned int); /* optional (glibc >= 2.36) */
 	int (*posix_spawn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
 			   const posix_spawnattr_t *, char *const[], char *const[]);
 	int (*posix_spawnp)(pid_t *, const char *, const posix_spawn_file_actions_t *,
