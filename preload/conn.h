@@ -27,6 +27,10 @@ struct serve_state;
  * in a few named places in conn.c (session setup, handshake call, failure wording, errno after failure)
  * and in serve_conn.c. */
 enum conn_role { CONN_ROLE_CLIENT = 0, CONN_ROLE_SERVER };
+struct dialogue;
+
+/* handshake_done's sys_errno when the dialogue (dialogue.h) failed: the reason and errno are its own. */
+#define CONN_DIALOGUE_FAILED (-1)
 
 enum conn_state {
 	CONN_CONNECTING,  /* TCP connect or handshake in progress */
@@ -58,6 +62,7 @@ struct conn {
 	 * which read() returns before any TLS data. Allocated only while it holds bytes. */
 	char *pq;
 	unsigned pq_off, pq_len;
+	struct dialogue *dlg;	/* starttls=/proxy= (dialogue.h), or NULL; owned, freed with the conn */
 	bool tcp_eof;		/* the kernel socket returned 0 (FIN) */
 	bool read_eof;		/* close_notify seen (or an allowed truncation): reads return 0 */
 	bool peer_close_notify; /* the server's close_notify arrived */

@@ -5,6 +5,7 @@
 #include "preload/audit.h"
 #include "preload/conn.h"
 #include "preload/child.h"
+#include "preload/dialogue.h"
 #include "preload/fdtab.h"
 #include "preload/hooks.h"
 #include "preload/libc.h"
@@ -19,6 +20,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -65,6 +67,51 @@ static bool is_tcp_stream(int fd)
 		return libc.getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
 	}
 	return proto == IPPROTO_TCP || proto == 262 /* IPPROTO_MPTCP */;
+}
+
+/* proxy=: the proxy's address, of the socket's own family (an IPv4 proxy from an IPv6 socket as a mapped
+ * address). A name is resolved here, with no lock held. 0, or -1 with err. */
+static int resolve_proxy(int fd, const struct policy_tls_opts *o, struct sockaddr_storage *out,
+			 socklen_t *out_len, char *err, size_t errlen)
+{
+	int domain = AF_INET;
+	socklen_t dl = sizeof(domain);
+	libc.getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dl);
+	char port[8];
+	snprintf(port, sizeof(port), "%u", (unsigned)o->proxy_port);
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+	int rc = libc.getaddrinfo(o->proxy_host, port, &hints, &res);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot resolve the proxy %s: %s", o->proxy_host, gai_strerror(rc));
+		return -1;
+	}
+	const struct addrinfo *v4 = NULL, *same = NULL;
+	for (const struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		if (ai->ai_family == domain && !same)
+			same = ai;
+		if (ai->ai_family == AF_INET && !v4)
+			v4 = ai;
+	}
+	memset(out, 0, sizeof(*out));
+	if (same) {
+		memcpy(out, same->ai_addr, same->ai_addrlen);
+		*out_len = same->ai_addrlen;
+	} else if (domain == AF_INET6 && v4) {
+		struct sockaddr_in6 *m = (struct sockaddr_in6 *)out;
+		m->sin6_family = AF_INET6;
+		m->sin6_port = ((const struct sockaddr_in *)v4->ai_addr)->sin_port;
+		m->sin6_addr.s6_addr[10] = m->sin6_addr.s6_addr[11] = 0xff;
+		memcpy(&m->sin6_addr.s6_addr[12], &((const struct sockaddr_in *)v4->ai_addr)->sin_addr, 4);
+		*out_len = sizeof(*m);
+	} else {
+		freeaddrinfo(res);
+		snprintf(err, errlen, "the proxy %s has no %s address (the program's socket is %s)",
+			 o->proxy_host, domain == AF_INET6 ? "IPv6" : "IPv4",
+			 domain == AF_INET6 ? "IPv6" : "IPv4");
+		return -1;
+	}
+	freeaddrinfo(res);
+	return 0;
 }
 
 static int connect_existing(struct conn *c, int fd)
@@ -125,15 +172,6 @@ static int connect_tls(int fd, const struct sockaddr *sa, socklen_t salen, const
 	stats_add(rule, STATS_OUTBOUND, STATS_CONNECTIONS, 1);
 	metrics_tick(); /* no lock held here: the periodic metrics file rides on connects */
 	log_event(LOG_INFO, "connect", fd, c->dest, rule->source, rule->line, "");
-	if (rule->tls.starttls != POLICY_STARTTLS_NONE || rule->tls.proxy != POLICY_PROXY_NONE) {
-		/* Until the dialogue engine lands: never a direct handshake (or plaintext) instead. */
-		log_msg(LOG_ERROR,
-			"%s: starttls= and proxy= are not supported by this build yet (rule %s:%u)", c->dest,
-			rule->source, rule->line);
-		conn_put(c);
-		errno = ECONNREFUSED;
-		return -1;
-	}
 	char err[400];
 	void *ctx = shim_rule_ctx(rule, err, sizeof(err));
 	if (!ctx) {
@@ -143,6 +181,28 @@ static int connect_tls(int fd, const struct sockaddr *sa, socklen_t salen, const
 		conn_put(c);
 		errno = ECONNREFUSED;
 		return -1;
+	}
+	struct sockaddr_storage proxy_sa;
+	socklen_t proxy_len = 0;
+	if (rule->tls.starttls != POLICY_STARTTLS_NONE || rule->tls.proxy != POLICY_PROXY_NONE) {
+		/* File and DNS work (proxy-user-file=, the proxy's name) before any lock or table entry. */
+		struct dialogue_target t = {.name = name, .family = d->family, .port = d->port};
+		memcpy(t.addr, d->addr, sizeof(t.addr));
+		c->dlg = dialogue_new(&rule->tls, &t, err, sizeof(err));
+		if (c->dlg && rule->tls.proxy != POLICY_PROXY_NONE &&
+		    resolve_proxy(fd, &rule->tls, &proxy_sa, &proxy_len, err, sizeof(err)) != 0) {
+			dialogue_free(c->dlg);
+			c->dlg = NULL;
+		}
+		if (!c->dlg) {
+			log_msg(LOG_ERROR, "%s: %s (rule %s:%u); refusing to connect", c->dest, err,
+				rule->source, rule->line);
+			conn_put(c);
+			errno = ECONNREFUSED;
+			return -1;
+		}
+		if (proxy_len)
+			dialogue_set_peer(c->dlg, sa, salen);
 	}
 	stdio_flush_std_fd(fd);
 	if (conn_attach_fd(c, fd) != 0) {
@@ -155,7 +215,9 @@ static int connect_tls(int fd, const struct sockaddr *sa, socklen_t salen, const
 	stdio_adopt_std_fd(fd); /* a TLS socket on fd 0, 1 or 2: stdio must go through TLS too */
 	int fl = libc.fcntl(fd, F_GETFL);
 	bool nonblocking = fl >= 0 && (fl & O_NONBLOCK);
-	int ret = libc.connect(fd, sa, salen);
+	/* With proxy=, the TCP connection goes to the proxy (never matched against the policy again). */
+	int ret = proxy_len ? libc.connect(fd, (const struct sockaddr *)&proxy_sa, proxy_len)
+			    : libc.connect(fd, sa, salen);
 	bool tcp_pending = false;
 	if (ret != 0 && (errno == EINPROGRESS || errno == EINTR)) {
 		tcp_pending = true;
@@ -270,4 +332,23 @@ EXPORT int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 {
 	libc_ensure();
 	return hook_connect(fd, CONST_SOCKADDR_PTR(addr), len);
+}
+
+/* getpeername: a TLS socket tunnelled through proxy= is connected to the proxy, but the program
+ * connected to the destination and must see it. Every other socket: the kernel's answer. */
+EXPORT int getpeername(int fd, __SOCKADDR_ARG addr, socklen_t *len)
+{
+	libc_ensure();
+	struct sockaddr *sa = SOCKADDR_PTR(addr);
+	int ret = libc.getpeername(fd, sa, len);
+	if (ret != 0 || !fdtab_load(fd))
+		return ret;
+	struct conn *c = conn_get(fd);
+	if (!c)
+		return ret;
+	pthread_mutex_lock(&c->lock);
+	dialogue_peer(c->dlg, sa, len);
+	pthread_mutex_unlock(&c->lock);
+	conn_put(c);
+	return 0;
 }

@@ -87,6 +87,7 @@ static void resolve_all(void)
 	REQUIRED(epoll_ctl);
 	REQUIRED(ioctl);
 	REQUIRED(getsockopt);
+	REQUIRED(getpeername);
 	REQUIRED(setsockopt);
 	REQUIRED(fdopen);
 	REQUIRED(vdprintf);
