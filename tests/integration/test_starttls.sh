@@ -1,0 +1,307 @@
+#!/usr/bin/env bash
+# starttls=: the protocol's own upgrade run by the shim before the handshake.
+#  - a small python peer (starttls_server.py) for every protocol, good and hostile: the upgrade done and
+#    the greeting replayed; a server that does not offer the upgrade, one that injects a forged reply
+#    after its upgrade reply, one that refuses at the greeting; a wrong-name certificate and an unknown
+#    CA; each refused with ECONNREFUSED and one reason line, before any program byte left (the peer
+#    records what it received in plaintext);
+#  - a recording relay: the program's sentinel never crosses the wire;
+#  - real servers that require TLS, started here on free loopback ports with their own config and data:
+#    PostgreSQL 15 (hostssl only, scram-sha-256 and password) with unmodified psql; Dovecot (IMAP and
+#    POP3 with ssl = required) with curl and python imaplib/poplib.
+source "$(dirname "$0")/lib.sh" "${1:-build}"
+
+SENTINEL="tlsshim-DLG-SENTINEL-$$-$RANDOM"
+# The real servers are started once and kept across cases (stopped at exit).
+keep_last_bg() { unset 'CASE_PIDS[-1]'; }
+trap 'stop_pg; cleanup' EXIT
+STS=$HERE/starttls_server.py
+
+# peer NAME PROTO BEHAVE [CERT]: the python peer; sets PORT; records plaintext in $T/NAME.rec.
+peer() {
+	local name=$1 proto=$2 behave=$3 c=${4:-leaf}
+	rm -f "$T/$name.port" "$T/$name.rec"
+	bg "$name" "$PY" -u "$STS" "$proto" --behave "$behave" --cert "$PKI/$c.pem" --key "$PKI/$c.key" \
+		--rec "$T/$name.rec" --portfile "$T/$name.port" --lifetime 120
+	wait_portfile "$name"
+}
+rules() { echo "tls localhost:$1 starttls=$2 ca-file=$ROOT${3:+ $3}"; }
+no_sentinel_in() { ! grep -aqF -- "$SENTINEL" "$1" 2>/dev/null; }
+
+# ---- the python peer: every protocol, good ----
+good_case() { # PROTO GREETING_REGEX
+	peer p "$1" good || { fail "peer did not start"; return; }
+	TLSSHIM_RULES=$(rules "$PORT" "$1") srun c "$CL/tcpclient" -s "$SENTINEL\r\nQUIT\r\n" -W localhost "$PORT"
+	[ "$RC" = 0 ] || { fail "client failed (rc=$RC)"; return; }
+	grep -aq "ECHO $SENTINEL" "$OUT" || { fail "the sentinel did not come back through TLS: $(head -c 300 "$OUT")"; return; }
+	if [ -n "$2" ]; then
+		head -1 "$OUT" | grep -Eaq -- "$2" || { fail "the greeting was not replayed first: $(head -1 "$OUT")"; return; }
+	fi
+	no_sentinel_in "$T/p.rec" || { fail "PLAINTEXT: the server received the sentinel before TLS"; return; }
+	ok "$(head -1 "$OUT" | tr -d '\r')"
+}
+t_smtp_good() { good_case smtp '^220-mail.test ESMTP first line'; }
+t_imap_good_without_capability() {
+	good_case imap '^\* OK test imap ready'
+	grep -aq CAPABILITY "$OUT" && fail "the replayed IMAP greeting still has its [CAPABILITY] code"
+}
+t_pop3_good() { good_case pop3 '^\+OK test pop3 ready'; }
+t_ldap_good() { good_case ldap ''; }
+
+# Non-blocking connect: the dialogue advances from the program's poll.
+t_smtp_nonblocking_connect() {
+	peer p smtp good || { fail "peer did not start"; return; }
+	TLSSHIM_RULES=$(rules "$PORT" smtp) srun c "$CL/tcpclient" -b -s "$SENTINEL\r\n" -W localhost "$PORT"
+	[ "$RC" = 0 ] && grep -q EINPROGRESS "$ERR" && grep -aq "ECHO $SENTINEL" "$OUT" ||
+		{ fail "non-blocking STARTTLS connect failed (rc=$RC)"; return; }
+	ok
+}
+
+# ---- hostile and wrong servers: refused before any program byte leaves ----
+refused_case() { # PROTO BEHAVE CERT REASON_REGEX [ERRNO]
+	peer p "$1" "$2" "$3" || { fail "peer did not start"; return; }
+	TLSSHIM_RULES=$(rules "$PORT" "$1") srun c "$CL/tcpclient" -s "$SENTINEL\r\n" localhost "$PORT"
+	expect_conn_errno "${5:-ECONNREFUSED}" "localhost:$PORT" "$4" || return
+	no_sentinel_in "$T/p.rec" || { fail "PLAINTEXT: the server received the sentinel"; return; }
+	ok "$(shim_lines | cut -c1-160)"
+}
+for p in smtp imap pop3 postgres ldap; do
+	eval "t_${p}_not_offered() { refused_case $p nooffer leaf 'STARTTLS|STLS|SSLRequest|refused|answered N'; }"
+	eval "t_${p}_injection() { refused_case $p inject leaf 'injection'; }"
+	eval "t_${p}_wrong_name() { refused_case $p good wrongname 'name mismatch'; }"
+	eval "t_${p}_unknown_ca() { refused_case $p good untrusted 'certificate|issuer|CA'; }"
+done
+t_smtp_refused_greeting() { refused_case smtp refuse leaf "greeting is not 220: '554"; }
+t_imap_bye_greeting() { refused_case imap refuse leaf "BYE not today"; }
+t_pop3_err_greeting() { refused_case pop3 refuse leaf "-ERR not today"; }
+
+# A server that says nothing: the one deadline (handshake-timeout=) covers the dialogue.
+t_silent_server_times_out() {
+	start_py silent plain --mode silent || { fail "server did not start"; return; }
+	TLSSHIM_RULES="$(rules "$PORT" smtp) handshake-timeout=700ms" srun c "$CL/tcpclient" -s x localhost "$PORT"
+	expect_conn_errno ETIMEDOUT "localhost:$PORT" "SMTP STARTTLS dialogue" || return
+	[ "$MS" -lt 5000 ] || { fail "took $MS ms for a 700 ms deadline"; return; }
+	ok "$MS ms"
+}
+
+# ---- the recording relay between the program and the STARTTLS server ----
+t_relay_no_plaintext() {
+	peer p smtp good || { fail "peer did not start"; return; }
+	rm -f "$T/rec" "$T/rec.s2c"
+	start_py relay relay --to "$PORT" --rec "$T/rec" || { fail "relay did not start"; return; }
+	TLSSHIM_RULES=$(rules "$PORT" smtp) srun c "$CL/tcpclient" -s "$SENTINEL\r\nQUIT\r\n" -W localhost "$PORT"
+	[ "$RC" = 0 ] && grep -aq "ECHO $SENTINEL" "$OUT" || { fail "transfer through the relay failed (rc=$RC)"; return; }
+	grep -aq STARTTLS "$T/rec" || { fail "the relay did not see the dialogue"; return; }
+	no_sentinel_in "$T/rec" || { fail "PLAINTEXT ON THE WIRE: the sentinel is in the recording"; return; }
+	no_sentinel_in "$T/rec.s2c" || { fail "PLAINTEXT ON THE WIRE: the echoed sentinel is in the recording"; return; }
+	ok "$(stat -c %s "$T/rec") bytes recorded"
+}
+
+# ---- PostgreSQL 15: hostssl only ----
+PGB=/usr/lib/postgresql/15/bin
+PG_PORT=""
+PG_DIR=""
+PG_TRIED=0
+start_pg() {
+	[ -n "$PG_PORT" ] && return 0
+	[ "$PG_TRIED" = 0 ] && [ -x "$PGB/postgres" ] || return 1
+	PG_TRIED=1
+	PG_DIR=$T/pg
+	mkdir -p "$PG_DIR" && chmod 755 "$T" "$PG_DIR"
+	cp "$PKI/leaf.pem" "$PKI/leaf.key" "$PG_DIR/" && echo secretpw >"$PG_DIR/pw"
+	chown -R postgres "$PG_DIR" && chmod 600 "$PG_DIR/leaf.key"
+	runuser -u postgres -- "$PGB/initdb" -D "$PG_DIR/data" -A scram-sha-256 --pwfile="$PG_DIR/pw" -U postgres \
+		>"$T/pg-initdb.log" 2>&1 || return 1
+	local port
+	port=$(free_port)
+	cat >"$PG_DIR/data/pg_hba.conf" <<EOF
+local   all postgres peer
+hostssl all postgres 127.0.0.1/32 scram-sha-256
+hostssl all pwuser   127.0.0.1/32 password
+EOF
+	cat >>"$PG_DIR/data/postgresql.conf" <<EOF
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$PG_DIR'
+ssl = on
+ssl_cert_file = '$PG_DIR/leaf.pem'
+ssl_key_file = '$PG_DIR/leaf.key'
+EOF
+	runuser -u postgres -- "$PGB/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/pg.log" -w -t 30 start >/dev/null 2>&1 || return 1
+	runuser -u postgres -- psql -h "$PG_DIR" -p "$port" -U postgres -qc "create user pwuser password 'pwpass'" \
+		>>"$T/pg-initdb.log" 2>&1 || return 1
+	PG_PORT=$port
+}
+stop_pg() { [ -n "$PG_DIR" ] && runuser -u postgres -- "$PGB/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1; }
+PG_QUERY="select 'ssl=' || ssl || ' ' || version from pg_stat_ssl where pid = pg_backend_pid()"
+
+psql_case() { # USER PASSWORD EXTRA_CONNINFO
+	need psql || return
+	start_pg || { fail "PostgreSQL did not start: $(tail -3 "$T"/pg*.log "$T"/pg/pg.log 2>/dev/null | tr '\n' ' ')"; return; }
+	PGPASSWORD=$2 TLSSHIM_RULES=$(rules "$PG_PORT" postgres) srun psql psql \
+		"host=localhost port=$PG_PORT user=$1 dbname=postgres $3" -Atc "$PG_QUERY"
+	[ "$RC" = 0 ] && grep -Eq '^ssl=(t|true) TLSv1.[23]' "$OUT" ||
+		{ fail "psql failed (rc=$RC): $(head -c 300 "$ERR")"; return; }
+	ok "$(cat "$OUT")"
+}
+t_psql_scram_sslmode_disable() { psql_case postgres secretpw sslmode=disable; }
+t_psql_scram_default_sslmode() { psql_case postgres secretpw ""; }
+t_psql_password_auth() { psql_case pwuser pwpass sslmode=disable; }
+t_psql_without_shim_is_refused() {
+	need psql || return
+	start_pg || { fail "PostgreSQL did not start"; return; }
+	PGPASSWORD=secretpw prun psql psql "host=127.0.0.1 port=$PG_PORT user=postgres dbname=postgres sslmode=disable" -Atc "select 1"
+	[ "$RC" != 0 ] && grep -q 'no pg_hba.conf entry' "$ERR" || { fail "the server accepted plaintext (rc=$RC)"; return; }
+	ok "the server requires TLS"
+}
+t_psql_sslmode_require_fails() {
+	need psql || return
+	start_pg || { fail "PostgreSQL did not start"; return; }
+	PGPASSWORD=secretpw TLSSHIM_RULES=$(rules "$PG_PORT" postgres) srun psql psql \
+		"host=localhost port=$PG_PORT user=postgres dbname=postgres sslmode=require" -Atc "select 1"
+	[ "$RC" != 0 ] && grep -qi 'SSL' "$ERR" || { fail "sslmode=require should fail as against a server without SSL (rc=$RC)"; return; }
+	ok "$(head -1 "$ERR")"
+}
+
+# ---- Dovecot: IMAP and POP3 with ssl = required ----
+# Dovecot counts a client whose address equals its own as secured (plaintext login allowed): it listens
+# on 127.0.0.2, so our clients (from 127.0.0.1) count as remote and must use TLS.
+drules() { echo "tls 127.0.0.2:$1 starttls=$2 ca-file=$ROOT name=localhost"; }
+DOVE_IMAP=""
+DOVE_POP3=""
+start_dovecot() {
+	[ -n "$DOVE_IMAP" ] && return 0
+	[ -x /usr/sbin/dovecot ] || return 1
+	local d=$T/dovecot
+	mkdir -p "$d/base" "$d/mail" && chmod 755 "$T" "$d" && chown -R dovenull "$d/mail" 2>/dev/null
+	local ip pp
+	ip=$(free_port)
+	pp=$(free_port)
+	echo "tester:{PLAIN}testpw" >"$d/passwd"
+	cat >"$d/dovecot.conf" <<EOF
+base_dir = $d/base
+state_dir = $d/base
+log_path = $d/dovecot.log
+protocols = imap pop3
+listen = 127.0.0.2
+ssl = required
+ssl_cert = <$PKI/leaf.pem
+ssl_key = <$PKI/leaf.key
+disable_plaintext_auth = yes
+first_valid_uid = 1
+auth_mechanisms = plain login
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN $d/passwd
+}
+userdb {
+  driver = static
+  args = uid=dovenull gid=dovenull home=$d/mail/%u
+}
+mail_location = maildir:$d/mail/%u
+service imap-login {
+  inet_listener imap {
+    port = $ip
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+service pop3-login {
+  inet_listener pop3 {
+    port = $pp
+  }
+  inet_listener pop3s {
+    port = 0
+  }
+}
+service anvil {
+  chroot =
+}
+service imap-login {
+  chroot =
+}
+service pop3-login {
+  chroot =
+}
+EOF
+	bg dovecot /usr/sbin/dovecot -F -c "$d/dovecot.conf"
+	keep_last_bg
+	local i
+	for i in $(seq 1 100); do
+		ss -Hltn "sport = :$pp" 2>/dev/null | grep -q . && ss -Hltn "sport = :$ip" 2>/dev/null | grep -q . && break
+		sleep 0.1
+	done
+	DOVE_IMAP=$ip
+	DOVE_POP3=$pp
+}
+t_curl_imap() {
+	need curl || return
+	start_dovecot || { fail "dovecot did not start: $(tail -5 "$T"/dovecot*.log 2>/dev/null | tr '\n' ' ')"; return; }
+	TLSSHIM_RULES=$(drules "$DOVE_IMAP" imap) srun curl curl -sS --max-time 10 -u tester:testpw "imap://127.0.0.2:$DOVE_IMAP/" -X 'LIST "" "*"'
+	[ "$RC" = 0 ] && grep -q 'INBOX' "$OUT" || { fail "curl imap failed (rc=$RC): $(head -c 300 "$ERR")"; return; }
+	ok "$(tr -d '\r' <"$OUT" | head -1)"
+}
+t_curl_pop3() {
+	need curl || return
+	start_dovecot || { fail "dovecot did not start"; return; }
+	TLSSHIM_RULES=$(drules "$DOVE_POP3" pop3) srun curl curl -sS --max-time 10 -u tester:testpw "pop3://127.0.0.2:$DOVE_POP3/"
+	[ "$RC" = 0 ] || { fail "curl pop3 failed (rc=$RC): $(head -c 300 "$ERR")"; return; }
+	ok "LIST: $(wc -l <"$OUT") messages"
+}
+t_python_imaplib_poplib() {
+	start_dovecot || { fail "dovecot did not start"; return; }
+	TLSSHIM_RULES="$(drules "$DOVE_IMAP" imap);$(drules "$DOVE_POP3" pop3)" srun py "$PY" -c '
+import imaplib, poplib, sys
+i = imaplib.IMAP4("127.0.0.2", int(sys.argv[1]))
+print("imap-welcome", i.welcome.decode())
+print("imap-caps", " ".join(i.capabilities))
+i.login("tester", "testpw"); typ, d = i.select("INBOX"); print("imap-select", typ); i.logout()
+p = poplib.POP3("127.0.0.2", int(sys.argv[2]))
+print("pop3-welcome", p.getwelcome().decode())
+p.user("tester"); p.pass_("testpw"); print("pop3-stat", p.stat()); p.quit()
+' "$DOVE_IMAP" "$DOVE_POP3"
+	[ "$RC" = 0 ] && grep -q '^imap-select OK' "$OUT" && grep -q '^pop3-stat' "$OUT" ||
+		{ fail "imaplib/poplib failed (rc=$RC): $(tail -3 "$ERR" | tr '\n' ' ')"; return; }
+	grep '^imap-caps' "$OUT" | grep -q LOGINDISABLED && { fail "imaplib saw the pre-TLS LOGINDISABLED"; return; }
+	ok "$(grep welcome "$OUT" | tr '\n' ' ')"
+}
+t_dovecot_without_shim_refuses_login() {
+	start_dovecot || { fail "dovecot did not start"; return; }
+	prun py "$PY" -c '
+import imaplib, sys
+i = imaplib.IMAP4("127.0.0.2", int(sys.argv[1]))
+print("caps", " ".join(i.capabilities))
+try:
+    i.login("tester", "testpw"); print("LOGGED-IN")
+except imaplib.IMAP4.error as e:
+    print("refused", e)
+' "$DOVE_IMAP"
+	grep -q '^refused' "$OUT" && grep -q LOGINDISABLED "$OUT" || { fail "the server lets a plaintext login in: $(cat "$OUT")"; return; }
+	ok "$(grep refused "$OUT")"
+}
+
+for p in smtp imap pop3 ldap; do tcase "${p}_good$([ $p = imap ] && echo _without_capability)"; done
+tcase smtp_nonblocking_connect
+for p in smtp imap pop3 postgres ldap; do
+	tcase "${p}_not_offered"
+	tcase "${p}_injection"
+	tcase "${p}_wrong_name"
+	tcase "${p}_unknown_ca"
+done
+tcase smtp_refused_greeting
+tcase imap_bye_greeting
+tcase pop3_err_greeting
+tcase silent_server_times_out
+tcase relay_no_plaintext
+tcase psql_without_shim_is_refused
+tcase psql_scram_sslmode_disable
+tcase psql_scram_default_sslmode
+tcase psql_password_auth
+tcase psql_sslmode_require_fails
+tcase dovecot_without_shim_refuses_login
+tcase curl_imap
+tcase curl_pop3
+tcase python_imaplib_poplib
+stop_pg
+finish
