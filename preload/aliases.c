@@ -133,7 +133,7 @@ int routes_check_foreign_socket(int fd, const char *how)
 		return fd;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
+	if (libc.getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
 		return fd; /* not connected: a later connect() goes through the hook */
 	int family = ss.ss_family;
 	uint8_t addr[16];

@@ -163,7 +163,7 @@ static int sock_text(int fd, bool peer, int *family, uint8_t *addr, uint16_t *po
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	if ((peer ? getpeername(fd, (struct sockaddr *)&ss, &sl)
+	if ((peer ? libc.getpeername(fd, (struct sockaddr *)&ss, &sl)
 		  : getsockname(fd, (struct sockaddr *)&ss, &sl)) != 0)
 		return -1;
 	char a[INET6_ADDRSTRLEN];

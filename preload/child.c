@@ -11,11 +11,22 @@
 #define CHILD_STR2(x) #x
 #define CHILD_STR(x)  CHILD_STR2(x)
 
-/* Set by the vfork trampoline in the calling thread just before the vfork system call; the child runs on
- * this thread's memory and sees it set; the trampoline clears it when vfork returns to the parent. Only
- * the owning thread (or its vfork child) writes it, so it needs no lock. Initial-exec: the trampoline
- * reaches it with one %fs-relative store. */
-__attribute__((visibility("hidden"), tls_model("initial-exec"))) __thread volatile char child_in_vfork;
+/* Set in the calling thread just before the vfork system call (child_vfork_enter); the child runs on
+ * this thread's memory and sees it set; child_vfork_leave clears it when vfork returns to the parent. Only
+ * the owning thread (or its vfork child) writes it, so it needs no lock. The default (dynamic) TLS model,
+ * reached through the two functions below: an initial-exec variable would mark the whole library
+ * STATIC_TLS, and dlopen() of it then fails with "cannot allocate memory in static TLS block". */
+static __thread volatile char child_in_vfork;
+
+__attribute__((visibility("hidden"), used)) void child_vfork_enter(void)
+{
+	child_in_vfork = 1;
+}
+
+__attribute__((visibility("hidden"), used)) void child_vfork_leave(void)
+{
+	child_in_vfork = 0;
+}
 
 /* The pid whose memory this is: written by the constructor and by the atfork child handler (each in a
  * process of its own, before any other thread of that process exists or while fork holds them still);
@@ -58,7 +69,9 @@ __attribute__((visibility("hidden"), used)) int child_vfork_failed(int err)
 }
 
 /* vfork and __vfork. The child returns on the parent's stack, so the return address is kept in a register
- * (%rdi survives the system call in both processes), as glibc's own vfork does. */
+ * (%rdi survives the system call in both processes: registers are per task, only memory is shared), as
+ * glibc's own vfork does. The flag is set with a call made before the system call (the stack is aligned
+ * for it by the sub) and cleared with a call in the parent only, after the child has left the stack. */
 __asm__(
     ".text\n"
     ".globl vfork\n"
@@ -68,8 +81,11 @@ __asm__(
     "vfork:\n"
     "__vfork:\n"
     ".cfi_startproc\n"
-    "	movq child_in_vfork@GOTTPOFF(%rip), %rax\n"
-    "	movb $1, %fs:(%rax)\n"
+    "	subq $8, %rsp\n"
+    ".cfi_adjust_cfa_offset 8\n"
+    "	call child_vfork_enter\n"
+    "	addq $8, %rsp\n"
+    ".cfi_adjust_cfa_offset -8\n"
     "	popq %rdi\n"
     ".cfi_adjust_cfa_offset -8\n"
     ".cfi_register rip, rdi\n"
@@ -80,8 +96,11 @@ __asm__(
 				     ".cfi_rel_offset rip, 0\n"
 				     "	testq %rax, %rax\n"
 				     "	jz 1f\n" /* the child: the flag stays set until exec or _exit */
-				     "	movq child_in_vfork@GOTTPOFF(%rip), %rdx\n"
-				     "	movb $0, %fs:(%rdx)\n"
+				     "	pushq %rax\n"
+				     ".cfi_adjust_cfa_offset 8\n"
+				     "	call child_vfork_leave\n"
+				     "	popq %rax\n"
+				     ".cfi_adjust_cfa_offset -8\n"
 				     "	cmpq $-4095, %rax\n"
 				     "	jae 2f\n"
 				     "1:	ret\n"

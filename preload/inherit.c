@@ -72,7 +72,7 @@ static bool connected_tcp(int fd, struct sock_end *local, struct sock_end *peer)
 		return false;
 	struct sockaddr_storage ss;
 	len = sizeof(ss);
-	if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0 || !sock_end_of(&ss, peer))
+	if (libc.getpeername(fd, (struct sockaddr *)&ss, &len) != 0 || !sock_end_of(&ss, peer))
 		return false;
 	len = sizeof(ss);
 	return getsockname(fd, (struct sockaddr *)&ss, &len) == 0 && sock_end_of(&ss, local);

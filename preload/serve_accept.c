@@ -58,7 +58,7 @@ static int get_name(int fd, bool peer, struct sockname *n)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	if ((peer ? getpeername(fd, (struct sockaddr *)&ss, &len)
+	if ((peer ? libc.getpeername(fd, (struct sockaddr *)&ss, &len)
 		  : getsockname(fd, (struct sockaddr *)&ss, &len)) != 0)
 		return -1;
 	memset(n, 0, sizeof(*n));
