@@ -125,6 +125,7 @@ static void resolve_all(void)
 	OPTIONAL(gai_suspend);
 	REQUIRED(fileno);
 	REQUIRED(fileno_unlocked);
+	libc.io_file_attach = (__typeof__(libc.io_file_attach))lookup("_IO_file_attach", false);
 	atomic_store_explicit(&libc_ready, true, memory_order_release);
 }
 

@@ -111,6 +111,7 @@ struct libc_fns {
 	int (*gai_suspend)(const struct gaicb *const[], int, const struct timespec *);
 	int (*fileno)(FILE *);
 	int (*fileno_unlocked)(FILE *);
+	FILE *(*io_file_attach)(FILE *, int); /* _IO_file_attach */
 };
 
 /* Written once by libc_resolve() under pthread_once; read-only afterwards (no lock needed to read). */

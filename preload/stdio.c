@@ -179,6 +179,22 @@ EXPORT FILE *fdopen(int fd, const char *mode)
 	return f;
 }
 
+/* glibc's libio entry that binds an existing FILE to an fd: such a FILE would write past the hooks. */
+EXPORT FILE *_IO_file_attach(FILE *f, int fd)
+{
+	libc_ensure();
+	if (fdtab_load(fd)) {
+		log_msg(
+		    LOG_ERROR,
+		    "fd %d: _IO_file_attach on a TLS socket would make a stream that bypasses TLS; refused "
+		    "with EBADF; use fdopen",
+		    fd);
+		errno = EBADF;
+		return NULL;
+	}
+	return libc.io_file_attach ? libc.io_file_attach(f, fd) : NULL;
+}
+
 EXPORT int fileno(FILE *f)
 {
 	libc_ensure();

@@ -16,6 +16,7 @@
 #include <sys/pidfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <fcntl.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 
@@ -251,6 +252,37 @@ static void try_route(const char *route, int *sp, const char *msg, const char *h
 		struct stat st;
 		fprintf(stderr, "routes: fstat_socket=%d\n",
 			r >= 0 && fstat((int)r, &st) == 0 && S_ISSOCK(st.st_mode));
+	} else if (strcmp(route, "pwrite") == 0) {
+		r = pwrite(s, msg, len, 0);
+		report(route, r, errno);
+	} else if (strcmp(route, "pwritev") == 0) {
+		struct iovec iov = {(void *)msg, len};
+		r = pwritev(s, &iov, 1, 0);
+		report(route, r, errno);
+	} else if (strcmp(route, "vmsplice") == 0) {
+		struct iovec iov = {(void *)msg, len};
+		r = vmsplice(s, &iov, 1, 0);
+		report(route, r, errno);
+	} else if (strcmp(route, "copy_file_range") == 0) {
+		char path[] = "/tmp/tlsshim-routes-cfr.XXXXXX";
+		int f = mkstemp(path);
+		unlink(path);
+		if (f < 0 || write(f, msg, len) != (ssize_t)len)
+			exit(3);
+		off_t off = 0;
+		r = copy_file_range(f, &off, s, NULL, len, 0);
+		report(route, r, errno);
+	} else if (strcmp(route, "io_file_attach") == 0) {
+		FILE *f = fopen("/dev/null", "w");
+		FILE *(*attach)(FILE *, int) =
+		    (FILE * (*)(FILE *, int)) dlsym(RTLD_DEFAULT, "_IO_file_attach");
+		FILE *got = attach ? attach(f, s) : NULL;
+		int e = errno;
+		if (got) {
+			fprintf(got, "%s", msg);
+			fflush(got);
+		}
+		report(route, got ? 0 : -1, e);
 	} else if (strcmp(route, "pidfd_getfd") == 0) {
 		try_pidfd_getfd(host, port);
 	} else {

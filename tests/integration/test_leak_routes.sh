@@ -60,6 +60,30 @@ through_tls() {
 	ok "encrypted, echoed back"
 }
 
+# kernel_refuses ROUTE ERRNO_REGEX: calls the shim leaves alone because the kernel refuses a socket
+# before moving a byte (no file position, pipes only, regular files only).
+kernel_refuses() {
+	local route=$1 want=$2
+	tls_echo_relay || { fail "servers did not start"; return; }
+	TLSSHIM_RULES="$RULE" srun "$route" "$ROUTES" "$route" 127.0.0.1 "$PORT" "$SENTINEL"
+	[ "$RC" = 0 ] || { fail "routes client failed (rc=$RC)"; return; }
+	no_sentinel_on_wire || return
+	route_line "$route" | grep -Eq "rc=-1 errno=($want)\$" || { fail "expected the kernel to refuse $route with $want: $(route_line "$route")"; return; }
+	echo_line | grep -q '^routes: echo=start|end|$' || { fail "the TLS connection did not keep working: $(echo_line)"; return; }
+	ok "$(route_line "$route" | sed 's/.*errno=//') from the kernel"
+}
+t_pwrite_kernel_espipe() { kernel_refuses pwrite ESPIPE; }
+t_pwritev_kernel_espipe() { kernel_refuses pwritev ESPIPE; }
+t_vmsplice_kernel_refuses() { kernel_refuses vmsplice 'EBADF|EINVAL'; }
+t_copy_file_range_kernel_refuses() { kernel_refuses copy_file_range 'EINVAL|EXDEV|EBADF'; }
+t_io_file_attach_refused() { refused io_file_attach EBADF '_IO_file_attach on a TLS socket.*EBADF'; }
+
+# The README's table of libc exports that move bytes or fds covers every such export of this libc.
+t_routes_table_covers_libc() {
+	bash "$HERE/routes_table.sh" "$REPO/README.md" >"$T/table.out" 2>&1 && ok "$(tail -1 "$T/table.out")" ||
+		fail "$(tr '\n' ' ' <"$T/table.out" | cut -c1-600)"
+}
+
 # ---- POSIX AIO ----
 t_aio_write() { refused aio_write EOPNOTSUPP 'aio_write on a TLS socket.*EOPNOTSUPP'; }
 t_aio_write64() { refused aio_write64 EOPNOTSUPP 'aio_write64 on a TLS socket.*EOPNOTSUPP'; }
@@ -297,6 +321,12 @@ t_keylog_and_logfile_after_closefrom() {
 	ok
 }
 
+tcase routes_table_covers_libc
+tcase pwrite_kernel_espipe
+tcase pwritev_kernel_espipe
+tcase vmsplice_kernel_refuses
+tcase copy_file_range_kernel_refuses
+tcase io_file_attach_refused
 tcase aio_write
 tcase aio_write64
 tcase aio_write_compat_symbol
