@@ -103,8 +103,8 @@ static int connect_one(const struct opts *o, const struct sockaddr *sa, socklen_
 	return fd;
 }
 
-/* do_connect: -N parses one numeric address; otherwise every address getaddrinfo returns is tried in
- * order until one connects, as real clients do. Only the last failure is reported as
+/* do_connect: -N parses one numeric address; otherwise every distinct address getaddrinfo returns is
+ * tried in order until one connects, as real clients do. Only the last failure is reported as
  * "tcpclient: STAGE: errno=..."; earlier ones say "tcpclient: ADDR port P failed (ENAME), trying the
  * next address". Returns the fd, -1 on failure, -2 on a usage error. */
 static int do_connect(const struct opts *o, long long t0)
@@ -142,7 +142,10 @@ static int do_connect(const struct opts *o, long long t0)
 	}
 	int fd = -1, err = 0;
 	const char *stage = "connect";
-	for (const struct addrinfo *ai = o->numeric ? &numeric : res; ai != NULL; ai = ai->ai_next) {
+	const struct addrinfo *list = o->numeric ? &numeric : res;
+	for (const struct addrinfo *ai = list; ai != NULL; ai = ai->ai_next) {
+		if (seen_before(list, ai))
+			continue;
 		fd = connect_one(o, ai->ai_addr, ai->ai_addrlen, &err, &stage);
 		if (fd >= 0)
 			break;

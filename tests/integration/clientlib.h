@@ -200,11 +200,21 @@ UNUSED_OK static const char *addr_text(const struct sockaddr *sa, char *buf, siz
 	return buf;
 }
 
-/* Resolves host/port with getaddrinfo (family AF_UNSPEC/AF_INET/AF_INET6) and tries every address in
- * the order getaddrinfo returns them, as real clients do (a stock Debian maps localhost to ::1 and
- * 127.0.0.1), until one connects. An address that fails while another is left is reported on stderr as
- * "connect_host: ADDR port P failed (ENAME), trying the next address". Returns the connected fd, or -1
- * with errno set to the last address's error; *stage tells where it failed. */
+/* seen_before: ai's address equals one earlier in the list. glibc returns 127.0.0.1 twice for an AF_INET
+ * lookup of localhost when /etc/hosts also maps ::1 to it (a stock Debian does): it is tried once. */
+UNUSED_OK static int seen_before(const struct addrinfo *list, const struct addrinfo *ai)
+{
+	for (const struct addrinfo *p = list; p != ai; p = p->ai_next)
+		if (p->ai_addrlen == ai->ai_addrlen && memcmp(p->ai_addr, ai->ai_addr, ai->ai_addrlen) == 0)
+			return 1;
+	return 0;
+}
+
+/* Resolves host/port with getaddrinfo (family AF_UNSPEC/AF_INET/AF_INET6) and tries every distinct
+ * address in the order getaddrinfo returns them, as real clients do (a stock Debian maps localhost to
+ * ::1 and 127.0.0.1), until one connects. An address that fails while another is left is reported on
+ * stderr as "connect_host: ADDR port P failed (ENAME), trying the next address". Returns the connected
+ * fd, or -1 with errno set to the last address's error; *stage tells where it failed. */
 UNUSED_OK static int connect_host(const char *host, const char *port, int family, const char **stage)
 {
 	struct addrinfo hints, *res = NULL;
@@ -220,6 +230,8 @@ UNUSED_OK static int connect_host(const char *host, const char *port, int family
 	}
 	int fd = -1, e = EADDRNOTAVAIL;
 	for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+		if (seen_before(res, ai))
+			continue;
 		fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
 		if (fd < 0) {
 			*stage = "socket";
