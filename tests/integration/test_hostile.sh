@@ -18,8 +18,18 @@ MiB=1048576
 # probe: tcpclient to 127.0.0.1:$PORT (a plain echo server behind the recording relay), numeric (no
 # resolver), sends the sentinel. Environment (TLSSHIM_POLICY / TLSSHIM_RULES) comes from the caller.
 probe() { srun tc "$CL/tcpclient" -N -s "$SENT\\n" -W 127.0.0.1 "$PORT"; observe; }
+# The client and the library run from copies in $PUB: a checkout under /root (mode 0700, as on a stock
+# machine where root clones into its home) is out of nobody's reach, and ld.so would skip the preload.
+public_shim() {
+	[ -r "$PUB/libtlsshim.so" ] || install -m 0755 "$SHIM" "$PUB/libtlsshim.so"
+	echo "$PUB/libtlsshim.so"
+}
 probe_as_nobody() {
-	srun tc setpriv --reuid=$NOBODY --regid=$NOBODY --clear-groups "$CL/tcpclient" -N -s "$SENT\\n" -W 127.0.0.1 "$PORT"
+	[ -x "$PUB/tcpclient" ] || install -m 0755 "$CL/tcpclient" "$PUB/tcpclient"
+	local keep=$PRELOAD
+	PRELOAD=${PRELOAD/"$SHIM"/"$(public_shim)"}
+	srun tc setpriv --reuid=$NOBODY --regid=$NOBODY --clear-groups "$PUB/tcpclient" -N -s "$SENT\\n" -W 127.0.0.1 "$PORT"
+	PRELOAD=$keep
 	observe
 }
 plain_server() { mplain s --mode echo; }
@@ -353,7 +363,7 @@ t_setuid_ignores_tlsshim_env() {
 	rm -f "$logf"
 	# setuid: the same environment must be ignored
 	TLSSHIM_RULES="deny 127.0.0.1:$PORT" TLSSHIM_POLICY=$pol TLSSHIM_LOG=debug TLSSHIM_LOG_FILE=$logf \
-		prun suid "$PUB/suidprobe-setuid" "$SHIM" "$PORT" "$SENT"
+		prun suid "$PUB/suidprobe-setuid" "$(public_shim)" "$PORT" "$SENT"
 	M_REASON=$(head -2 "$OUT" | tr '\n' ' ')
 	grep -q 'at_secure=1 ruid=0 euid=65534' "$OUT" ||
 		{ fail "cannot run here: the setuid copy did not run with AT_SECURE=1 (nosuid mount or no_new_privs?): $(head -1 "$OUT")"; return; }
