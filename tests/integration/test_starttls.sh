@@ -8,13 +8,15 @@
 #  - a recording relay: the program's sentinel never crosses the wire;
 #  - real servers that require TLS, started here on free loopback ports with their own config and data:
 #    PostgreSQL 15 (hostssl only, scram-sha-256 and password) with unmodified psql; Dovecot (IMAP and
-#    POP3 with ssl = required) with curl and python imaplib/poplib.
+#    POP3 with ssl = required) with curl and python imaplib/poplib; Postfix 3.7 (smtpd_tls_security_level
+#    = encrypt) with msmtp --tls=off and curl smtp://; slapd 2.5 (olcSecurity: tls=1) with ldapsearch -x
+#    -H ldap:// (no -Z). The servers' own logs show that each session the program used was TLS.
 source "$(dirname "$0")/lib.sh" "${1:-build}"
 
 SENTINEL="tlsshim-DLG-SENTINEL-$$-$RANDOM"
 # The real servers are started once and kept across cases (stopped at exit).
 keep_last_bg() { unset 'CASE_PIDS[-1]'; }
-trap 'stop_pg; cleanup' EXIT
+trap 'stop_pg; stop_postfix; cleanup' EXIT
 STS=$HERE/starttls_server.py
 
 # peer NAME PROTO BEHAVE [CERT]: the python peer; sets PORT; records plaintext in $T/NAME.rec.
@@ -281,6 +283,196 @@ except imaplib.IMAP4.error as e:
 	ok "$(grep refused "$OUT")"
 }
 
+# ---- Postfix: smtpd_tls_security_level = encrypt ----
+# msmtp and libldap look up the machine's own host name, which some /etc/hosts map to 127.0.0.1: the
+# rules for these clients say name= (README, "Which name is verified").
+# A private instance (its own config, queue and log under $T) on a free loopback port, started with
+# `postfix start-fg`; mail is accepted and discarded. smtpd_tls_loglevel = 1 logs every TLS session.
+PF=""
+PF_PORT=""
+PF_TRIED=0
+start_postfix() {
+	[ -n "$PF_PORT" ] && return 0
+	[ "$PF_TRIED" = 0 ] && [ -x /usr/sbin/postfix ] || return 1
+	PF_TRIED=1
+	local d=$T/postfix port
+	mkdir -p "$d/etc" "$d/queue" "$d/data" && chmod 755 "$T" "$d" && chown postfix "$d/data" || return 1
+	port=$(free_port)
+	cat >"$d/etc/main.cf" <<EOF
+compatibility_level = 3.6
+queue_directory = $d/queue
+data_directory = $d/data
+maillog_file_prefixes = $d
+maillog_file = $d/maillog
+myhostname = mail.test
+mydestination = localhost
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+local_recipient_maps =
+local_transport = discard:
+default_transport = discard:
+biff = no
+smtpd_tls_security_level = encrypt
+smtpd_tls_cert_file = $PKI/leaf.pem
+smtpd_tls_key_file = $PKI/leaf.key
+smtpd_tls_loglevel = 1
+EOF
+	# chroot off (the queue is not a prepared jail); tlsmgr is needed for TLS at all.
+	cat >"$d/etc/master.cf" <<EOF
+127.0.0.1:$port inet n - n - - smtpd
+cleanup   unix n - n - 0 cleanup
+qmgr      unix n - n 300 1 qmgr
+tlsmgr    unix - - n 1000? 1 tlsmgr
+rewrite   unix - - n - - trivial-rewrite
+bounce    unix - - n - 0 bounce
+defer     unix - - n - 0 bounce
+trace     unix - - n - 0 bounce
+verify    unix - - n - 1 verify
+flush     unix n - n 1000? 0 flush
+proxymap  unix - - n - - proxymap
+error     unix - - n - - error
+retry     unix - - n - - error
+discard   unix - - n - - discard
+anvil     unix - - n - 1 anvil
+scache    unix - - n - 1 scache
+postlog   unix-dgram n - n - 1 postlogd
+EOF
+	PF=$d
+	postfix -c "$d/etc" check >>"$T/postfix-start.log" 2>&1 # creates the queue directories
+	bg postfix postfix -c "$d/etc" start-fg
+	keep_last_bg
+	wait_listen "$port" 127.0.0.1 || return 1
+	PF_PORT=$port
+}
+pf_up() { start_postfix || { fail "postfix did not start: $(tail -3 "$T"/postfix*.log "$PF/maillog" 2>/dev/null | tr '\n' ' ')"; return 1; }; }
+stop_postfix() { [ -n "$PF" ] && postfix -c "$PF/etc" stop >/dev/null 2>&1; }
+# pf_tls_for_sender ADDR: prints the TLS line of the smtpd session that accepted mail from ADDR ("none"
+# when that session was plaintext; nothing when no mail from ADDR was accepted). Postfix reuses smtpd
+# processes, so sessions are told apart by the process id and its "connect from" lines.
+pf_tls_for_sender() {
+	awk -v from="from=<$1>," '
+		match($0, /smtpd\[[0-9]+\]/) { pid = substr($0, RSTART, RLENGTH) }
+		/smtpd\[/ && / connect from / { tls[pid] = "none" }
+		/smtpd\[/ && /TLS connection established/ { sub(/.*TLS connection established from [^ ]* /, ""); tls[pid] = $0 }
+		/smtpd\[/ && /: client=/ { q = $6; sub(/:$/, "", q); qt[q] = tls[pid] }
+		/qmgr\[/ && index($0, from) { q = $6; sub(/:$/, "", q); print qt[q] }
+	' "$PF/maillog" 2>/dev/null
+}
+pf_case() { # CLIENT_NAME SENDER CMD...: mail from SENDER through Postfix (pf_up first) under the shim, over TLS
+	local name=$1 from=$2
+	shift 2
+	printf 'From: <%s>\r\nSubject: tlsshim %s\r\n\r\n%s\r\n' "$from" "$name" "$SENTINEL" >"$T/mail.txt"
+	TLSSHIM_RULES="tls 127.0.0.1:$PF_PORT starttls=smtp ca-file=$ROOT name=localhost" srun_in "$T/mail.txt" "$name" "$@"
+	[ "$RC" = 0 ] || { fail "$name failed (rc=$RC): $(head -c 300 "$ERR")"; return; }
+	local t i
+	for i in $(seq 1 50); do # the queue manager logs the sender just after the client's QUIT
+		t=$(pf_tls_for_sender "$from")
+		[ -n "$t" ] && break
+		sleep 0.1
+	done
+	[ -n "$t" ] || { fail "postfix logged no mail from $from: $(tail -5 "$PF/maillog" | tr '\n' ' ')"; return; }
+	case $t in none) fail "postfix took the mail from $from in plaintext"; return ;; esac
+	ok "postfix: $t"
+}
+t_postfix_curl_smtp() {
+	pf_up || return
+	need curl || return
+	local from="curl-$$-$RANDOM@test"
+	pf_case curl "$from" curl -sS --max-time 10 "smtp://127.0.0.1:$PF_PORT" --mail-from "$from" \
+		--mail-rcpt someone@localhost -T -
+}
+t_postfix_msmtp_tls_off() {
+	pf_up || return
+	need msmtp || return
+	local from="msmtp-$$-$RANDOM@test"
+	pf_case msmtp "$from" msmtp -C /dev/null --host=127.0.0.1 --port="$PF_PORT" --tls=off --auth=off \
+		--timeout=10 --from="$from" someone@localhost
+}
+t_postfix_without_shim_requires_starttls() {
+	need curl || return
+	pf_up || return
+	printf 'Subject: x\r\n\r\nx\r\n' >"$T/mail.txt"
+	prun curl curl -sS --max-time 10 "smtp://127.0.0.1:$PF_PORT" --mail-from plain@test --mail-rcpt someone@localhost -T "$T/mail.txt"
+	[ "$RC" != 0 ] && grep -q '530' "$ERR" || { fail "postfix took mail without TLS (rc=$RC)"; return; }
+	ok "$(head -1 "$ERR")"
+}
+t_postfix_unknown_ca_refused() {
+	need curl || return
+	pf_up || return
+	local from="wrongca-$$-$RANDOM@test"
+	printf 'Subject: x\r\n\r\n%s\r\n' "$SENTINEL" >"$T/mail.txt"
+	TLSSHIM_RULES="tls 127.0.0.1:$PF_PORT starttls=smtp ca-file=$PKI/other-root.pem name=localhost" srun curl curl -sS --max-time 10 \
+		"smtp://127.0.0.1:$PF_PORT" --mail-from "$from" --mail-rcpt someone@localhost -T "$T/mail.txt"
+	[ "$RC" != 0 ] && [ "$(n_shim_lines)" = 1 ] && shim_lines | grep -q "localhost:$PF_PORT (127.0.0.1)" ||
+		{ fail "expected one refusal line (rc=$RC): $(head -c 300 "$ERR")"; return; }
+	sleep 0.5
+	[ -z "$(pf_tls_for_sender "$from")" ] || { fail "postfix got mail from $from"; return; }
+	ok "$(shim_lines | cut -c1-160)"
+}
+
+# ---- slapd: olcSecurity: tls=1 ----
+# slapd.conf converted to cn=config by slaptest (so the server runs with olcSecurity), one entry added
+# with slapadd, `slapd -d stats` logging each operation with its connection number.
+LD_PORT=""
+LD_TRIED=0
+start_slapd() {
+	[ -n "$LD_PORT" ] && return 0
+	[ "$LD_TRIED" = 0 ] && [ -x /usr/sbin/slapd ] || return 1
+	LD_TRIED=1
+	local d=$T/slapd port
+	mkdir -p "$d/db" "$d/conf" || return 1
+	port=$(free_port)
+	cat >"$d/slapd.conf" <<EOF
+include /etc/ldap/schema/core.schema
+pidfile $d/slapd.pid
+modulepath /usr/lib/ldap
+moduleload back_mdb
+TLSCertificateFile $PKI/leaf.pem
+TLSCertificateKeyFile $PKI/leaf.key
+security tls=1
+database config
+database mdb
+suffix "dc=test"
+rootdn "cn=admin,dc=test"
+rootpw secret
+directory $d/db
+EOF
+	printf 'dn: dc=test\nobjectClass: dcObject\nobjectClass: organization\no: tlsshim\ndc: test\n\n%s\n' \
+		"dn: cn=sentinel,dc=test
+objectClass: person
+cn: sentinel
+sn: tlsshim-ldap-entry" >"$d/base.ldif"
+	slaptest -f "$d/slapd.conf" -F "$d/conf" >"$T/slapd-setup.log" 2>&1 # warns that the db is not open yet
+	grep -rqs '^olcSecurity: tls=1' "$d/conf" || return 1
+	slapadd -F "$d/conf" -b dc=test -l "$d/base.ldif" >>"$T/slapd-setup.log" 2>&1 || return 1
+	bg slapd slapd -F "$d/conf" -h "ldap://127.0.0.1:$port/" -d stats
+	keep_last_bg
+	wait_listen "$port" 127.0.0.1 || return 1
+	LD_PORT=$port
+}
+t_slapd_without_shim_confidentiality_required() {
+	need ldapsearch || return
+	start_slapd || { fail "slapd did not start: $(tail -3 "$T"/slapd*.log 2>/dev/null | tr '\n' ' ')"; return; }
+	prun ldapsearch ldapsearch -x -H "ldap://127.0.0.1:$LD_PORT/" -b dc=test -LLL cn=sentinel sn
+	[ "$RC" = 13 ] && grep -q 'Confidentiality required' "$ERR" || { fail "slapd answered in plaintext (rc=$RC)"; return; }
+	ok "$(head -1 "$ERR")"
+}
+t_slapd_ldapsearch_starttls() {
+	need ldapsearch || return
+	start_slapd || { fail "slapd did not start: $(tail -3 "$T"/slapd*.log 2>/dev/null | tr '\n' ' ')"; return; }
+	TLSSHIM_RULES="tls 127.0.0.1:$LD_PORT starttls=ldap ca-file=$ROOT name=localhost" srun ldapsearch ldapsearch -x \
+		-H "ldap://127.0.0.1:$LD_PORT/" -b dc=test -LLL cn=sentinel sn
+	[ "$RC" = 0 ] && grep -q '^sn: tlsshim-ldap-entry' "$OUT" || { fail "ldapsearch failed (rc=$RC): $(head -c 300 "$ERR")"; return; }
+	# The connection that ran the search: slapd logged STARTTLS and "TLS established" on it first.
+	local c
+	c=$(grep 'SRCH base="dc=test"' "$T/slapd.log" | tail -1 | grep -o 'conn=[0-9]*')
+	[ -n "$c" ] || { fail "slapd logged no search"; return; }
+	grep -q "$c op=0 STARTTLS" "$T/slapd.log" && grep "$c fd=" "$T/slapd.log" | grep -q 'TLS established' ||
+		{ fail "slapd's $c was not TLS: $(grep "$c " "$T/slapd.log" | head -5 | tr '\n' ' ')"; return; }
+	ok "slapd $c: $(grep "$c fd=.*TLS established" "$T/slapd.log" | grep -o 'tls_proto=.*')"
+}
+
 for p in smtp imap pop3 ldap; do tcase "${p}_good$([ $p = imap ] && echo _without_capability)"; done
 tcase smtp_nonblocking_connect
 for p in smtp imap pop3 postgres ldap; do
@@ -303,5 +495,11 @@ tcase dovecot_without_shim_refuses_login
 tcase curl_imap
 tcase curl_pop3
 tcase python_imaplib_poplib
+tcase postfix_without_shim_requires_starttls
+tcase postfix_curl_smtp
+tcase postfix_msmtp_tls_off
+tcase postfix_unknown_ca_refused
+tcase slapd_without_shim_confidentiality_required
+tcase slapd_ldapsearch_starttls
 stop_pg
 finish
