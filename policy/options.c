@@ -364,8 +364,10 @@ static int parse_proxy(const struct pol_opt_def *d, struct policy_tls_opts *o, c
 			host = pol_lower_dup(v + pos, host_len);
 		}
 	}
-	if (colon >= n || v[colon] != ':')
+	if (colon >= n || v[colon] != ':') {
+		free(host);
 		return fail(e, colon, "proxy= needs a port (expected %s)", d->expect);
+	}
 	for (i = colon + 1; i < n; i++) {
 		if (v[i] < '0' || v[i] > '9' || i - colon > 5) {
 			free(host);
