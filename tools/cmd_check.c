@@ -375,6 +375,95 @@ static void lint_serve(const struct lint *l, const struct policy *p, size_t j)
 	}
 }
 
+/* The port where a starttls= protocol is TLS from the first byte (no upgrade dialogue), or 0. */
+static unsigned implicit_tls_port(enum policy_starttls s)
+{
+	switch (s) {
+	case POLICY_STARTTLS_SMTP:
+		return 465;
+	case POLICY_STARTTLS_IMAP:
+		return 993;
+	case POLICY_STARTTLS_POP3:
+		return 995;
+	case POLICY_STARTTLS_LDAP:
+		return 636;
+	default:
+		return 0;
+	}
+}
+
+/* The proxy of a proxy= rule as a one-destination rule, for rule_covers. false when it is not one. */
+static bool proxy_as_rule(const struct policy_tls_opts *o, struct policy_rule *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (o->proxy == POLICY_PROXY_NONE || !o->proxy_host)
+		return false;
+	out->action = POLICY_PLAIN;
+	out->port_lo = out->port_hi = o->proxy_port;
+	uint8_t a6[16];
+	if (inet_pton(AF_INET, o->proxy_host, out->addr) == 1) {
+		out->host_kind = POLICY_HOST_ADDR;
+		out->family = AF_INET;
+		out->prefix_len = 32;
+	} else if (inet_pton(AF_INET6, o->proxy_host, a6) == 1) {
+		static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+		out->host_kind = POLICY_HOST_ADDR;
+		if (memcmp(a6, mapped, 12) == 0) { /* matched as IPv4, as the policy stores it */
+			out->family = AF_INET;
+			memcpy(out->addr, a6 + 12, 4);
+			out->prefix_len = 32;
+		} else {
+			out->family = AF_INET6;
+			memcpy(out->addr, a6, 16);
+			out->prefix_len = 128;
+		}
+	} else {
+		out->host_kind = POLICY_HOST_NAME;
+		out->host = o->proxy_host; /* borrowed: lower-case, as parsed */
+	}
+	return true;
+}
+
+/* starttls= on the protocol's implicit-TLS port, and a deny rule covering the proxy of a proxy= rule. */
+static void lint_dialogue(const struct lint *l, const struct policy *p, const struct policy_rule *r)
+{
+	const struct policy_tls_opts *o = &r->tls;
+	unsigned port = implicit_tls_port(o->starttls);
+	if (port && r->port_lo <= port && port <= r->port_hi) {
+		char range[64] = "";
+		if (r->port_lo != r->port_hi)
+			snprintf(range, sizeof(range), " (the rule's ports %u-%u include it)", r->port_lo,
+				 r->port_hi);
+		warn_opt(l, r, "starttls", "implicit-tls-port",
+			 "starttls=%s on port %u%s: that is the implicit-TLS port of the protocol (TLS from "
+			 "the first byte, no upgrade), so the dialogue fails there; use a rule without "
+			 "starttls= for port %u",
+			 policy_starttls_name(o->starttls), port, range, port);
+	}
+	struct policy_rule px;
+	if (!proxy_as_rule(o, &px))
+		return;
+	/* The first tls/plain/deny rule matching the proxy's address decides a direct connect to it
+	 * (by pattern; a proxy host name is not resolved here). */
+	for (size_t k = 0; k < p->n_rules; k++) {
+		const struct policy_rule *d = &p->rules[k];
+		if (d->action == POLICY_SERVE || !rule_covers(d, &px))
+			continue;
+		if (d->action == POLICY_DENY) {
+			char where[300], pat[300];
+			cli_rule_where(d, where, sizeof(where));
+			policy_rule_pattern(d, pat, sizeof(pat));
+			warn_opt(
+			    l, r, "proxy", "proxy-denied",
+			    "proxy=%s://%s:%u is covered by the deny rule at %s (deny %s): this rule's "
+			    "connections still reach the proxy (the connection to the proxy is not matched "
+			    "against the policy again), but the program's own connections to it are refused",
+			    policy_proxy_name(o->proxy), o->proxy_host, o->proxy_port, where, pat);
+		}
+		break;
+	}
+}
+
 static void lint_rule(const struct lint *l, const struct policy *p, size_t j)
 {
 	const struct policy_rule *r = &p->rules[j];
@@ -441,6 +530,7 @@ static void lint_rule(const struct lint *l, const struct policy *p, size_t j)
 			 "names a host",
 			 pat);
 	}
+	lint_dialogue(l, p, r);
 	if (o->alpn && alpn_offers_h2(o->alpn))
 		warn_opt(l, r, "alpn", "alpn-h2",
 			 "alpn=%s offers h2: if the server picks it, the program must speak HTTP/2, but most "

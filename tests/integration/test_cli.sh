@@ -201,6 +201,41 @@ t_check_lint_warnings() {
 	ok
 }
 
+# starttls= on an implicit-TLS port, and a deny rule covering a proxy= rule's proxy (the first rule that
+# matches the proxy decides: an earlier plain rule for it means no warning).
+t_check_dialogue_warnings() {
+	need "$TLSSHIM" || return
+	local f=$T/dlg.policy
+	{
+		echo 'tls mail.example:465 starttls=smtp name=mail.example'          # 1: implicit-tls-port
+		echo 'tls imap.example:1-1000 starttls=imap'                         # 2: 993 in the range
+		echo 'tls pop.example:110 starttls=pop3'                             # 3: fine
+		echo 'tls ldap.example:636 starttls=ldap'                            # 4: implicit-tls-port
+		echo 'tls db.example:5432 starttls=postgres'                         # 5: fine (no implicit port)
+		echo 'tls a.example:443 proxy=http://10.0.0.1:3128'                  # 6: proxy-denied (line 10)
+		echo 'tls b.example:443 proxy=socks5://proxy.corp:1080'              # 7: plain rule first: fine
+		echo 'tls c.example:443 proxy=socks5h://[::ffff:10.0.0.2]:1080'      # 8: mapped: proxy-denied
+		echo 'plain proxy.corp:*'                                            # 9
+		echo 'deny 10.0.0.0/8:*'                                             # 10
+		echo 'tls d.example:443 proxy=http://192.0.2.1:3128'                 # 11: nothing denies it
+	} >"$f"
+	cli dlg check "$f"
+	want 0 \
+		"^$f:1:22: warning: starttls=smtp on port 465: that is the implicit-TLS port.*\[implicit-tls-port\]" \
+		"^$f:2:25: warning: starttls=imap on port 993 \(the rule's ports 1-1000 include it\).*\[implicit-tls-port\]" \
+		"^$f:4:22: warning: starttls=ldap on port 636.*\[implicit-tls-port\]" \
+		"^$f:6:19: warning: proxy=http://10.0.0.1:3128 is covered by the deny rule at $f:10 \(deny 10.0.0.0/8:\*\).*\[proxy-denied\]" \
+		"^$f:8:19: warning: proxy=socks5://10.0.0.2:1080 is covered by the deny rule at $f:10.*\[proxy-denied\]" \
+		"11 rules, 0 errors, 5 warnings" || return
+	grep -E "^$f:(3|5|7|11):" "$OUT" && { fail "a warning for a rule that is fine"; return; }
+	# a trailing deny *:* covers every proxy not matched before it
+	echo 'deny *:*' >>"$f"
+	cli dlg2 check "$f"
+	want 0 "^$f:11:19: warning: proxy=http://192.0.2.1:3128 is covered by the deny rule at $f:12 \(deny \*:\*\)" \
+		"12 rules, 0 errors, 6 warnings" || return
+	ok
+}
+
 t_check_json() {
 	need "$TLSSHIM" || return
 	printf 'tls localhost:8443 verify=off\ntls localhost:8443\nfrob x\n' >"$T/j.policy"
@@ -567,6 +602,7 @@ NOSHIM=1 tcase version
 NOSHIM=1 tcase check_clean_policy
 NOSHIM=1 tcase check_reports_every_error
 NOSHIM=1 tcase check_lint_warnings
+NOSHIM=1 tcase check_dialogue_warnings
 NOSHIM=1 tcase check_json
 NOSHIM=1 tcase check_uses_environment
 NOSHIM=1 tcase explain_name_rule
