@@ -37,7 +37,8 @@ static void check_rule(const struct policy *p, const struct policy_rule *r)
 	const struct policy_tls_opts *o = &r->tls;
 	unsigned bits = r->family == AF_INET ? 32 : 128, i;
 
-	CHECK(r->action == POLICY_PLAIN || r->action == POLICY_TLS || r->action == POLICY_DENY);
+	CHECK(r->action == POLICY_PLAIN || r->action == POLICY_TLS || r->action == POLICY_DENY ||
+	      r->action == POLICY_SERVE);
 	CHECK(r->port_lo <= r->port_hi);
 	CHECK(r->line >= 1);
 	CHECK(r->source == p->sources[p->n_sources - 1]);
@@ -65,6 +66,12 @@ static void check_rule(const struct policy *p, const struct policy_rule *r)
 		break;
 	default:
 		CHECK(!"host kind");
+	}
+	if (r->action == POLICY_SERVE) { /* a server's own certificate and key are required */
+		CHECK(o->cert && o->key);
+		CHECK(!o->key_password_file || o->key);
+		CHECK(o->handshake_timeout_ms >= 1 && o->handshake_timeout_ms <= 300000);
+		return;
 	}
 	if (r->action != POLICY_TLS) {
 		CHECK(!o->name && !o->sni && !o->ca_file && !o->alpn && !o->cert && o->n_pins == 0);
