@@ -6,6 +6,7 @@
 #include "preload/hooks.h"
 #include "preload/child.h"
 #include "preload/log.h"
+#include "preload/precopy.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -196,15 +197,13 @@ static int share(struct conn *c, int newfd)
 EXPORT int dup(int oldfd)
 {
 	libc_ensure();
-	if (!fdtab_load(oldfd)) {
+	struct conn *c = fdtab_load(oldfd) ? conn_get(oldfd) : NULL; /* held across the kernel call */
+	if (!c) { /* not TLS (an inherited socket may have been classified plain just now) */
 		int newfd = libc.dup(oldfd);
 		if (newfd >= 0 && fdtab_load(newfd))
 			close_forget_stale(newfd);
-		return newfd;
+		return precopy_note(oldfd, newfd); /* a copy of an unconnected TCP socket is noted */
 	}
-	struct conn *c = conn_get(oldfd); /* held across the kernel call: a racing close cannot end it */
-	if (!c)
-		return dup(oldfd); /* an inherited socket, classified plain just now */
 	if (child_shares_parent_memory()) {
 		conn_put(c);
 		return child_refuse(oldfd, "dup");
@@ -217,8 +216,10 @@ EXPORT int dup(int oldfd)
 static int dup_onto(int oldfd, int newfd, int flags, bool is_dup3)
 {
 	libc_ensure();
-	if (oldfd == newfd || (!fdtab_load(oldfd) && !fdtab_load(newfd)))
+	if (oldfd == newfd)
 		return is_dup3 ? libc.dup3(oldfd, newfd, flags) : libc.dup2(oldfd, newfd);
+	if (!fdtab_load(oldfd) && !fdtab_load(newfd))
+		return precopy_note(oldfd, is_dup3 ? libc.dup3(oldfd, newfd, flags) : libc.dup2(oldfd, newfd));
 	const char *what = is_dup3 ? "dup3" : "dup2";
 	struct conn *c = conn_get(oldfd); /* NULL: oldfd is not TLS (newfd is) */
 	if (child_shares_parent_memory()) {
@@ -251,7 +252,7 @@ static int dup_onto(int oldfd, int newfd, int flags, bool is_dup3)
 	}
 	if (!c) {
 		unmark(newfd);
-		return r;
+		return precopy_note(oldfd, r);
 	}
 	return share(c, r); /* replaces the mark with oldfd's connection */
 }
@@ -269,11 +270,13 @@ EXPORT int dup3(int oldfd, int newfd, int flags)
 static int fcntl_common(int fd, int cmd, void *arg)
 {
 	libc_ensure();
-	if (!fdtab_load(fd) || (cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC && cmd != F_SETFD))
+	if (cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC && cmd != F_SETFD)
 		return libc.fcntl(fd, cmd, arg);
-	struct conn *c = conn_get(fd);
-	if (!c)
-		return libc.fcntl(fd, cmd, arg); /* an inherited socket, classified plain just now */
+	struct conn *c = fdtab_load(fd) ? conn_get(fd) : NULL;
+	if (!c) { /* not TLS (an inherited socket may have been classified plain just now) */
+		int r = libc.fcntl(fd, cmd, arg);
+		return cmd == F_SETFD ? r : precopy_note(fd, r);
+	}
 	bool child = child_shares_parent_memory();
 	if (cmd == F_SETFD) { /* a TLS fd stays close-on-exec (README: exec) */
 		conn_put(c);
@@ -312,5 +315,6 @@ EXPORT int socket(int domain, int type, int protocol)
 	int fd = libc.socket(domain, type, protocol);
 	if (fd >= 0 && fdtab_load(fd))
 		close_forget_stale(fd);
+	precopy_note_socket(fd, domain, type);
 	return fd;
 }

@@ -57,8 +57,11 @@ struct conn *conn_get(int fd)
 		if (!c)
 			return NULL;
 		if (c == &conn_unclassified) { /* from outside: classify on first use (inherit.h) */
-			if (!inherit_classify(fd))
+			int k = inherit_classify(fd);
+			if (k == INHERIT_REFUSE)
 				break; /* a child that shares our memory: refused below */
+			if (k == INHERIT_UNCONNECTED)
+				return NULL; /* not connected yet: nothing to protect */
 			continue;
 		}
 		int r = atomic_load_explicit(&c->refs, memory_order_acquire);

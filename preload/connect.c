@@ -13,6 +13,7 @@
 #include "preload/metrics.h"
 #include "preload/names.h"
 #include "preload/peer.h"
+#include "preload/precopy.h"
 #include "preload/routes.h"
 #include "preload/shim.h"
 #include "preload/stats.h"
@@ -212,6 +213,17 @@ static int connect_tls(int fd, const struct sockaddr *sa, socklen_t salen, const
 		errno = EMFILE;
 		return -1;
 	}
+	int copies = precopy_attach(c, fd); /* copies made before connect() share c, before any byte */
+	if (copies < 0) {
+		int e = errno;
+		precopy_undo(c, fd);
+		struct conn *taken = fdtab_take(fd);
+		if (taken)
+			conn_detach_fd(taken, -1);
+		conn_put(c);
+		errno = e;
+		return -1;
+	}
 	stdio_adopt_std_fd(fd); /* a TLS socket on fd 0, 1 or 2: stdio must go through TLS too */
 	int fl = libc.fcntl(fd, F_GETFL);
 	bool nonblocking = fl >= 0 && (fl & O_NONBLOCK);
@@ -225,6 +237,8 @@ static int connect_tls(int fd, const struct sockaddr *sa, socklen_t salen, const
 	}
 	if (ret != 0) { /* TCP itself failed: the socket goes back to being a plain one, as it was */
 		int e = errno;
+		if (copies > 0)
+			precopy_undo(c, fd);
 		struct conn *taken = fdtab_take(fd);
 		if (taken)
 			conn_detach_fd(taken, -1);
@@ -284,6 +298,8 @@ int hook_connect(int fd, const struct sockaddr *sa, socklen_t salen)
 		if (log_enabled(LOG_DEBUG))
 			log_msg(LOG_DEBUG, "%s:%u (%s): plain (%s)", remembered[0] ? remembered : d.addr_text,
 				d.port, d.addr_text, rule ? "rule" : "no rule matches");
+		fdtab_replace(fd, &conn_unclassified, NULL); /* decided here: plain (inherit.h) */
+		precopy_forget(fd);
 		return libc.connect(fd, sa, salen);
 	}
 	if (rule->action == POLICY_DENY) {

@@ -4,6 +4,7 @@
 #include "preload/child.h"
 #include "preload/hooks.h"
 #include "preload/log.h"
+#include "preload/precopy.h"
 #include "preload/serve.h"
 #include "preload/shim.h"
 
@@ -112,14 +113,20 @@ static struct conn *verdict_for(int fd, const struct sock_end *peer)
 	return &conn_inherited_tls;
 }
 
-bool inherit_classify(int fd)
+int inherit_classify(int fd)
 {
 	if (child_shares_parent_memory())
-		return false;
+		return INHERIT_REFUSE;
 	struct sock_end local, peer;
-	struct conn *v = connected_tcp(fd, &local, &peer) ? verdict_for(fd, &peer) : NULL;
+	if (!connected_tcp(fd, &local, &peer)) {
+		if (precopy_unconnected_tcp(fd))
+			return INHERIT_UNCONNECTED; /* not yet: whoever connects it may be elsewhere */
+		fdtab_replace(fd, &conn_unclassified, NULL);
+		return INHERIT_DONE;
+	}
+	struct conn *v = verdict_for(fd, &peer);
 	fdtab_replace(fd, &conn_unclassified, v); /* lost only to a close or another classification */
-	return true;
+	return INHERIT_DONE;
 }
 
 void inherit_adopt_fd(int fd)
@@ -127,12 +134,11 @@ void inherit_adopt_fd(int fd)
 	if (fd < 0 || child_shares_parent_memory())
 		return;
 	struct sock_end local, peer;
-	if (!connected_tcp(fd, &local, &peer)) {
-		close_forget_stale(fd); /* a new file on that number: no old state */
-		return;
-	}
+	bool connected = connected_tcp(fd, &local, &peer);
 	close_forget_stale(fd); /* the program does not have the number yet: no call can race here */
-	if (handed_to_server_side(fd))
+	if (!connected && !precopy_unconnected_tcp(fd))
+		return; /* not a TCP connection: nothing to classify */
+	if (connected && handed_to_server_side(fd))
 		return;
 	struct conn *old = fdtab_store(fd, &conn_unclassified);
 	if (old == (struct conn *)-1) { /* cannot be tracked: it must not be usable in clear */
@@ -191,7 +197,9 @@ int inherit_refuse_passing_tls(int fd, const struct msghdr *msg)
 static void mark_inherited(int fd)
 {
 	struct sock_end local, peer;
-	if (fd >= 0 && !fdtab_load(fd) && connected_tcp(fd, &local, &peer) && !handed_to_server_side(fd))
+	if (fd < 0 || fdtab_load(fd))
+		return;
+	if (connected_tcp(fd, &local, &peer) ? !handed_to_server_side(fd) : precopy_unconnected_tcp(fd))
 		fdtab_replace(fd, NULL, &conn_unclassified);
 }
 

@@ -7,6 +7,7 @@
  *    closed (one rate-limited line, ECONNABORTED, which servers retry); plain-from= peer: left plain;
  *    key material missing: closed (ECONNABORTED). Else it becomes a server connection whose handshake
  *    runs from the program's first read, write or poll; accept itself never waits. */
+#include "preload/precopy.h"
 #include "preload/conn.h"
 #include "preload/fdtab.h"
 #include "preload/hooks.h"
@@ -119,6 +120,7 @@ static bool refusal_line_allowed(unsigned long *suppressed)
 EXPORT int listen(int fd, int backlog)
 {
 	libc_ensure();
+	precopy_forget(fd); /* a listener never becomes a TLS client connection */
 	if (audit_on() || !policy_serves() || !is_tcp(fd)) /* audit mode observes accepts only */
 		return libc.listen(fd, backlog);
 	if (!shim_policy_ok()) {

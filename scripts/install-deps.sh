@@ -11,9 +11,9 @@ PKGS=(build-essential autoconf automake libtool pkg-config dpkg-dev
       man-db debootstrap
       # server side (tests/integration/test_serve.sh): real daemons under `serve` rules and their clients
       nginx redis-server redis-tools mosquitto mosquitto-clients nodejs
-      # make deb and its test (debhelper, lintian, fakeroot); promtool (prometheus checks
-      # TLSSHIM_METRICS_FILE
-      debhelper lintian fakeroot prometheus
+      # make deb and its test (debhelper, lintian, fakeroot; git lists the tracked files for the source
+      # tarball); promtool (prometheus checks TLSSHIM_METRICS_FILE)
+      debhelper lintian fakeroot git prometheus
       # starttls= and proxy= tests: real servers that require TLS, and the proxies
       postgresql-15 postgresql-client-15 dovecot-imapd dovecot-pop3d slapd ldap-utils postfix msmtp
       tinyproxy dante-server)

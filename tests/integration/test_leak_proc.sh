@@ -215,6 +215,100 @@ finish()' || return
 		fail "want child_rc=0, parent_after=ok, no tlsshim: line; got: $(tr '\n' ' ' <"$OUT") $(shim_lines | head -2)"
 }
 
+# Copies made before the socket became TLS (precopy.c): each copy shares the TLS connection, so what the
+# program writes through a copy goes through TLS (the echo proves it) and never in clear.
+PRE_PRELUDE='import socket, sys, os, time
+port, sentinel = int(sys.argv[1]), sys.argv[2].encode()
+def echo(sock, data):
+    sock.sendall(data)
+    got = b""
+    while len(got) < len(data):
+        d = sock.recv(4096)
+        if not d: break
+        got += d
+    return got == data
+'
+t_python_dup_before_connect() {
+	py_case py_predup "$PRE_PRELUDE"'
+s = socket.socket()
+d = s.dup()
+s.connect(("127.0.0.1", port))
+print("copy=" + ("ok" if echo(d, b"via-copy:" + sentinel + b"\n") else "mismatch"))
+print("orig=" + ("ok" if echo(s, b"via-orig:" + sentinel + b"\n") else "mismatch"))
+d.close()
+print("after_close=" + ("ok" if echo(s, b"after-close:" + sentinel + b"\n") else "mismatch"))' || return
+	grep -q '^copy=ok' "$OUT" && grep -q '^orig=ok' "$OUT" && grep -q '^after_close=ok' "$OUT" &&
+		[ "$(n_shim_lines)" = 0 ] && ok "the copy made before connect() wrote through TLS; closing it kept the session" ||
+		fail "want copy=ok orig=ok after_close=ok, no tlsshim: line; got: $(tr '\n' ' ' <"$OUT") $(shim_lines | head -2)"
+}
+
+t_dup2_and_fdupfd_before_connect() {
+	py_case py_predup2 "$PRE_PRELUDE"'
+import fcntl
+s = socket.socket()
+n2 = os.dup2(s.fileno(), 57)
+n3 = fcntl.fcntl(s.fileno(), fcntl.F_DUPFD, 80)
+s.connect(("127.0.0.1", port))
+a = socket.socket(fileno=n2)
+b = socket.socket(fileno=n3)
+print("dup2=" + ("ok" if echo(a, b"dup2:" + sentinel + b"\n") else "mismatch"))
+print("dupfd=" + ("ok" if echo(b, b"dupfd:" + sentinel + b"\n") else "mismatch"))
+os.write(n2, b"raw-write:" + sentinel + b"\n")
+print("raw=" + ("ok" if os.read(n3, 200) == b"raw-write:" + sentinel + b"\n" else "mismatch"))' || return
+	grep -q '^dup2=ok' "$OUT" && grep -q '^dupfd=ok' "$OUT" && grep -q '^raw=ok' "$OUT" &&
+		ok "dup2 and F_DUPFD copies made before connect() went through TLS" ||
+		fail "want dup2=ok dupfd=ok raw=ok; got: $(tr '\n' ' ' <"$OUT") $(shim_lines | head -2)"
+}
+
+# A fork() child holding a copy made before its parent connected: the child cannot continue the
+# parent's session, so its writes fail (EBADF, one line) and nothing crosses in clear.
+t_fork_child_copy_before_connect() {
+	py_case py_prefork "$PRE_PRELUDE"'
+s = socket.socket()
+d = s.dup()
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.read(r, 1)  # the parent has connected
+    try:
+        os.write(d.fileno(), b"child:" + sentinel + b"\n")
+        print("child_write=succeeded", flush=True)
+    except OSError as e:
+        print("child_write=errno%d" % e.errno, flush=True)
+    os._exit(0)
+s.connect(("127.0.0.1", port))
+os.write(w, b"x")
+os.waitpid(pid, 0)
+print("parent=" + ("ok" if echo(s, b"parent:" + sentinel + b"\n") else "mismatch"))' || return
+	grep -q '^child_write=errno9' "$OUT" && grep -q '^parent=ok' "$OUT" && [ "$(n_shim_lines)" = 1 ] &&
+		shim_lines | grep -q 'made outside this program' &&
+		ok "the child's write through its copy failed with EBADF; the parent's session worked" ||
+		fail "want child_write=errno9 parent=ok, one reason line; got: $(tr '\n' ' ' <"$OUT") $(shim_lines | head -2)"
+}
+
+# The same without any copy: the child inherits the socket itself (fork before connect).
+t_fork_child_socket_before_connect() {
+	py_case py_prefork0 "$PRE_PRELUDE"'
+s = socket.socket()
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.read(r, 1)
+    try:
+        os.write(s.fileno(), b"child:" + sentinel + b"\n")
+        print("child_write=succeeded", flush=True)
+    except OSError as e:
+        print("child_write=errno%d" % e.errno, flush=True)
+    os._exit(0)
+s.connect(("127.0.0.1", port))
+os.write(w, b"x")
+os.waitpid(pid, 0)
+print("parent=" + ("ok" if echo(s, b"parent:" + sentinel + b"\n") else "mismatch"))' || return
+	grep -q '^child_write=errno9' "$OUT" && grep -q '^parent=ok' "$OUT" && [ "$(n_shim_lines)" = 1 ] &&
+		ok "the child's write to the inherited socket failed with EBADF; the parent's session worked" ||
+		fail "want child_write=errno9 parent=ok, one reason line; got: $(tr '\n' ' ' <"$OUT") $(shim_lines | head -2)"
+}
+
 t_python_subprocess_stdout_socket() {
 	py_case py_stdout "$PY_PRELUDE"'
 refused(lambda: subprocess.run(["sh", "-c", "printf %s " + sentinel.decode()], stdout=s))
@@ -282,6 +376,10 @@ tcase inherited_accepted_socket_served
 tcase dup2_copy_never_inherited
 tcase close_range_unshare
 tcase python_subprocess_between_writes
+tcase python_dup_before_connect
+tcase dup2_and_fdupfd_before_connect
+tcase fork_child_copy_before_connect
+tcase fork_child_socket_before_connect
 tcase python_subprocess_stdout_socket
 tcase python_set_inheritable_pass_fds
 tcase python_os_posix_spawn_dup2
