@@ -5,6 +5,7 @@
  * __read_nocancel/__write_nocancel/__close_nocancel differ from their public twins only in not being
  * cancellation points: on a TLS fd they take the hook, on other fds libc's own nocancel function.
  * Also pidfd_getfd: an fd copied out of another process. */
+#include "preload/choose.h"
 #include "preload/hooks.h"
 #include "preload/log.h"
 #include "preload/names.h"
@@ -156,11 +157,10 @@ int routes_check_foreign_socket(int fd, const char *how)
 	shim_init();
 	const struct policy_rule *rule = NULL;
 	if (shim_policy_ok()) {
-		char remembered[NAMES_MAX_LEN + 1] = "";
-		names_lookup(family, addr, remembered, sizeof(remembered));
-		struct policy_dest pd = {
-		    .family = family, .addr = addr, .port = port, .name = remembered[0] ? remembered : NULL};
-		rule = policy_match(shim_policy(), &pd, resolve_rule_name_has_addr, NULL);
+		/* No getaddrinfo result led here: a tls rule that any resolved name picks refuses it. */
+		struct choice ch;
+		choose_dest(CHOOSE_ANY_TLS, NULL, family, addr, port, &ch);
+		rule = ch.rule;
 		if (!rule || rule->action != POLICY_TLS)
 			return fd;
 	}

@@ -3,6 +3,7 @@
  * destinations are still logged, only not summarised) and guarded by a spin flag held for a few memory
  * operations only, never across I/O; a fork child starts with an empty table. */
 #include "preload/audit.h"
+#include "preload/choose.h"
 #include "preload/hooks.h"
 #include "preload/libc.h"
 #include "preload/log.h"
@@ -27,6 +28,7 @@ struct audit_dest {
 	char dest[64];			/* "127.0.0.1:8443" or "[::1]:8443" */
 	char name[NAMES_MAX_LEN + 1];	/* the name the program resolved, or "" */
 	const struct policy_rule *rule; /* the rule that would match, or NULL */
+	bool refused;			/* enforcing would refuse it: several resolved names (choose.h) */
 	unsigned long count;
 };
 
@@ -90,7 +92,7 @@ static void rule_where(const struct policy_rule *r, char *out, size_t len)
 		snprintf(out, len, "none");
 }
 
-static void remember(const char *dest, const char *name, const struct policy_rule *rule)
+static void remember(const char *dest, const char *name, const struct policy_rule *rule, bool refused)
 {
 	while (atomic_flag_test_and_set_explicit(&table_busy, memory_order_acquire))
 		;
@@ -106,6 +108,7 @@ static void remember(const char *dest, const char *name, const struct policy_rul
 	}
 	if (i < n_dests) {
 		dests[i].rule = rule;
+		dests[i].refused = refused;
 		dests[i].count++;
 	} else {
 		atomic_fetch_add(&dropped, 1);
@@ -130,31 +133,39 @@ int audit_connect(int fd, const struct sockaddr *sa, socklen_t salen, int family
 		  uint16_t port, const char *addr_text)
 {
 	int saved = errno;
-	char name[NAMES_MAX_LEN + 1] = "";
-	names_lookup(family, addr, name, sizeof(name));
+	/* What enforcing would choose (choose.h), including its refusal when resolved names leave it open. */
+	struct choice ch = {.name = ""};
+	const char *name = ch.name;
 	const struct policy_rule *rule = NULL;
 	bool policy_ok = shim_policy_ok();
 	if (policy_ok) {
-		struct policy_dest pd = {
-		    .family = family, .addr = addr, .port = port, .name = name[0] ? name : NULL};
-		rule = policy_match(shim_policy(), &pd, resolve_rule_name_has_addr, NULL);
+		choose_dest(CHOOSE_CONNECT, sa, family, addr, port, &ch);
+		rule = ch.rule;
 	}
-	char dest[64], where[600], line[1200];
+	const char *action = !policy_ok	  ? "refused-policy-error"
+			     : ch.refused ? "refused-names"
+					  : action_name(rule);
+	char note[1500] = "";
+	if (!policy_ok)
+		snprintf(note, sizeof(note),
+			 " (the policy does not load: enforcing would refuse every connect)");
+	else if (ch.refused)
+		snprintf(note, sizeof(note), " (enforcing would refuse: %s)", ch.reason);
+	char dest[64], where[600], line[2400];
 	snprintf(dest, sizeof(dest), "%s%s%s:%u", family == AF_INET6 ? "[" : "", addr_text,
 		 family == AF_INET6 ? "]" : "", port);
 	rule_where(rule, where, sizeof(where));
 	/* Fixed field order; the rule (a file name may hold spaces) is the rest of the line. */
-	int n = snprintf(
-	    line, sizeof(line), "tlsshim: audit: connect dest=%s name=%s action=%s pid=%d rule=%s%s\n", dest,
-	    name[0] ? name : "-", policy_ok ? action_name(rule) : "refused-policy-error", (int)getpid(),
-	    where, policy_ok ? "" : " (the policy does not load: enforcing would refuse every connect)");
+	int n = snprintf(line, sizeof(line),
+			 "tlsshim: audit: connect dest=%s name=%s action=%s pid=%d rule=%s%s\n", dest,
+			 name[0] ? name : "-", action, (int)getpid(), where, note);
 	if (n > 0) {
 		size_t len = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
 		log_raw(line, len);
 		if (audit_fd >= 0)
 			write_all(audit_fd, line, len);
 	}
-	remember(dest, name, rule);
+	remember(dest, name, rule, ch.refused);
 	errno = saved;
 	return libc.connect(fd, sa, salen);
 }
@@ -237,11 +248,12 @@ void audit_at_exit(void)
 	log_raw(line, (size_t)n);
 	for (size_t i = 0; i < n_dests; i++) {
 		rule_where(dests[i].rule, where, sizeof(where));
-		n = snprintf(line, sizeof(line),
-			     "tlsshim: audit: summary: %s%s%s%s: %lu connects, would %s (rule %s)\n",
-			     dests[i].name[0] ? dests[i].name : dests[i].dest, dests[i].name[0] ? " (" : "",
-			     dests[i].name[0] ? dests[i].dest : "", dests[i].name[0] ? ")" : "",
-			     dests[i].count, action_name(dests[i].rule), where);
+		n = snprintf(
+		    line, sizeof(line),
+		    "tlsshim: audit: summary: %s%s%s%s: %lu connects, would %s (rule %s)\n",
+		    dests[i].name[0] ? dests[i].name : dests[i].dest, dests[i].name[0] ? " (" : "",
+		    dests[i].name[0] ? dests[i].dest : "", dests[i].name[0] ? ")" : "", dests[i].count,
+		    dests[i].refused ? "refuse (several resolved names)" : action_name(dests[i].rule), where);
 		if (n > 0)
 			log_raw(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 	}

@@ -5,6 +5,7 @@
 #include "preload/audit.h"
 #include "preload/conn.h"
 #include "preload/child.h"
+#include "preload/choose.h"
 #include "preload/dialogue.h"
 #include "preload/fdtab.h"
 #include "preload/hooks.h"
@@ -289,11 +290,16 @@ int hook_connect(int fd, const struct sockaddr *sa, socklen_t salen)
 		errno = EACCES;
 		return -1;
 	}
-	char remembered[NAMES_MAX_LEN + 1] = "";
-	names_lookup(d.family, d.addr, remembered, sizeof(remembered));
-	struct policy_dest pd = {
-	    .family = d.family, .addr = d.addr, .port = d.port, .name = remembered[0] ? remembered : NULL};
-	const struct policy_rule *rule = policy_match(shim_policy(), &pd, resolve_rule_name_has_addr, NULL);
+	struct choice ch;
+	choose_dest(CHOOSE_CONNECT, sa, d.family, d.addr, d.port, &ch);
+	if (ch.refused) { /* several resolved names leave the rule or the name to verify open */
+		log_msg(LOG_ERROR, "%s%s%s:%u: %s", d.family == AF_INET6 ? "[" : "", d.addr_text,
+			d.family == AF_INET6 ? "]" : "", d.port, ch.reason);
+		errno = EACCES;
+		return -1;
+	}
+	const char *remembered = ch.name;
+	const struct policy_rule *rule = ch.rule;
 	if (!rule || rule->action == POLICY_PLAIN) {
 		if (log_enabled(LOG_DEBUG))
 			log_msg(LOG_DEBUG, "%s:%u (%s): plain (%s)", remembered[0] ? remembered : d.addr_text,
@@ -325,11 +331,15 @@ int connect_check_fastopen(int fd, const struct sockaddr *sa, socklen_t salen)
 		errno = EACCES;
 		return -1;
 	}
-	char remembered[NAMES_MAX_LEN + 1] = "";
-	names_lookup(d.family, d.addr, remembered, sizeof(remembered));
-	struct policy_dest pd = {
-	    .family = d.family, .addr = d.addr, .port = d.port, .name = remembered[0] ? remembered : NULL};
-	const struct policy_rule *rule = policy_match(shim_policy(), &pd, resolve_rule_name_has_addr, NULL);
+	struct choice ch;
+	choose_dest(CHOOSE_CONNECT, sa, d.family, d.addr, d.port, &ch);
+	if (ch.refused) {
+		log_msg(LOG_ERROR, "%s%s%s:%u: %s", d.family == AF_INET6 ? "[" : "", d.addr_text,
+			d.family == AF_INET6 ? "]" : "", d.port, ch.reason);
+		errno = EACCES;
+		return -1;
+	}
+	const struct policy_rule *rule = ch.rule;
 	if (!rule || rule->action == POLICY_PLAIN)
 		return 1;
 	if (rule->action == POLICY_DENY) {

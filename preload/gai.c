@@ -4,6 +4,7 @@
  * (ar_name -> every address of ar_result) when the program can first see it: when getaddrinfo_a(GAI_WAIT)
  * returns, when gai_error() reports it done, after gai_suspend(), and before a SIGEV_THREAD notification
  * function runs. A SIGEV_SIGNAL handler that reads ar_result without calling gai_error is not seen. */
+#include "preload/ailive.h"
 #include "preload/hooks.h"
 #include "preload/names.h"
 
@@ -26,11 +27,12 @@ static void learn(struct gaicb *req)
 	for (const struct addrinfo *ai = req->ar_result; ai; ai = ai->ai_next) {
 		if (ai->ai_family == AF_INET && ai->ai_addrlen >= sizeof(struct sockaddr_in))
 			names_remember(req->ar_name, AF_INET,
-				       &((const struct sockaddr_in *)ai->ai_addr)->sin_addr, NULL, NULL, 0);
+				       &((const struct sockaddr_in *)ai->ai_addr)->sin_addr, NULL, 0);
 		else if (ai->ai_family == AF_INET6 && ai->ai_addrlen >= sizeof(struct sockaddr_in6))
 			names_remember(req->ar_name, AF_INET6,
-				       &((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, NULL, NULL, 0);
+				       &((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, NULL, 0);
 	}
+	ailive_track(req->ar_name, req->ar_result);
 }
 
 /* A SIGEV_THREAD notification: learn the answers, then run the program's function. */

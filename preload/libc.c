@@ -92,6 +92,7 @@ static void resolve_all(void)
 	REQUIRED(fdopen);
 	REQUIRED(vdprintf);
 	REQUIRED(getaddrinfo);
+	REQUIRED(freeaddrinfo);
 	REQUIRED(gethostbyname);
 	REQUIRED(gethostbyname2);
 	REQUIRED(gethostbyname_r);

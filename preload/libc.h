@@ -73,13 +73,14 @@ struct libc_fns {
 	FILE *(*fdopen)(int, const char *);
 	int (*vdprintf)(int, const char *, va_list);
 	int (*getaddrinfo)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
+	void (*freeaddrinfo)(struct addrinfo *);
 	struct hostent *(*gethostbyname)(const char *);
 	struct hostent *(*gethostbyname2)(const char *, int);
 	int (*gethostbyname_r)(const char *, struct hostent *, char *, size_t, struct hostent **, int *);
 	int (*gethostbyname2_r)(const char *, int, struct hostent *, char *, size_t, struct hostent **,
 				int *);
 	pid_t (*fork)(void);
-	pid_t (*_Fork)(void);			    /* optional (glibc >= 2.34) */
+	pid_t (*_Fork)(void); /* optional (glibc >= 2.34) */
 	int (*posix_spawn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
 			   const posix_spawnattr_t *, char *const[], char *const[]);
 	int (*posix_spawnp)(pid_t *, const char *, const posix_spawn_file_actions_t *,

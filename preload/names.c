@@ -1,9 +1,10 @@
-/* names.c: the address -> name memory (see names.h). */
+/* names.c: the address -> candidate names memory (see names.h). */
 #include "preload/names.h"
 
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -12,15 +13,17 @@ struct name_entry {
 	int family; /* 0: unused */
 	uint8_t addr[16];
 	unsigned long long used; /* LRU clock */
-	char name[NAMES_MAX_LEN + 1];
+	struct names_set set;
 };
 
-/* The process's memory of resolver answers: written by the resolver hooks, read by connect; both
- * under names_lock. A linear scan of 1024 entries costs less than the connect it serves. */
+/* The process's memory of resolver answers: written by the resolver hooks, read by connect (choose.c);
+ * all of it under names_lock, which is never held across a call that can block. `names` is allocated on
+ * the first remembered name (a process that never resolves pays nothing) and never freed. A linear scan
+ * of 1024 entries costs less than the connect it serves. */
 static pthread_mutex_t names_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct name_entry names[NAMES_CAPACITY];
+static struct name_entry *names;
 static unsigned long long names_clock;
-/* Bumped (under names_lock) when a mapping is added or changes; read lock-free by names_generation. */
+/* Bumped (under names_lock) when an address gets a new name; read lock-free by names_generation. */
 static _Atomic unsigned long names_gen;
 
 static const uint8_t v4mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
@@ -36,77 +39,101 @@ static void normalise(int *family, const uint8_t **addr)
 static struct name_entry *find(int family, const uint8_t *addr)
 {
 	size_t alen = family == AF_INET ? 4 : 16;
+	if (!names)
+		return NULL;
 	for (size_t i = 0; i < NAMES_CAPACITY; i++)
 		if (names[i].family == family && memcmp(names[i].addr, addr, alen) == 0)
 			return &names[i];
 	return NULL;
 }
 
-void names_remember(const char *name, int family, const void *addr_in, bool *replaced, char *prev,
-		    size_t prev_len)
+static struct name_entry *take_slot(int family, const uint8_t *addr)
+{
+	struct name_entry *e = &names[0];
+	for (size_t i = 0; i < NAMES_CAPACITY; i++) {
+		if (names[i].family == 0) {
+			e = &names[i];
+			break;
+		}
+		if (names[i].used < e->used)
+			e = &names[i];
+	}
+	memset(e, 0, sizeof(*e));
+	e->family = family;
+	memcpy(e->addr, addr, family == AF_INET ? 4 : 16);
+	return e;
+}
+
+size_t names_remember(const char *name, int family, const void *addr_in, char *other, size_t other_len)
 {
 	const uint8_t *addr = addr_in;
-	if (replaced)
-		*replaced = false;
 	if (!name || (family != AF_INET && family != AF_INET6))
-		return;
+		return 0;
 	size_t nlen = strlen(name);
 	if (nlen == 0 || nlen > NAMES_MAX_LEN)
-		return;
+		return 0;
 	normalise(&family, &addr);
 	pthread_mutex_lock(&names_lock);
+	if (!names)
+		names = calloc(NAMES_CAPACITY, sizeof(*names));
+	if (!names) {
+		pthread_mutex_unlock(&names_lock);
+		return 0; /* nothing remembered: connects to the address verify the address itself */
+	}
 	struct name_entry *e = find(family, addr);
-	if (e && strcasecmp(e->name, name) != 0) {
-		if (replaced)
-			*replaced = true;
-		if (prev && prev_len) {
-			strncpy(prev, e->name, prev_len - 1);
-			prev[prev_len - 1] = '\0';
-		}
-	}
-	if (!e) {
-		e = &names[0];
-		for (size_t i = 0; i < NAMES_CAPACITY; i++) {
-			if (names[i].family == 0) {
-				e = &names[i];
-				break;
-			}
-			if (names[i].used < e->used)
-				e = &names[i];
-		}
-		e->family = family;
-		memcpy(e->addr, addr, family == AF_INET ? 4 : 16);
-		e->name[0] = '\0'; /* a new mapping: counted below */
-	}
-	if (strcmp(e->name, name) != 0) {
-		memcpy(e->name, name, nlen + 1);
+	if (!e)
+		e = take_slot(family, addr);
+	struct names_set *s = &e->set;
+	size_t i;
+	for (i = 0; i < s->n; i++)
+		if (strcasecmp(s->name[i], name) == 0)
+			break;
+	bool added = i == s->n;
+	if (other && other_len)
+		other[0] = '\0';
+	if (added) { /* a new candidate for this address */
+		if (s->n < NAMES_PER_ADDR)
+			memcpy(s->name[s->n++], name, nlen + 1);
+		else
+			s->crowded = true;
 		atomic_fetch_add_explicit(&names_gen, 1, memory_order_release);
+	}
+	size_t count = s->n + (s->crowded ? 1 : 0);
+	if (added && count > 1 && other && other_len) {
+		const char *o = strcasecmp(s->name[0], name) != 0 ? s->name[0] : s->name[1];
+		strncpy(other, o, other_len - 1);
+		other[other_len - 1] = '\0';
 	}
 	e->used = ++names_clock;
 	pthread_mutex_unlock(&names_lock);
+	return count;
 }
 
-bool names_lookup(int family, const void *addr_in, char *out, size_t out_len)
+void names_candidates(int family, const void *addr_in, struct names_set *out)
 {
 	const uint8_t *addr = addr_in;
+	out->n = 0;
+	out->crowded = false;
 	if (family != AF_INET && family != AF_INET6)
-		return false;
+		return;
 	normalise(&family, &addr);
 	pthread_mutex_lock(&names_lock);
 	struct name_entry *e = find(family, addr);
-	bool found = e != NULL && out_len > strlen(e->name);
-	if (found) {
-		strcpy(out, e->name);
+	if (e) {
+		out->n = e->set.n;
+		out->crowded = e->set.crowded;
+		for (size_t i = 0; i < e->set.n; i++)
+			strcpy(out->name[i], e->set.name[i]);
 		e->used = ++names_clock;
 	}
 	pthread_mutex_unlock(&names_lock);
-	return found;
 }
 
 void names_clear(void)
 {
 	pthread_mutex_lock(&names_lock);
-	memset(names, 0, sizeof(names));
+	if (names)
+		memset(names, 0, NAMES_CAPACITY * sizeof(*names));
 	names_clock = 0;
 	atomic_fetch_add_explicit(&names_gen, 1, memory_order_release);
 	pthread_mutex_unlock(&names_lock);

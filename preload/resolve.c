@@ -1,6 +1,7 @@
 /* resolve.c: the resolver hooks (getaddrinfo, gethostbyname, gethostbyname2 and their _r forms) that
  * teach names.c which name each address came from, and the lookup of a rule's own host name for
  * programs that never ask the resolver (curl's built-in localhost, c-ares). */
+#include "preload/ailive.h"
 #include "preload/hooks.h"
 #include "preload/log.h"
 #include "preload/names.h"
@@ -17,14 +18,17 @@
 
 static void remember(const char *name, int family, const void *addr)
 {
-	bool replaced = false;
-	char prev[NAMES_MAX_LEN + 1];
-	names_remember(name, family, addr, &replaced, prev, sizeof(prev));
-	if (replaced && log_enabled(LOG_INFO))
-		log_msg(LOG_INFO,
-			"%s resolves to an address that %s also resolved to; connections to it now verify %s "
-			"(set name= in the rule to choose)",
-			name, prev, name);
+	char other[NAMES_MAX_LEN + 1];
+	size_t n = names_remember(name, family, addr, other, sizeof(other));
+	if (n > 1 && other[0] && log_enabled(LOG_INFO)) {
+		char text[INET6_ADDRSTRLEN] = "";
+		inet_ntop(family, addr, text, sizeof(text));
+		log_msg(
+		    LOG_INFO,
+		    "%s resolves to %s, which %s also resolved to: a connect to it must use the getaddrinfo "
+		    "result itself, or match a rule with name= (see \"Which name is verified\")",
+		    name, text, other);
+	}
 }
 
 static void remember_addrinfo(const char *node, const struct addrinfo *res)
@@ -59,8 +63,10 @@ EXPORT int getaddrinfo(const char *node, const char *service, const struct addri
 {
 	libc_ensure();
 	int r = libc.getaddrinfo(node, service, hints, res);
-	if (r == 0 && is_name(node))
+	if (r == 0 && is_name(node)) {
 		remember_addrinfo(node, *res);
+		ailive_track(node, *res);
+	}
 	return r;
 }
 

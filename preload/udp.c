@@ -5,6 +5,7 @@
  * so a program sending many datagrams pays the policy match once per destination, then a few loads.
  * A cached verdict is dropped when the name memory changes (a new name may match another rule) and
  * after one second (rule names are re-resolved by resolve.c). */
+#include "preload/choose.h"
 #include "preload/hooks.h"
 #include "preload/log.h"
 #include "preload/names.h"
@@ -116,8 +117,11 @@ static void cache_put(int fd, const struct udp_dest *d, int verdict, unsigned lo
 	atomic_store_explicit(&s->seq, seq + 2, memory_order_release);
 }
 
-static int evaluate(const struct udp_dest *d)
+/* The verdict for d reached through sa. *cacheable is false when it rests on sa being a live getaddrinfo
+ * result (choose.h): another send to the same address through a copy may get a stricter answer. */
+static int evaluate(const struct udp_dest *d, const struct sockaddr *sa, bool *cacheable)
 {
+	*cacheable = true;
 	char text[INET6_ADDRSTRLEN] = "";
 	shim_init();
 	if (!shim_policy_ok()) {
@@ -127,11 +131,12 @@ static int evaluate(const struct udp_dest *d)
 			text, d->port);
 		return VERDICT_DENY;
 	}
-	char remembered[NAMES_MAX_LEN + 1] = "";
-	names_lookup(d->family, d->addr, remembered, sizeof(remembered));
-	struct policy_dest pd = {
-	    .family = d->family, .addr = d->addr, .port = d->port, .name = remembered[0] ? remembered : NULL};
-	const struct policy_rule *rule = policy_match(shim_policy(), &pd, resolve_rule_name_has_addr, NULL);
+	/* Several resolved names and no getaddrinfo result: a deny rule that any of them picks applies. */
+	struct choice ch;
+	choose_dest(CHOOSE_ANY_DENY, sa, d->family, d->addr, d->port, &ch);
+	const char *remembered = ch.name;
+	const struct policy_rule *rule = ch.rule;
+	*cacheable = !ch.from_result;
 	if (!rule || rule->action != POLICY_DENY)
 		return VERDICT_ALLOW;
 	inet_ntop(d->family, d->addr, text, sizeof(text));
@@ -152,8 +157,10 @@ int udp_check_dest(int fd, const struct sockaddr *sa, socklen_t salen)
 	long long now = coarse_ms();
 	int verdict = cache_get(fd, &d, gen, now);
 	if (!verdict) {
-		verdict = evaluate(&d);
-		cache_put(fd, &d, verdict, gen, now);
+		bool cacheable;
+		verdict = evaluate(&d, sa, &cacheable);
+		if (cacheable)
+			cache_put(fd, &d, verdict, gen, now);
 	}
 	if (verdict == VERDICT_DENY) {
 		errno = EACCES;
