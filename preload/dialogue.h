@@ -8,7 +8,11 @@
  *
  * After the handshake, starttls=postgres keeps two small filters on the plaintext stream (see
  * dialogue_filter_write and dialogue_filter_read): the program's own SSLRequest/GSSENCRequest are
- * answered 'N', and SCRAM-SHA-256-PLUS is removed from the first AuthenticationSASL message. */
+ * answered 'N', and SCRAM-SHA-256-PLUS is removed from the first AuthenticationSASL message.
+ *
+ * The engine reaches the outside only through the `libc` table (send, recv, read, close) and
+ * conn_queue_for_program / conn_queue_for_tls: preload/libc.c and preload/conn.c in the library,
+ * tools/probe_dialogue.c in `tlsshim probe`, which links these files too. */
 #ifndef TLSSHIM_DIALOGUE_H
 #define TLSSHIM_DIALOGUE_H
 

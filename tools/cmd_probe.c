@@ -3,7 +3,9 @@
  * (tlsctx_new_session), same verify callback and the same verify name and SNI; only the I/O differs
  * (a plain blocking socket with SO_RCVTIMEO/SO_SNDTIMEO and wolfSSL_set_fd: the CLI is not preloaded).
  * A wrapper around the verify callback records the chain the server sent, so it is shown even when
- * verification fails. Prints version, cipher, ALPN, whether a second handshake resumes, the chain with
+ * verification fails. A rule's proxy= and starttls= dialogues run first, with the library's own engine
+ * (tools/probe_dialogue.c), and what each side said is printed (greeting, capabilities, the proxy's
+ * status line). Prints version, cipher, ALPN, whether a second handshake resumes, the chain with
  * subjects, issuers, validity and SPKI pins, and the verification result. Without any policy (no
  * --policy/--rule, nothing in the environment) the rule is `tls HOST:PORT` with the default options. */
 #include "preload/der.h"
@@ -11,6 +13,7 @@
 #include "preload/chain.h"
 #include "preload/verify.h"
 #include "tools/cli.h"
+#include "tools/probe_dialogue.h"
 
 #include <wolfssl/error-ssl.h>
 #include <wolfssl/wolfcrypt/asn.h>
@@ -32,9 +35,10 @@
 
 static const char usage[] =
     "usage: tlsshim probe [--policy FILE] [--rule RULE]... [--timeout SECONDS] [--pins] HOST:PORT\n\n"
-    "Connects to HOST:PORT as the library would (same rule, options, verify name and SNI) and prints the\n"
-    "TLS version, cipher, ALPN, resumption, the certificate chain (subjects, issuers, validity, SPKI\n"
-    "pins) and the verification result with its reason.\n\n"
+    "Connects to HOST:PORT as the library would (same rule, options, verify name and SNI; the rule's\n"
+    "proxy= and starttls= dialogues first, printing what each side said) and prints the TLS version,\n"
+    "cipher, ALPN, resumption, the certificate chain (subjects, issuers, validity, SPKI pins) and the\n"
+    "verification result with its reason.\n\n"
     "  --policy FILE    the policy file     --rule RULE  a rule (repeatable)\n"
     "                   (default: the environment's TLSSHIM_RULES/TLSSHIM_POLICY; with no policy at all,\n"
     "                   the rule `tls HOST:PORT` with default options: system trust store, name HOST)\n"
@@ -138,6 +142,7 @@ struct attempt {
 	WOLFSSL *ssl;
 	struct verify_state v;
 	bool ok;
+	bool dialogue_failed; /* the proxy= or starttls= dialogue refused (reason says why) */
 	char reason[600];
 };
 
@@ -185,15 +190,30 @@ static void failure_reason(struct attempt *a, int werr, unsigned timeout_ms)
 		 verify_error_advice(werr));
 }
 
+/* TCP connect (to the proxy of a proxy= rule), the rule's dialogue (printed to transcript unless NULL),
+ * then the handshake. */
 static int handshake(WOLFSSL_CTX *ctx, const struct policy_tls_opts *o, const struct cli_peer *peer,
 		     int family, const uint8_t *addr, uint16_t port, unsigned timeout_ms,
-		     WOLFSSL_SESSION *resume, struct attempt *a)
+		     WOLFSSL_SESSION *resume, struct attempt *a, FILE *transcript)
 {
 	char err[400];
+	int hop_family;
+	uint8_t hop_addr[16];
+	uint16_t hop_port;
 	memset(a, 0, sizeof(*a));
-	a->fd = tcp_connect(family, addr, port, timeout_ms, a->reason, sizeof(a->reason));
+	a->fd = -1;
+	if (probe_dialogue_first_hop(o, family, addr, port, &hop_family, hop_addr, &hop_port, a->reason,
+				     sizeof(a->reason)) != 0)
+		return -1;
+	a->fd = tcp_connect(hop_family, hop_addr, hop_port, timeout_ms, a->reason, sizeof(a->reason));
 	if (a->fd < 0)
 		return -1;
+	if (probe_dialogue_wanted(o) &&
+	    probe_dialogue_run(o, peer->name, family, addr, port, a->fd, timeout_ms, transcript, a->reason,
+			       sizeof(a->reason)) != 0) {
+		a->dialogue_failed = true;
+		return -1;
+	}
 	verify_begin(&a->v, o, peer->name, peer->family, peer->addr);
 	a->ssl = tlsctx_new_session(ctx, o, peer->sni, &a->v, err, sizeof(err));
 	if (!a->ssl) {
@@ -237,7 +257,7 @@ static const char *resumption(WOLFSSL_CTX *ctx, const struct policy_tls_opts *o,
 	size_t len[MAX_CHAIN];
 	memcpy(der, chain.der, sizeof(der));
 	memcpy(len, chain.len, sizeof(len));
-	int r = handshake(ctx, o, peer, family, addr, port, timeout_ms, s, &second);
+	int r = handshake(ctx, o, peer, family, addr, port, timeout_ms, s, &second, NULL);
 	bool reused = r == 0 && wolfSSL_session_reused(second.ssl);
 	attempt_end(&second);
 	chain_clear();
@@ -423,12 +443,18 @@ static int probe_rule(const struct policy_rule *r, const struct cli_dest *d, siz
 	struct attempt a;
 	chain_clear();
 	chain.accept_all = o->verify == POLICY_VERIFY_OFF;
-	int hs = handshake(ctx, o, &peer, d->family[i], d->addr[i], d->port, timeout_ms, NULL, &a);
+	int hs = handshake(ctx, o, &peer, d->family[i], d->addr[i], d->port, timeout_ms, NULL, &a, info);
 	int rc = CLI_OK;
 	if (hs != 0 && a.fd < 0) {
 		fprintf(info, "%s\n", a.reason);
 		wolfSSL_CTX_free(ctx);
 		return -1;
+	}
+	if (hs != 0 && a.dialogue_failed) { /* refused before any TLS: nothing more to show */
+		fprintf(info, "dialogue: FAILED: %s\n", a.reason);
+		attempt_end(&a);
+		wolfSSL_CTX_free(ctx);
+		return CLI_FAILED;
 	}
 	if (hs == 0) {
 		char *alpn = NULL;
@@ -459,7 +485,7 @@ static int probe_rule(const struct policy_rule *r, const struct cli_dest *d, siz
 			struct attempt b;
 			chain.accept_all = true;
 			handshake(open_ctx, &open_opts, &peer, d->family[i], d->addr[i], d->port, timeout_ms,
-				  NULL, &b);
+				  NULL, &b, NULL);
 			attempt_end(&b);
 			wolfSSL_CTX_free(open_ctx);
 			unverified_chain = chain.n > 0;

@@ -196,6 +196,37 @@ t_socks5_with_starttls_smtp() {
 	ok
 }
 
+# tlsshim probe goes through the proxy as the library does, and shows the proxy's answer.
+TLSSHIM=$BUILD/tlsshim
+t_probe_http_connect() {
+	need tinyproxy || return
+	start_tinyproxy "" || { fail "tinyproxy did not start"; return; }
+	www || { fail "server did not start"; return; }
+	prun probe "$TLSSHIM" probe --rule "tls localhost:$PORT proxy=http://127.0.0.1:$TP ca-file=$ROOT" "localhost:$PORT"
+	[ "$RC" = 0 ] && grep -q "^the HTTP proxy's CONNECT:" "$OUT" && grep -q "^  C: CONNECT localhost:$PORT HTTP/1.1" "$OUT" &&
+		grep -Eq '^  S: HTTP/1\.[01] 200' "$OUT" && grep -q '^verification: ok' "$OUT" ||
+		{ fail "probe through tinyproxy failed (rc=$RC): $(grep -E 'FAILED|  S:' "$OUT" | head -3)"; return; }
+	ok "$(grep -E '^  S: HTTP' "$OUT")"
+}
+t_probe_socks5_with_starttls() {
+	need danted || return
+	start_dante || { fail "dante did not start"; return; }
+	rm -f "$T/sts.port"
+	bg sts "$PY" -u "$HERE/starttls_server.py" smtp --cert "$PKI/leaf.pem" --key "$PKI/leaf.key" --portfile "$T/sts.port" --lifetime 60
+	wait_portfile sts || { fail "peer did not start"; return; }
+	prun probe "$TLSSHIM" probe --rule "tls localhost:$PORT starttls=smtp proxy=socks5://127.0.0.1:$DANTE ca-file=$ROOT" "localhost:$PORT"
+	[ "$RC" = 0 ] && grep -q "^the SOCKS5 proxy's CONNECT:" "$OUT" && grep -q '^  S: 250-STARTTLS' "$OUT" &&
+		grep -q '^verification: ok' "$OUT" || { fail "probe through dante failed (rc=$RC): $(grep FAILED "$OUT")"; return; }
+	ok
+}
+t_probe_http_proxy_407() {
+	need tinyproxy || return
+	start_tinyproxy a || { fail "tinyproxy did not start"; return; }
+	prun probe "$TLSSHIM" probe --rule "tls localhost:4433 proxy=http://127.0.0.1:$TPA ca-file=$ROOT" "localhost:4433"
+	[ "$RC" = 1 ] && grep -q "^dialogue: FAILED: .*407" "$OUT" || { fail "probe did not show the 407 (rc=$RC)"; return; }
+	ok "$(grep '^dialogue: FAILED' "$OUT" | cut -c1-140)"
+}
+
 tcase curl_http_connect
 tcase curl_socks5
 tcase python_socks5_getpeername
@@ -208,4 +239,7 @@ tcase socks5_host_unreachable
 tcase wrong_name_through_proxy
 tcase relay_no_plaintext
 tcase socks5_with_starttls_smtp
+tcase probe_http_connect
+tcase probe_socks5_with_starttls
+tcase probe_http_proxy_407
 finish

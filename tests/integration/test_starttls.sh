@@ -473,6 +473,54 @@ t_slapd_ldapsearch_starttls() {
 	ok "slapd $c: $(grep "$c fd=.*TLS established" "$T/slapd.log" | grep -o 'tls_proto=.*')"
 }
 
+# ---- tlsshim probe runs the dialogue: the transcript (greeting, capabilities), then the TLS result ----
+TLSSHIM=$BUILD/tlsshim
+probe_good_case() { # PROTO REGEX_IN_TRANSCRIPT...
+	local proto=$1
+	shift
+	peer p "$proto" good || { fail "peer did not start"; return; }
+	prun probe "$TLSSHIM" probe --rule "$(rules "$PORT" "$proto")" "localhost:$PORT"
+	[ "$RC" = 0 ] || { fail "probe failed (rc=$RC): $(grep -E 'FAILED|dialogue' "$OUT" | head -3)"; return; }
+	local re
+	for re in "$@" '^tls: TLSv1\.[23]' '^verification: ok'; do
+		grep -Eq -- "$re" "$OUT" || { fail "probe output lacks /$re/"; return; }
+	done
+	ok "$(grep -c '^  [CS]' "$OUT") transcript lines"
+}
+t_probe_smtp_dialogue() {
+	probe_good_case smtp '^the SMTP STARTTLS dialogue:' '^  S: 220-mail.test ESMTP first line' \
+		'^  C: EHLO ' '^  S: 250-STARTTLS' '^  C: STARTTLS' '^greeting the program reads first'
+}
+t_probe_imap_dialogue() {
+	probe_good_case imap '^the IMAP STARTTLS dialogue:' '^  S: \* OK \[CAPABILITY .*STARTTLS' '^  C: tlsshim1 STARTTLS' \
+		'^greeting the program reads first'
+	grep -A2 '^greeting the program' "$OUT" | grep -q CAPABILITY && fail "the greeting shown still has [CAPABILITY]"
+}
+t_probe_pop3_dialogue() { probe_good_case pop3 '^the POP3 STLS dialogue:' '^  S: \+OK test pop3 ready' '^  C: STLS'; }
+t_probe_postgres_dialogue() { probe_good_case postgres '^the PostgreSQL SSLRequest:' '^  C: \(8 bytes\) 00 00 00 08 04 d2 16 2f' '^  S: S$'; }
+t_probe_ldap_dialogue() { probe_good_case ldap '^the LDAP StartTLS operation:' '^  C: \([0-9]+ bytes\) 30 ' '^  S: \([0-9]+ bytes\) 30 '; }
+t_probe_injection_refused() {
+	peer p smtp inject || { fail "peer did not start"; return; }
+	prun probe "$TLSSHIM" probe --rule "$(rules "$PORT" smtp)" "localhost:$PORT"
+	[ "$RC" = 1 ] && grep -q '^dialogue: FAILED: .*injection' "$OUT" || { fail "probe did not refuse (rc=$RC)"; return; }
+	grep -q '^tls:' "$OUT" && { fail "probe went on to TLS"; return; }
+	ok "$(grep '^dialogue: FAILED' "$OUT" | cut -c1-140)"
+}
+t_probe_not_offered_refused() {
+	peer p smtp nooffer || { fail "peer did not start"; return; }
+	prun probe "$TLSSHIM" probe --rule "$(rules "$PORT" smtp)" "localhost:$PORT"
+	[ "$RC" = 1 ] && grep -q '^dialogue: FAILED: .*STARTTLS' "$OUT" && grep -q '^  S: 250' "$OUT" ||
+		{ fail "probe did not show the refusal (rc=$RC)"; return; }
+	ok "$(grep '^dialogue: FAILED' "$OUT" | cut -c1-140)"
+}
+t_probe_postfix() {
+	pf_up || return
+	prun probe "$TLSSHIM" probe --rule "tls 127.0.0.1:$PF_PORT starttls=smtp ca-file=$ROOT" "127.0.0.1:$PF_PORT"
+	[ "$RC" = 0 ] && grep -q '^  S: 220 mail.test ESMTP' "$OUT" && grep -q '^  S: 250-STARTTLS' "$OUT" &&
+		grep -q '^verification: ok' "$OUT" || { fail "probe of postfix failed (rc=$RC): $(grep -E 'FAILED' "$OUT")"; return; }
+	ok "$(grep '^tls:' "$OUT")"
+}
+
 for p in smtp imap pop3 ldap; do tcase "${p}_good$([ $p = imap ] && echo _without_capability)"; done
 tcase smtp_nonblocking_connect
 for p in smtp imap pop3 postgres ldap; do
@@ -501,5 +549,9 @@ tcase postfix_msmtp_tls_off
 tcase postfix_unknown_ca_refused
 tcase slapd_without_shim_confidentiality_required
 tcase slapd_ldapsearch_starttls
+for p in smtp imap pop3 postgres ldap; do tcase "probe_${p}_dialogue"; done
+tcase probe_injection_refused
+tcase probe_not_offered_refused
+tcase probe_postfix
 stop_pg
 finish
