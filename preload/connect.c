@@ -15,6 +15,7 @@
 #include "preload/names.h"
 #include "preload/peer.h"
 #include "preload/precopy.h"
+#include "preload/proxy_names.h"
 #include "preload/routes.h"
 #include "preload/shim.h"
 #include "preload/stats.h"
@@ -72,47 +73,48 @@ static bool is_tcp_stream(int fd)
 }
 
 /* proxy=: the proxy's address, of the socket's own family (an IPv4 proxy from an IPv6 socket as a mapped
- * address). A name is resolved here, with no lock held. 0, or -1 with err. */
+ * address). A name is resolved with no lock held and cached (proxy_names.c). 0, or -1 with err. */
 static int resolve_proxy(int fd, const struct policy_tls_opts *o, struct sockaddr_storage *out,
 			 socklen_t *out_len, char *err, size_t errlen)
 {
 	int domain = AF_INET;
 	socklen_t dl = sizeof(domain);
 	libc.getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dl);
-	char port[8];
-	snprintf(port, sizeof(port), "%u", (unsigned)o->proxy_port);
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-	int rc = libc.getaddrinfo(o->proxy_host, port, &hints, &res);
-	if (rc != 0) {
-		snprintf(err, errlen, "cannot resolve the proxy %s: %s", o->proxy_host, gai_strerror(rc));
+	struct proxy_addrs pa;
+	if (proxy_names_lookup(o->proxy_host, &pa, err, errlen) != 0)
 		return -1;
-	}
-	const struct addrinfo *v4 = NULL, *same = NULL;
-	for (const struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-		if (ai->ai_family == domain && !same)
-			same = ai;
-		if (ai->ai_family == AF_INET && !v4)
-			v4 = ai;
+	int same = -1, v4 = -1;
+	for (int i = 0; i < pa.n; i++) {
+		if (pa.family[i] == domain && same < 0)
+			same = i;
+		if (pa.family[i] == AF_INET && v4 < 0)
+			v4 = i;
 	}
 	memset(out, 0, sizeof(*out));
-	if (same) {
-		memcpy(out, same->ai_addr, same->ai_addrlen);
-		*out_len = same->ai_addrlen;
-	} else if (domain == AF_INET6 && v4) {
+	uint16_t port = htons(o->proxy_port);
+	if (same >= 0 && domain == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)out;
+		in->sin_family = AF_INET;
+		in->sin_port = port;
+		memcpy(&in->sin_addr, pa.addr[same], 4);
+		*out_len = sizeof(*in);
+	} else if (domain == AF_INET6 && (same >= 0 || v4 >= 0)) {
 		struct sockaddr_in6 *m = (struct sockaddr_in6 *)out;
 		m->sin6_family = AF_INET6;
-		m->sin6_port = ((const struct sockaddr_in *)v4->ai_addr)->sin_port;
-		m->sin6_addr.s6_addr[10] = m->sin6_addr.s6_addr[11] = 0xff;
-		memcpy(&m->sin6_addr.s6_addr[12], &((const struct sockaddr_in *)v4->ai_addr)->sin_addr, 4);
+		m->sin6_port = port;
+		if (same >= 0) {
+			memcpy(&m->sin6_addr, pa.addr[same], 16);
+		} else {
+			m->sin6_addr.s6_addr[10] = m->sin6_addr.s6_addr[11] = 0xff;
+			memcpy(&m->sin6_addr.s6_addr[12], pa.addr[v4], 4);
+		}
 		*out_len = sizeof(*m);
 	} else {
-		freeaddrinfo(res);
 		snprintf(err, errlen, "the proxy %s has no %s address (the program's socket is %s)",
 			 o->proxy_host, domain == AF_INET6 ? "IPv6" : "IPv4",
 			 domain == AF_INET6 ? "IPv6" : "IPv4");
 		return -1;
 	}
-	freeaddrinfo(res);
 	return 0;
 }
 

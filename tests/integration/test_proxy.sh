@@ -107,6 +107,31 @@ t_python_http_connect() {
 	[ "$RC" = 0 ] && grep -q '^page' "$OUT" && grep -q "^peer $PORT\$" "$OUT" || { fail "python through tinyproxy failed (rc=$RC)"; return; }
 	ok
 }
+# A proxy host name is looked up once and kept 30 s: three connections, one lookup (the debug line).
+t_proxy_name_cached() {
+	need tinyproxy || return
+	start_tinyproxy "" || { fail "tinyproxy did not start"; return; }
+	www || { fail "server did not start"; return; }
+	TLSSHIM_LOG=debug TLSSHIM_RULES="tls 127.0.0.1:$PORT name=localhost proxy=http://localhost:$TP ca-file=$ROOT" srun py "$PY" -c '
+import socket, sys
+for i in range(3):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+    s.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+    data = b""
+    while True:
+        d = s.recv(65536)
+        if not d: break
+        data += d
+    s.close()
+    print("page" if b"tlsshim-test-page" in data else "nopage")
+' "$PORT"
+	[ "$RC" = 0 ] && [ "$(grep -c '^page' "$OUT")" = 3 ] || { fail "three connections through tinyproxy failed (rc=$RC)"; return; }
+	local n
+	n=$(grep -c 'tlsshim: proxy localhost resolved: 127.0.0.1' "$ERR")
+	[ "$n" = 1 ] || { fail "the proxy name was looked up $n times for 3 connections"; return; }
+	ok "3 connections, 1 lookup"
+}
+
 t_c_client_socks5_by_address() {
 	need danted || return
 	start_dante || { fail "dante did not start"; return; }
@@ -231,6 +256,7 @@ tcase curl_http_connect
 tcase curl_socks5
 tcase python_socks5_getpeername
 tcase python_http_connect
+tcase proxy_name_cached
 tcase c_client_socks5_by_address
 tcase http_proxy_407_is_eacces
 tcase http_proxy_basic_auth
