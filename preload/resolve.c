@@ -2,6 +2,9 @@
  * teach names.c which name each address came from, and the lookup of a rule's own host name for
  * programs that never ask the resolver (curl's built-in localhost, c-ares). */
 #include "preload/ailive.h"
+#include "preload/resolve.h"
+#include "preload/child.h"
+#include "preload/forkgate.h"
 #include "preload/hooks.h"
 #include "preload/log.h"
 #include "preload/names.h"
@@ -18,6 +21,8 @@
 
 static void remember(const char *name, int family, const void *addr)
 {
+	if (child_shares_parent_memory()) /* vfork/CLONE_VM: the memory is the parent's, read-only here */
+		return;
 	char other[NAMES_MAX_LEN + 1];
 	size_t n = names_remember(name, family, addr, other, sizeof(other));
 	if (n > 1 && other[0] && log_enabled(LOG_INFO)) {
@@ -116,18 +121,55 @@ EXPORT int gethostbyname2_r(const char *name, int af, struct hostent *ret, char 
 
 struct rule_name {
 	char name[NAMES_MAX_LEN + 1]; /* "": empty slot */
-	time_t expires;
+	time_t expires;		      /* 0: never looked up (a lookup is in flight) */
+	unsigned long pending;	      /* 0, or the forkgate_process_gen() of the thread looking it up now */
 	int n;
 	int family[RULE_NAME_ADDRS];
 	uint8_t addr[RULE_NAME_ADDRS][16];
 };
 
 /* Rule host names -> addresses (failures too, so a dead name costs one lookup per TTL), an open-addressed
- * hash table allocated on first use. Guarded by rule_names_lock; used on the connect path only, for
- * name rules whose port matched when the program's own resolver answer did not settle the match. When
- * the table is full, a name is looked up every time (correct, only slower). */
+ * hash table allocated on first use; a slot, once given a name, keeps it. Used on the connect path only,
+ * for name rules whose port matched when the program's own resolver answer did not settle the match.
+ * When the table is full, a name is looked up every time (correct, only slower).
+ *
+ * rule_names_lock guards the table and is held only to read or write it, never across the lookup: the
+ * thread that finds a name missing or expired marks its slot pending, unlocks, asks DNS, then locks again
+ * to store the answer and wakes the threads that wait for that name on rule_names_done (they sleep
+ * without the lock). So a slow answer delays only the connects that need that same name, and other names
+ * go on. A pending mark from another process generation was set by a thread of the parent, which does not
+ * exist in a forked child: the child looks the name up itself. This is the one shim lock outside the fork
+ * gate (forkgate.h): nobody calls this with the gate held, and the atfork handlers below keep it
+ * consistent across fork. */
 static pthread_mutex_t rule_names_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t rule_names_done = PTHREAD_COND_INITIALIZER;
 static struct rule_name *rule_names;
+
+/* Set while this thread runs the shim's own lookup of a rule name. An NSS module that connects over TCP
+ * (DNS over TCP, LDAP, a database) runs inside that lookup and its connect comes back to the shim: that
+ * nested connect is matched as usual except that a rule's host name never starts another lookup (it
+ * matches the nested connect only through the name memory of what the program itself resolved), so the
+ * shim never waits for the lookup it is inside of. Only the owning thread touches it. */
+static __thread bool in_rule_lookup;
+
+void resolve_atfork_prepare(void)
+{
+	pthread_mutex_lock(&rule_names_lock);
+}
+
+void resolve_atfork_parent(void)
+{
+	pthread_mutex_unlock(&rule_names_lock);
+}
+
+void resolve_atfork_child(void)
+{
+	/* The only thread here is the forking one; the waiters were the parent's threads. */
+	pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+	rule_names_lock = m;
+	rule_names_done = cv;
+}
 
 static uint32_t name_hash(const char *s)
 {
@@ -137,13 +179,17 @@ static uint32_t name_hash(const char *s)
 	return h;
 }
 
+/* Asks the resolver for name's addresses into e (no lock held). */
 static void lookup_rule_name(struct rule_name *e, const char *name)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC}, *res = NULL;
 	e->n = 0;
 	snprintf(e->name, sizeof(e->name), "%s", name);
 	e->expires = time(NULL) + RULE_NAME_TTL_S;
-	if (libc.getaddrinfo(name, NULL, &hints, &res) != 0)
+	in_rule_lookup = true;
+	int r = libc.getaddrinfo(name, NULL, &hints, &res);
+	in_rule_lookup = false;
+	if (r != 0)
 		return;
 	for (struct addrinfo *ai = res; ai && e->n < RULE_NAME_ADDRS; ai = ai->ai_next) {
 		if (ai->ai_family == AF_INET) {
@@ -170,30 +216,63 @@ static bool entry_has_addr(const struct rule_name *e, int family, const uint8_t 
 	return false;
 }
 
-bool resolve_rule_name_has_addr(void *ctx, const char *name, int family, const uint8_t *addr)
+/* The slot for name (found or free), or NULL when the probe window is full. Lock held. */
+static struct rule_name *slot_for(const char *name)
 {
-	bool found;
-	pthread_mutex_lock(&rule_names_lock);
 	if (!rule_names)
 		rule_names = calloc(RULE_NAME_SLOTS, sizeof(*rule_names));
-	struct rule_name *e = NULL;
-	if (rule_names) {
-		uint32_t h = name_hash(name);
-		for (uint32_t probe = 0; probe < 64 && !e; probe++) {
-			struct rule_name *slot = &rule_names[(h + probe) & (RULE_NAME_SLOTS - 1)];
-			if (!slot->name[0] || strcasecmp(slot->name, name) == 0)
-				e = slot;
-		}
+	if (!rule_names)
+		return NULL;
+	uint32_t h = name_hash(name);
+	for (uint32_t probe = 0; probe < 64; probe++) {
+		struct rule_name *slot = &rule_names[(h + probe) & (RULE_NAME_SLOTS - 1)];
+		if (!slot->name[0] || strcasecmp(slot->name, name) == 0)
+			return slot;
 	}
-	if (e) {
-		if (!e->name[0] || e->expires <= time(NULL))
-			lookup_rule_name(e, name);
-		found = entry_has_addr(e, family, addr);
-	} else { /* no room: look it up without keeping it */
-		struct rule_name tmp;
-		lookup_rule_name(&tmp, name);
-		found = entry_has_addr(&tmp, family, addr);
+	return NULL;
+}
+
+bool resolve_rule_name_has_addr(void *ctx, const char *name, int family, const uint8_t *addr)
+{
+	(void)ctx;
+	if (in_rule_lookup) /* a connect from inside our own lookup (an NSS module): see in_rule_lookup */
+		return false;
+	struct rule_name fresh;
+	if (child_shares_parent_memory()) { /* vfork/CLONE_VM: no lock, no write to the parent's table */
+		lookup_rule_name(&fresh, name);
+		return entry_has_addr(&fresh, family, addr);
 	}
+	unsigned long gen = forkgate_process_gen();
+	pthread_mutex_lock(&rule_names_lock);
+	struct rule_name *e = slot_for(name);
+	if (e && !e->name[0]) {
+		snprintf(e->name, sizeof(e->name), "%s", name);
+		e->expires = 0;
+	}
+	while (e && e->pending == gen) /* another thread of this process is asking: wait for its answer */
+		pthread_cond_wait(&rule_names_done, &rule_names_lock);
+	if (e && e->expires > time(NULL)) {
+		bool found = entry_has_addr(e, family, addr);
+		pthread_mutex_unlock(&rule_names_lock);
+		return found;
+	}
+	if (e)
+		e->pending = gen; /* also takes over a mark an ancestor process's thread left */
 	pthread_mutex_unlock(&rule_names_lock);
-	return found;
+
+	lookup_rule_name(&fresh, name); /* no lock held: DNS may take seconds */
+
+	if (e) {
+		pthread_mutex_lock(&rule_names_lock);
+		if (e->pending == gen) { /* (a fork meanwhile re-made the table's lock, not the table) */
+			e->n = fresh.n;
+			memcpy(e->family, fresh.family, sizeof(e->family));
+			memcpy(e->addr, fresh.addr, sizeof(e->addr));
+			e->expires = fresh.expires;
+			e->pending = 0;
+		}
+		pthread_cond_broadcast(&rule_names_done);
+		pthread_mutex_unlock(&rule_names_lock);
+	}
+	return entry_has_addr(&fresh, family, addr);
 }

@@ -276,7 +276,7 @@ t_ten_thousand_rules_in_file() {
 }
 t_ten_thousand_name_rules() {
 	# 10,000 rules written with host names for the destination's port: each must be resolved before the
-	# last rule can match (README: "resolved by the shim on the connect path (blocking DNS, cached 30 s)").
+	# last rule can match (README: "resolved by the shim on the connect path (the connect waits for DNS, outside any lock; cached 30 s)").
 	# A counting resolver answers these names at once, without network, so the time is the shim's own.
 	need gcc || return
 	gcc -O2 -shared -fPIC -o "$T/fakeres.so" "$HERE/matrix/fakeres.c" -ldl 2>"$T/gcc.err" ||
