@@ -219,7 +219,8 @@ static int dup_onto(int oldfd, int newfd, int flags, bool is_dup3)
 	if (oldfd == newfd)
 		return is_dup3 ? libc.dup3(oldfd, newfd, flags) : libc.dup2(oldfd, newfd);
 	if (!fdtab_load(oldfd) && !fdtab_load(newfd))
-		return precopy_note(oldfd, is_dup3 ? libc.dup3(oldfd, newfd, flags) : libc.dup2(oldfd, newfd));
+		return precopy_note(oldfd,
+				    is_dup3 ? libc.dup3(oldfd, newfd, flags) : libc.dup2(oldfd, newfd));
 	const char *what = is_dup3 ? "dup3" : "dup2";
 	struct conn *c = conn_get(oldfd); /* NULL: oldfd is not TLS (newfd is) */
 	if (child_shares_parent_memory()) {
