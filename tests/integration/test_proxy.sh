@@ -141,11 +141,13 @@ t_c_client_socks5_by_address() {
 	ok
 }
 
+# Refusal cases use -4: on a stock /etc/hosts localhost is ::1 too, each address goes through the proxy
+# and prints its own line; one address makes "exactly one line" a sharp assertion.
 t_http_proxy_407_is_eacces() {
 	need tinyproxy || return
 	start_tinyproxy a || { fail "tinyproxy did not start"; return; }
 	www || { fail "server did not start"; return; }
-	TLSSHIM_RULES="tls localhost:$PORT proxy=http://127.0.0.1:$TPA ca-file=$ROOT" srun c "$CL/tcpclient" -s x localhost "$PORT"
+	TLSSHIM_RULES="tls localhost:$PORT proxy=http://127.0.0.1:$TPA ca-file=$ROOT" srun c "$CL/tcpclient" -4 -s x localhost "$PORT"
 	expect_conn_errno EACCES "localhost:$PORT" "407" || return
 	ok "$(shim_lines | cut -c1-150)"
 }
@@ -178,7 +180,7 @@ while True:
     c.sendall(b"\x05\x04\x00\x01\x00\x00\x00\x00\x00\x00"); c.close()
 ' "$port"
 	wait_listen "$port" || { fail "fake proxy did not start"; return; }
-	TLSSHIM_RULES="tls localhost:4433 proxy=socks5://127.0.0.1:$port ca-file=$ROOT" srun c "$CL/tcpclient" -s x localhost 4433
+	TLSSHIM_RULES="tls localhost:4433 proxy=socks5://127.0.0.1:$port ca-file=$ROOT" srun c "$CL/tcpclient" -4 -s x localhost 4433
 	expect_conn_errno EHOSTUNREACH "localhost:4433" "host unreachable" || return
 	ok
 }
@@ -186,7 +188,7 @@ t_wrong_name_through_proxy() {
 	need tinyproxy || return
 	start_tinyproxy "" || { fail "tinyproxy did not start"; return; }
 	tls_py www wrongname --mode http || { fail "server did not start"; return; }
-	TLSSHIM_RULES="tls localhost:$PORT proxy=http://127.0.0.1:$TP ca-file=$ROOT" srun c "$CL/tcpclient" -s "$SENTINEL" localhost "$PORT"
+	TLSSHIM_RULES="tls localhost:$PORT proxy=http://127.0.0.1:$TP ca-file=$ROOT" srun c "$CL/tcpclient" -4 -s "$SENTINEL" localhost "$PORT"
 	expect_refused "localhost:$PORT" "name mismatch" || return
 	ok
 }
