@@ -49,6 +49,9 @@ inside() {
 	mount -t proc proc "$M/proc" && mount -t sysfs sysfs "$M/sys" && mount --rbind /dev "$M/dev" &&
 		mount --make-rslave "$M/dev" && mount -t tmpfs -o mode=755 tmpfs "$M/run" || die "mounting /proc /sys /dev /run failed"
 	mkdir -p "$M/run/lock" "$M/dev/shm" "$CACHE/apt-archives/partial"
+	# /tmp on this machine's own file system, as /tmp is on a booted one: an overlay's upper layer cannot
+	# be an overlay itself, and the compatibility suite makes overlays under /tmp.
+	mkdir -p "$W/tmp" && chmod 1777 "$W/tmp" && mount --bind "$W/tmp" "$M/tmp" || die "bind-mounting /tmp failed"
 	mount --bind "$CACHE/apt-archives" "$M/var/cache/apt/archives" || die "bind-mounting the package cache failed"
 	local lock=${TMPDIR:-/tmp}/tlsshim-compat.lock
 	touch "$lock" "$M/tmp/tlsshim-compat.lock" && mount --bind "$lock" "$M/tmp/tlsshim-compat.lock" ||
