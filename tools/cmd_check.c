@@ -524,10 +524,10 @@ static void lint_rule(const struct lint *l, const struct policy *p, size_t j)
 		policy_rule_pattern(r, pat, sizeof(pat));
 		add_diag(l->d, src, t->name, r->line, host_col ? host_col : 1, false, "no-name",
 			 "tls %s has no name=: when the program connects to an address it did not resolve "
-			 "from a host "
-			 "name, only the address can be verified (IP SAN); add name=HOST if the server's "
-			 "certificate "
-			 "names a host",
+			 "from a host name, only the address can be verified (IP SAN), and when it resolved "
+			 "several names to the address without connecting through one getaddrinfo result, "
+			 "the connect is refused (EACCES); add name=HOST if the server's certificate names a "
+			 "host",
 			 pat);
 	}
 	lint_dialogue(l, p, r);
