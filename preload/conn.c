@@ -164,6 +164,7 @@ struct conn *conn_new(const struct policy_rule *rule)
 	c->session_saved = false;
 	c->stale_ticket = 0;
 	c->bytes_in = c->bytes_out = 0;
+	c->counted_in = c->counted_out = 0;
 	pthread_mutex_unlock(&c->lock);
 	atomic_store_explicit(&c->refs, 1, memory_order_release);
 	return c;
@@ -1182,14 +1183,37 @@ int conn_shutdown(struct conn *c, int fd, int how)
 	return libc.shutdown(fd, how);
 }
 
+/* The bytes moved since the statistics last had them. Lock held. */
+static void publish_bytes(struct conn *c)
+{
+	enum stats_direction dir = c->role == CONN_ROLE_SERVER ? STATS_INBOUND : STATS_OUTBOUND;
+	stats_add(c->rule, dir, STATS_BYTES_IN, c->bytes_in - c->counted_in);
+	stats_add(c->rule, dir, STATS_BYTES_OUT, c->bytes_out - c->counted_out);
+	c->counted_in = c->bytes_in;
+	c->counted_out = c->bytes_out;
+}
+
+void conn_publish_all_bytes(void)
+{
+	for (int fd = fdtab_next(0, FDTAB_MAX_FD - 1); fd >= 0; fd = fdtab_next(fd + 1, FDTAB_MAX_FD - 1)) {
+		struct conn *c = fdtab_load(fd);
+		if (!c || conn_is_sentinel(c) || !(c = conn_get(fd)))
+			continue;
+		if (!conn_is_sentinel(c) && pthread_mutex_trylock(&c->lock) == 0) {
+			if (c->state != CONN_CLOSED && c->state != CONN_CONNECTING)
+				publish_bytes(c);
+			pthread_mutex_unlock(&c->lock);
+		}
+		conn_put(c);
+	}
+}
+
 /* The end of a connection in this process: statistics and the close event. Lock held. */
 static void conn_count_end(struct conn *c, int fd)
 {
 	if (c->state == CONN_CLOSED || c->state == CONN_CONNECTING)
 		return;
-	enum stats_direction dir = c->role == CONN_ROLE_SERVER ? STATS_INBOUND : STATS_OUTBOUND;
-	stats_add(c->rule, dir, STATS_BYTES_IN, c->bytes_in);
-	stats_add(c->rule, dir, STATS_BYTES_OUT, c->bytes_out);
+	publish_bytes(c);
 	if (log_json()) {
 		char fields[200];
 		snprintf(fields, sizeof(fields),

@@ -84,6 +84,7 @@ struct conn {
 	bool session_saved;    /* a resumable session of this connection is in the cache */
 	uint32_t stale_ticket; /* fingerprint of the ticket this connection resumed with (session.h) */
 	unsigned long long bytes_in, bytes_out;
+	unsigned long long counted_in, counted_out; /* how much of bytes_in/out the statistics have */
 };
 
 /* The fd-table entry of an fd that is being closed (close, dup2 onto it, close_range): between taking the
@@ -101,6 +102,11 @@ static inline bool conn_is_sentinel(const struct conn *c)
 {
 	return c == &conn_closing || c == &conn_unclassified || c == &conn_inherited_tls;
 }
+
+/* The statistics get the bytes a live connection moved since the last call (the metrics file's periodic
+ * write, so long connections show their traffic before they end): every TLS fd, each connection once;
+ * one that is busy (its lock taken) is left for the next time. */
+void conn_publish_all_bytes(void);
 
 /* The connection on fd with a reference taken, or NULL (not a TLS fd). A slot that stays non-NULL but
  * cannot be referenced gives &conn_closing (calls on it fail with EBADF), never NULL: a hook must not

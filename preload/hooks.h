@@ -11,6 +11,7 @@
 #include "preload/conn.h"
 #include "preload/fdtab.h"
 #include "preload/libc.h"
+#include "preload/metrics.h"
 
 /* Marks a function the shared object exports (everything else is hidden; see exports.map). */
 #define EXPORT __attribute__((visibility("default")))
@@ -34,11 +35,13 @@
 			return real_call;                                                                    \
 	} while (0)
 
-/* Drops a reference without disturbing the errno a call is about to return. */
+/* Drops a reference without disturbing the errno a call is about to return; the end of every call on a
+ * TLS fd, where the metrics file's periodic write rides (metrics.h: one load while it is not due). */
 static inline void conn_put_keep_errno(struct conn *c)
 {
 	int e = errno;
 	conn_put(c);
+	metrics_tick();
 	errno = e;
 }
 

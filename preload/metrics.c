@@ -3,6 +3,8 @@
  * with the real write(2) (never our hook), then renamed over the file, so a scraper sees the old file or
  * the new one, never half of one. */
 #include "preload/metrics.h"
+#include "preload/child.h"
+#include "preload/conn.h"
 #include "preload/libc.h"
 #include "preload/log.h"
 #include "preload/stats.h"
@@ -202,6 +204,7 @@ static void write_file(void)
 	o->fd = fd;
 	o->failed = false;
 	o->n = 0;
+	conn_publish_all_bytes(); /* live connections' traffic so far, not only at their close */
 	out_printf(o,
 		   "# HELP tlsshim_process_start_time_seconds When the shim was loaded into this process.\n");
 	out_printf(o, "# TYPE tlsshim_process_start_time_seconds gauge\n");
@@ -243,6 +246,8 @@ void metrics_tick(void)
 		return;
 	if (!atomic_compare_exchange_strong(&last_write_s, &last, now ? now : 1))
 		return; /* another thread took this turn */
+	if (child_shares_parent_memory())
+		return; /* vfork: the parent's connections and file are not the child's to write */
 	write_once_guarded();
 }
 

@@ -25,7 +25,9 @@ static const char usage[] =
     "is logged with the destination, the name the program resolved, the rule that would match and what\n"
     "it would do, and nothing is changed: no connection is made TLS or refused. At the end, a summary per\n"
     "destination and a suggested policy covering every destination seen, ready for `tlsshim check`.\n"
-    "--from LOG reads the 'tlsshim: audit: connect' lines of a service run with TLSSHIM_MODE=audit\n"
+    "Accepted connections are listed too, per port, with a commented serve line to fill in.\n"
+    "--from LOG reads the 'tlsshim: audit: connect' and 'accept' lines of a service run with "
+    "TLSSHIM_MODE=audit\n"
     "instead (its TLSSHIM_LOG_FILE, or `journalctl -u SERVICE | tlsshim audit --from -`).\n\n"
     "  --policy FILE, --rule RULE  the policy to compare with (what would happen under it)\n"
     "  --output FILE               write the suggested policy to FILE (default: after the summary)\n"
@@ -33,8 +35,10 @@ static const char usage[] =
     "Exit status: PROGRAM's (the report is printed in any case); 1 when the policy is broken or PROGRAM\n"
     "is refused, or --from found no connect line; 2 on bad usage.\n";
 
-#define AUDIT_MARK "tlsshim: audit: connect "
-#define MAX_SEEN   4096
+#define AUDIT_MARK	  "tlsshim: audit: connect "
+#define AUDIT_ACCEPT_MARK "tlsshim: audit: accept "
+#define MAX_SEEN	  4096
+#define MAX_LISTENERS	  256
 
 struct seen {
 	char host[260];	 /* the name, or the address ("[v6]" bracketed) */
@@ -45,10 +49,22 @@ struct seen {
 	unsigned long count;
 };
 
+/* Accepted connections, by the port they reached (the local address of the accept). */
+struct listener {
+	char port[8];
+	char locals[200]; /* the local addresses seen, comma separated */
+	char action[32];  /* serve or plain (what the policy would do) */
+	char rule[300];
+	unsigned long count;
+};
+
 struct report {
 	struct seen *s;
 	size_t n;
 	unsigned long lines;
+	struct listener l[MAX_LISTENERS];
+	size_t n_l;
+	unsigned long accepts;
 };
 
 /* The value of key= in line (up to the next space; for "rule=" the rest of the line). */
@@ -71,8 +87,57 @@ static bool field(const char *line, const char *key, char *out, size_t len, bool
 	return true;
 }
 
+/* Appends item to a comma-separated list unless it is there (or the list is full). */
+static void add_to_list(char *list, size_t size, const char *item)
+{
+	char tok[90], wrapped[210];
+	snprintf(tok, sizeof(tok), ",%s,", item);
+	snprintf(wrapped, sizeof(wrapped), ",%s,", list);
+	if (strstr(wrapped, tok) || strlen(list) + strlen(item) + 2 >= size)
+		return;
+	if (list[0])
+		strcat(list, ",");
+	strcat(list, item);
+}
+
+static void add_accept(struct report *r, const char *m)
+{
+	char local[80], action[32], rule[300];
+	if (!field(m, " local=", local, sizeof(local), false) ||
+	    !field(m, " action=", action, sizeof(action), false) ||
+	    !field(m, " rule=", rule, sizeof(rule), true))
+		return;
+	char *colon = strrchr(local, ':');
+	if (!colon)
+		return;
+	*colon = '\0';
+	const char *port = colon + 1;
+	r->accepts++;
+	size_t i;
+	for (i = 0; i < r->n_l; i++)
+		if (strcmp(r->l[i].port, port) == 0)
+			break;
+	if (i == r->n_l) {
+		if (r->n_l >= MAX_LISTENERS)
+			return;
+		memset(&r->l[i], 0, sizeof(r->l[i]));
+		snprintf(r->l[i].port, sizeof(r->l[i].port), "%s", port);
+		r->n_l++;
+	}
+	struct listener *l = &r->l[i];
+	l->count++;
+	snprintf(l->action, sizeof(l->action), "%s", action);
+	snprintf(l->rule, sizeof(l->rule), "%s", rule);
+	add_to_list(l->locals, sizeof(l->locals), local);
+}
+
 static void add_line(struct report *r, const char *line)
 {
+	const char *a = strstr(line, AUDIT_ACCEPT_MARK);
+	if (a) {
+		add_accept(r, a + strlen(AUDIT_ACCEPT_MARK) - 1);
+		return;
+	}
 	const char *m = strstr(line, AUDIT_MARK);
 	if (!m)
 		return;
@@ -105,16 +170,25 @@ static void add_line(struct report *r, const char *line)
 	s->count++;
 	snprintf(s->action, sizeof(s->action), "%s", action);
 	snprintf(s->rule, sizeof(s->rule), "%s", rule);
-	/* the addresses behind a name, each once */
-	char tok[82];
-	snprintf(tok, sizeof(tok), ",%s,", addr);
-	char list[204];
-	snprintf(list, sizeof(list), ",%s,", s->addrs);
-	if (!strstr(list, tok) && strlen(s->addrs) + strlen(addr) + 2 < sizeof(s->addrs)) {
-		if (s->addrs[0])
-			strcat(s->addrs, ",");
-		strcat(s->addrs, addr);
-	}
+	add_to_list(s->addrs, sizeof(s->addrs), addr); /* the addresses behind a name, each once */
+}
+
+/* The (commented) serve line suggested for one port that accepted connections: a serve rule needs the
+ * server's own certificate and key, which an audit cannot know. */
+static void accept_suggestion(const struct listener *l, char *out, size_t len)
+{
+	char hp[40], note[400];
+	snprintf(hp, sizeof(hp), "*:%s", l->port);
+	if (strcmp(l->action, "serve") == 0)
+		snprintf(note, sizeof(note), "served today by rule %s: copy that rule's options here",
+			 l->rule);
+	else
+		snprintf(note, sizeof(note),
+			 "plain today; to serve TLS here, uncomment with the server's certificate and key");
+	snprintf(out, len,
+		 "# serve %-32s cert=/etc/tlsshim/SERVER.pem key=/etc/tlsshim/SERVER.key  # %lu accept%s on "
+		 "%s; %s",
+		 hp, l->count, l->count == 1 ? "" : "s", l->locals, note);
 }
 
 static int read_lines(struct report *r, FILE *f)
@@ -161,6 +235,13 @@ static int print_report(const struct report *r, const char *what, const char *ou
 		fprintf(stderr, "  %s:%s  (%s)  %lu connect%s, would %s (rule %s)\n", r->s[i].host,
 			r->s[i].port, r->s[i].addrs, r->s[i].count, r->s[i].count == 1 ? "" : "s",
 			r->s[i].action, r->s[i].rule);
+	if (r->accepts)
+		fprintf(stderr, "tlsshim audit: %s: %lu accepted connection%s on %zu port%s\n", what,
+			r->accepts, r->accepts == 1 ? "" : "s", r->n_l, r->n_l == 1 ? "" : "s");
+	for (size_t i = 0; i < r->n_l; i++)
+		fprintf(stderr, "  port %s  (%s)  %lu accept%s, would %s (rule %s)\n", r->l[i].port,
+			r->l[i].locals, r->l[i].count, r->l[i].count == 1 ? "" : "s", r->l[i].action,
+			r->l[i].rule);
 	FILE *f = stderr;
 	if (output) {
 		f = fopen(output, "we");
@@ -183,6 +264,13 @@ static int print_report(const struct report *r, const char *what, const char *ou
 	for (size_t i = 0; i < r->n; i++) {
 		char line[900];
 		suggestion(&r->s[i], line, sizeof(line));
+		fprintf(f, "%s\n", line);
+	}
+	if (r->n_l)
+		fprintf(f, "# Accepted connections (serve rules are consulted for these only):\n");
+	for (size_t i = 0; i < r->n_l; i++) {
+		char line[900];
+		accept_suggestion(&r->l[i], line, sizeof(line));
 		fprintf(f, "%s\n", line);
 	}
 	if (output) {
@@ -308,9 +396,10 @@ int cmd_audit(int argc, char **argv)
 		read_lines(&r, f);
 		if (f != stdin)
 			fclose(f);
-		if (r.lines == 0) {
-			cli_error("%s holds no '%s' line (was the service run with TLSSHIM_MODE=audit?)",
-				  from, AUDIT_MARK);
+		if (r.lines == 0 && r.accepts == 0) {
+			cli_error(
+			    "%s holds no '%s' or '%s' line (was the service run with TLSSHIM_MODE=audit?)",
+			    from, AUDIT_MARK, AUDIT_ACCEPT_MARK);
 			goto out;
 		}
 		rc = print_report(&r, from, output) == 0 ? CLI_OK : CLI_FAILED;

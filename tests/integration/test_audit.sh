@@ -112,8 +112,18 @@ t_accept_observed() {
 	wait_portfile srv || { fail "server under audit did not start"; return; }
 	prun cli $(pyc 127.0.0.1 "$port" "$SENTINEL")
 	[ "$RC" = 0 ] && grep -qF "$SENTINEL" "$OUT" || { fail "plain client to the audited server: rc=$RC $(cat "$ERR")"; return; }
-	grep -q "tlsshim: audit: accept local=127.0.0.1:$port peer=127.0.0.1:[0-9]* action=serve pid=[0-9]* rule=TLSSHIM_RULES:1" "$T/srv-shim.log" &&
-		ok "accept logged (would serve), connection left plain" || fail "no accept line: $(cat "$T/srv-shim.log")"
+	grep -q "tlsshim: audit: accept local=127.0.0.1:$port peer=127.0.0.1:[0-9]* action=serve pid=[0-9]* rule=TLSSHIM_RULES:1" "$T/srv-shim.log" ||
+		{ fail "no accept line: $(cat "$T/srv-shim.log")"; return; }
+	# The report: the accepts per port, and a serve line to fill in (commented: it needs the server's key).
+	prun from "$TLSSHIM" audit --from "$T/srv-shim.log" --output "$T/acc.policy"
+	[ "$RC" = 0 ] || { fail "audit --from the server's log: rc=$RC $(cat "$ERR")"; return; }
+	grep -q "1 accepted connection on 1 port" "$ERR" && grep -q "port $port  (127.0.0.1)  1 accept, would serve (rule TLSSHIM_RULES:1)" "$ERR" ||
+		{ fail "the summary does not list the accept: $(cat "$ERR")"; return; }
+	grep -q "^# serve \*:$port .*cert=.*key=.*# 1 accept on 127.0.0.1; served today by rule TLSSHIM_RULES:1" "$T/acc.policy" ||
+		{ fail "no serve suggestion: $(cat "$T/acc.policy")"; return; }
+	prun check "$TLSSHIM" check "$T/acc.policy"
+	[ "$RC" = 0 ] || { fail "tlsshim check on the suggestion: rc=$RC $(cat "$OUT" "$ERR")"; return; }
+	ok "accept logged (would serve), connection left plain; the report lists it with a serve line to fill in"
 }
 
 tcase no_byte_changed

@@ -3,7 +3,7 @@
 # TLSSHIM_METRICS_FILE: real clients against real TLS servers; the file is checked by Prometheus' own
 # parser (`promtool check metrics`, Debian's prometheus package) and its values against what happened:
 # connections, handshakes, resumptions, failures by reason, bytes, per rule; %p; a file written while
-# the program runs (not only at exit) and at most every 10 s; a fork child starting from zero; the .prom
+# the program runs (not only at exit) and at most every 10 s, with a live connection's bytes; a fork child starting from zero; the .prom
 # name rule; no temporary file left behind.
 source "$(dirname "$0")/lib.sh" "${1:-build}"
 
@@ -84,6 +84,44 @@ EOF
 		fail "first=$first second=$second final=$final"
 }
 
+# One long connection: its bytes show in the file written while it is still open (the periodic write
+# rides on the connection's own reads and writes and counts live connections' traffic), not only at close.
+t_live_connection_bytes() {
+	need "$PROMTOOL" || return
+	tls_py echo leaf --mode echo || { fail "server did not start"; return; }
+	local f=$T/long.prom
+	rm -f "$f" "$T/lstep"
+	TLSSHIM_METRICS_FILE="$f" TLSSHIM_RULES="tls 127.0.0.1:$PORT name=localhost ca-file=$ROOT" LD_PRELOAD="$PRELOAD" \
+		timeout 40 "$PY" - "$PORT" "$T/lstep" >"$T/long.out" 2>&1 <<'EOF' &
+import socket, sys, time
+port, step = int(sys.argv[1]), sys.argv[2]
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+def echo(n):
+    s.sendall(b"x" * n)
+    got = 0
+    while got < n:
+        got += len(s.recv(65536))
+echo(300000)
+time.sleep(10.5)   # the next call on the connection is due to write the file
+echo(1000)
+open(step, "w").write("1")
+time.sleep(3)
+s.close()
+EOF
+	local pid=$! i
+	for i in $(seq 1 200); do [ -f "$T/lstep" ] && break; sleep 0.1; done
+	local tx rx
+	tx=$(metric "$f" tlsshim_sent_bytes_total 'direction="outbound",rule="TLSSHIM_RULES:1"')
+	rx=$(metric "$f" tlsshim_received_bytes_total 'direction="outbound",rule="TLSSHIM_RULES:1"')
+	wait $pid
+	local rc=$?
+	[ "$rc" = 0 ] || { fail "program failed rc=$rc: $(cat "$T/long.out")"; return; }
+	promcheck "$f" || { fail "promtool: $(cat "$T/promtool.out")"; return; }
+	[ "$tx" -ge 300000 ] 2>/dev/null && [ "$rx" -ge 300000 ] 2>/dev/null &&
+		ok "while the connection was open: sent $tx, received $rx bytes" ||
+		fail "while the connection was open the file said sent=$tx received=$rx (want >= 300000)"
+}
+
 t_fork_child_from_zero() {
 	tls_py echo leaf --mode echo || { fail "server did not start"; return; }
 	rm -f "$T"/f-*.prom
@@ -120,6 +158,7 @@ t_name_must_end_in_prom() {
 
 tcase curl_counts_and_format
 tcase periodic_and_final
+tcase live_connection_bytes
 tcase fork_child_from_zero
 tcase name_must_end_in_prom
 finish
