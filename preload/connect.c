@@ -142,6 +142,21 @@ static int connect_existing(struct conn *c, int fd)
 	return -1;
 }
 
+/* The TLS connect did not happen: fd (and the copies precopy_attach gave c, when copies) is a plain,
+ * unconnected socket again. Drops the caller's reference; returns -1 with errno kept. */
+static int back_to_plain(struct conn *c, int fd, bool copies)
+{
+	int e = errno;
+	if (copies)
+		precopy_undo(c, fd);
+	struct conn *taken = fdtab_take(fd);
+	if (taken)
+		conn_detach_fd(taken, -1);
+	conn_put(c);
+	errno = e;
+	return -1;
+}
+
 static int connect_tls(int fd, const struct sockaddr *sa, socklen_t salen, const struct policy_rule *rule,
 		       const struct dest *d, const char *remembered)
 {
@@ -217,16 +232,8 @@ static int connect_tls(int fd, const struct sockaddr *sa, socklen_t salen, const
 		return -1;
 	}
 	int copies = precopy_attach(c, fd); /* copies made before connect() share c, before any byte */
-	if (copies < 0) {
-		int e = errno;
-		precopy_undo(c, fd);
-		struct conn *taken = fdtab_take(fd);
-		if (taken)
-			conn_detach_fd(taken, -1);
-		conn_put(c);
-		errno = e;
-		return -1;
-	}
+	if (copies < 0)
+		return back_to_plain(c, fd, true);
 	stdio_adopt_std_fd(fd); /* a TLS socket on fd 0, 1 or 2: stdio must go through TLS too */
 	int fl = libc.fcntl(fd, F_GETFL);
 	bool nonblocking = fl >= 0 && (fl & O_NONBLOCK);
@@ -238,17 +245,8 @@ static int connect_tls(int fd, const struct sockaddr *sa, socklen_t salen, const
 		tcp_pending = true;
 		ret = 0;
 	}
-	if (ret != 0) { /* TCP itself failed: the socket goes back to being a plain one, as it was */
-		int e = errno;
-		if (copies > 0)
-			precopy_undo(c, fd);
-		struct conn *taken = fdtab_take(fd);
-		if (taken)
-			conn_detach_fd(taken, -1);
-		conn_put(c);
-		errno = e;
-		return -1;
-	}
+	if (ret != 0) /* TCP itself failed: the socket goes back to being a plain one, as it was */
+		return back_to_plain(c, fd, copies > 0);
 	if (conn_begin(c, fd, name, sni, peer.family, peer.addr, ctx, tcp_pending) != 0) {
 		conn_put_keep_errno(c);
 		return -1;

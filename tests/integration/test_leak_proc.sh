@@ -173,11 +173,11 @@ t_dup2_copy_never_inherited() { proc_case dup_race ok ""; }
 t_close_range_unshare() { proc_case unshare EINVAL "CLOSE_RANGE_UNSHARE\) refused with EINVAL: the range holds TLS fd"; }
 
 # ---- unmodified python3 ----
-# py_case NAME SCRIPT: runs python3 -c SCRIPT PORT SENTINEL under the shim; SCRIPT prints result lines.
+# py_case NAME SCRIPT [ARGS...]: runs python3 -c SCRIPT PORT SENTINEL ARGS under the shim; SCRIPT prints result lines.
 py_case() {
 	local name=$1 script=$2
 	setup || return 1
-	TMO=30 TLSSHIM_RULES="$RULE" srun "$name" "$PY" -c "$script" "$PORT" "$SENTINEL"
+	TMO=30 TLSSHIM_RULES="$RULE" srun "$name" "$PY" -c "$script" "$PORT" "$SENTINEL" "${@:3}"
 	[ "$RC" != 124 ] || { fail "python3 hung"; return 1; }
 	no_plaintext || return 1
 	[ "$RC" = 0 ] || { fail "python3 exit $RC: $(tail -3 "$ERR" | tr '\n' ' ')"; return 1; }
@@ -260,18 +260,19 @@ print("raw=" + ("ok" if os.read(n3, 200) == b"raw-write:" + sentinel + b"\n" els
 		fail "want dup2=ok dupfd=ok raw=ok; got: $(tr '\n' ' ' <"$OUT") $(shim_lines | head -2)"
 }
 
-# A fork() child holding a copy made before its parent connected: the child cannot continue the
-# parent's session, so its writes fail (EBADF, one line) and nothing crosses in clear.
-t_fork_child_copy_before_connect() {
-	py_case py_prefork "$PRE_PRELUDE"'
+# A fork() child holding the socket before its parent connected it (through a copy made before the
+# fork, or the socket itself): the child cannot continue the parent's session, so its write fails
+# (EBADF, one line) and nothing crosses in clear. fork_before_connect USE: USE is "copy" or "socket".
+fork_before_connect() {
+	py_case "py_prefork_$1" "$PRE_PRELUDE"'
 s = socket.socket()
-d = s.dup()
+target = s.dup() if sys.argv[3] == "copy" else s
 r, w = os.pipe()
 pid = os.fork()
 if pid == 0:
     os.read(r, 1)  # the parent has connected
     try:
-        os.write(d.fileno(), b"child:" + sentinel + b"\n")
+        os.write(target.fileno(), b"child:" + sentinel + b"\n")
         print("child_write=succeeded", flush=True)
     except OSError as e:
         print("child_write=errno%d" % e.errno, flush=True)
@@ -279,35 +280,14 @@ if pid == 0:
 s.connect(("127.0.0.1", port))
 os.write(w, b"x")
 os.waitpid(pid, 0)
-print("parent=" + ("ok" if echo(s, b"parent:" + sentinel + b"\n") else "mismatch"))' || return
+print("parent=" + ("ok" if echo(s, b"parent:" + sentinel + b"\n") else "mismatch"))' "$1" || return
 	grep -q '^child_write=errno9' "$OUT" && grep -q '^parent=ok' "$OUT" && [ "$(n_shim_lines)" = 1 ] &&
 		shim_lines | grep -q 'made outside this program' &&
-		ok "the child's write through its copy failed with EBADF; the parent's session worked" ||
+		ok "the child's write through its $1 failed with EBADF; the parent's session worked" ||
 		fail "want child_write=errno9 parent=ok, one reason line; got: $(tr '\n' ' ' <"$OUT") $(shim_lines | head -2)"
 }
-
-# The same without any copy: the child inherits the socket itself (fork before connect).
-t_fork_child_socket_before_connect() {
-	py_case py_prefork0 "$PRE_PRELUDE"'
-s = socket.socket()
-r, w = os.pipe()
-pid = os.fork()
-if pid == 0:
-    os.read(r, 1)
-    try:
-        os.write(s.fileno(), b"child:" + sentinel + b"\n")
-        print("child_write=succeeded", flush=True)
-    except OSError as e:
-        print("child_write=errno%d" % e.errno, flush=True)
-    os._exit(0)
-s.connect(("127.0.0.1", port))
-os.write(w, b"x")
-os.waitpid(pid, 0)
-print("parent=" + ("ok" if echo(s, b"parent:" + sentinel + b"\n") else "mismatch"))' || return
-	grep -q '^child_write=errno9' "$OUT" && grep -q '^parent=ok' "$OUT" && [ "$(n_shim_lines)" = 1 ] &&
-		ok "the child's write to the inherited socket failed with EBADF; the parent's session worked" ||
-		fail "want child_write=errno9 parent=ok, one reason line; got: $(tr '\n' ' ' <"$OUT") $(shim_lines | head -2)"
-}
+t_fork_child_copy_before_connect() { fork_before_connect copy; }
+t_fork_child_socket_before_connect() { fork_before_connect socket; }
 
 t_python_subprocess_stdout_socket() {
 	py_case py_stdout "$PY_PRELUDE"'
