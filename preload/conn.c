@@ -146,6 +146,7 @@ struct conn *conn_new(const struct policy_rule *rule)
 	c->ssl = NULL;
 	c->io_fd = -1;
 	c->io_errno = 0;
+	c->io_no_kernel = false;
 	c->ra = NULL;
 	c->ra_off = c->ra_len = 0;
 	c->pq = NULL;
@@ -229,6 +230,17 @@ static long long send_deadline(int fd)
 	struct timeval tv;
 	socklen_t len = sizeof(tv);
 	if (libc.getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) != 0 ||
+	    (tv.tv_sec == 0 && tv.tv_usec == 0))
+		return -1;
+	return now_ms() + (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* The SO_RCVTIMEO of fd as a deadline (-1: none). */
+static long long recv_deadline(int fd)
+{
+	struct timeval tv;
+	socklen_t len = sizeof(tv);
+	if (libc.getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) != 0 ||
 	    (tv.tv_sec == 0 && tv.tv_usec == 0))
 		return -1;
 	return now_ms() + (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
@@ -347,6 +359,10 @@ static int io_recv(struct WOLFSSL *ssl, char *buf, int sz, void *ctx)
 		if (c->ra_off == c->ra_len)
 			ra_release(c);
 		return (int)n;
+	}
+	if (c->io_no_kernel) { /* conn_poll_state before the kernel said readable */
+		c->io_errno = EAGAIN;
+		return WOLFSSL_CBIO_ERR_WANT_READ;
 	}
 	ssize_t n;
 	if (sz >= READAHEAD_SIZE / 2 || (!c->ra && !(c->ra = malloc(READAHEAD_SIZE)))) {
@@ -815,15 +831,6 @@ static int conn_break(struct conn *c, int err, bool writing)
 	return writing ? EPIPE : ECONNRESET;
 }
 
-bool conn_read_ready(struct conn *c)
-{
-	pthread_mutex_lock(&c->lock);
-	bool ready = c->state != CONN_ESTABLISHED || c->read_eof || conn_program_queued(c) ||
-		     c->ra_off < c->ra_len || (c->ssl && wolfSSL_pending(c->ssl) > 0);
-	pthread_mutex_unlock(&c->lock);
-	return ready;
-}
-
 static int flush_committed(struct conn *c, int fd);
 
 /* A call on a connection whose asynchronous handshake has not finished: advance it; a blocking fd waits
@@ -856,20 +863,13 @@ ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 	pthread_mutex_lock(&c->lock);
 	if (drive_handshake(c, fd, flags) != 0)
 		return -1;
-	/* A request the program believes sent must leave before we wait for its answer. */
-	while (c->state == CONN_ESTABLISHED && c->out_committed) {
-		int err = flush_committed(c, fd);
-		if (err != WOLFSSL_ERROR_WANT_WRITE || fd_is_nonblocking(fd, flags))
-			break; /* non-blocking: poll/epoll go on flushing (poll.c) */
-		pthread_mutex_unlock(&c->lock);
-		int w = wait_fd(fd, POLLOUT, -1);
-		pthread_mutex_lock(&c->lock);
-		if (w < 0) {
-			pthread_mutex_unlock(&c->lock);
-			return -1;
-		}
-	}
+	long long rcv_deadline = -2; /* -2: SO_RCVTIMEO not yet asked */
 	for (;;) {
+		/* A request the program believes sent must leave before we wait for its answer: pushed
+		 * here without waiting; when nothing is left to read, a blocking read waits for room to
+		 * send it and for records at once (below), never for one of the two alone. */
+		if (c->state == CONN_ESTABLISHED && c->out_committed)
+			flush_committed(c, fd);
 		if (c->state != CONN_ESTABLISHED) {
 			int e = dead_errno(c, false);
 			pthread_mutex_unlock(&c->lock);
@@ -951,15 +951,33 @@ ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 				pthread_mutex_unlock(&c->lock);
 				return (ssize_t)got;
 			}
+			/* Full duplex (another thread writing): the record this read owes the peer, or
+			 * the one wolfSSL must send to go on, waits for POLLOUT; the peer may only make
+			 * room once we read what it sends. So a blocking read that owes a send waits for
+			 * both directions and moves whichever comes first. */
+			bool owe = c->out_committed > 0 || err == WOLFSSL_ERROR_WANT_WRITE;
 			pthread_mutex_unlock(&c->lock);
 			int w;
-			if (err == WOLFSSL_ERROR_WANT_READ) {
-				w = wait_readable(fd, flags);
-			} else if (fd_is_nonblocking(fd, flags)) {
-				errno = EAGAIN;
-				w = -1;
+			if (fd_is_nonblocking(fd, flags)) {
+				if (err == WOLFSSL_ERROR_WANT_READ) {
+					w = wait_readable(fd, flags); /* EAGAIN, or retry: bytes arrived */
+				} else {
+					errno = EAGAIN;
+					w = -1;
+				}
+			} else if (!owe) {
+				w = wait_readable(fd,
+						  flags); /* the kernel's SO_RCVTIMEO and SA_RESTART apply */
 			} else {
-				w = wait_fd(fd, POLLOUT, -1) < 0 ? -1 : 0;
+				if (rcv_deadline == -2)
+					rcv_deadline = recv_deadline(fd);
+				w = wait_fd(fd, POLLIN | POLLOUT, rcv_deadline);
+				if (w == 0) {
+					errno = EAGAIN; /* SO_RCVTIMEO expired, as the kernel reports it */
+					w = -1;
+				} else if (w > 0) {
+					w = 0;
+				}
 			}
 			if (w < 0) {
 				if (got)
@@ -1000,23 +1018,166 @@ ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 	}
 }
 
-int conn_pending(struct conn *c, int fd)
+/* ---- readiness (conn.h: conn_poll_state) ---- */
+
+/* What a read would return at once, without touching the network: the program-bound queue, decrypted
+ * data, EOF, or the end of the connection. Lock held. */
+static bool readable_now(struct conn *c)
+{
+	return c->state != CONN_ESTABLISHED || c->read_eof || conn_program_queued(c) ||
+	       (c->ssl && wolfSSL_pending(c->ssl) > 0);
+}
+
+/* The kernel holds bytes for this socket (or an error/FIN to report). Never blocks. */
+static bool kernel_has_bytes(int fd)
 {
 	char b;
-	pthread_mutex_lock(&c->lock);
-	bool empty = c->state == CONN_ESTABLISHED && !c->read_eof && !conn_program_queued(c) &&
-		     wolfSSL_pending(c->ssl) == 0;
-	pthread_mutex_unlock(&c->lock);
-	if (empty) {
-		int e = errno;
-		conn_read(c, fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-		errno = e;
+	ssize_t n = libc.recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+/* Hands wolfSSL the ciphertext that is already here (its own buffer, the read-ahead, and the kernel's
+ * when kernel_said), without waiting, until application data is decrypted, EOF or an error shows, or
+ * nothing is left. Records without application data (session tickets, KeyUpdate) are consumed on the way.
+ * Lock held, state CONN_ESTABLISHED. Returns true when a read would now not block; *want_write when
+ * wolfSSL must send before it can go on. */
+static bool absorb_loop(struct conn *c, int fd, bool kernel_said, bool *want_write)
+{
+	for (int rounds = 0; rounds < 64; rounds++) {
+		if (readable_now(c))
+			return true;
+		c->io_fd = fd;
+		int n;
+		if (dialogue_filter_read(c->dlg)) {
+			/* starttls=postgres: the server's first message is looked at before the program
+			 * sees it; what it may see lands in the program-bound queue (as conn_read does). */
+			uint8_t tmp[512];
+			n = wolfSSL_read(c->ssl, tmp, sizeof(tmp));
+			if (n > 0) {
+				c->bytes_in += (unsigned)n;
+				if (dialogue_filter_data(c->dlg, c, tmp, (size_t)n) != 0)
+					return true; /* the read reports it (ECONNRESET) */
+				continue;
+			}
+		} else {
+			char b;
+			n = wolfSSL_peek(c->ssl, &b, 1);
+		}
+		if (!c->session_saved && c->session_key[0]) /* a TLS 1.3 ticket may have come */
+			c->session_saved = session_store(c->ssl, c->session_key, c->stale_ticket);
+		if (n > 0)
+			return true;
+		int err = wolfSSL_get_error(c->ssl, n);
+		if (err == WOLFSSL_ERROR_ZERO_RETURN) {
+			c->read_eof = true;
+			c->peer_close_notify = true;
+			return true;
+		}
+		if (err == WOLFSSL_ERROR_WANT_WRITE) {
+			*want_write = true;
+			return false;
+		}
+		if (err != WOLFSSL_ERROR_WANT_READ)
+			return true; /* an error or a FIN: the read classifies and reports it */
+		if (c->ra_off >= c->ra_len && (!kernel_said || !kernel_has_bytes(fd)))
+			return false; /* tickets only, or half a record: nothing to read yet */
 	}
+	return false; /* still records coming: the kernel's POLLIN brings the caller back */
+}
+
+static bool absorb_records(struct conn *c, int fd, bool kernel_said, bool *want_write)
+{
+	*want_write = false;
+	c->io_no_kernel = !kernel_said;
+	bool r = absorb_loop(c, fd, kernel_said, want_write);
+	c->io_no_kernel = false;
+	return r;
+}
+
+static void poll_state_locked(struct conn *c, int fd, short events, bool kernel_said, struct conn_ready *out)
+{
+	const short fail = POLLIN | POLLOUT | POLLERR | POLLHUP;
+	*out = (struct conn_ready){.deadline_ms = -1};
+	events &= POLLIN | POLLOUT;
+	if (c->state == CONN_CONNECTING && progress_locked(c, fd) == 1) {
+		out->connecting = true;
+		out->kernel = c->want_events;
+		out->deadline_ms = c->deadline_ms;
+		return;
+	}
+	if (c->state != CONN_ESTABLISHED) {
+		out->now = fail;
+		return;
+	}
+	if (c->out_committed)
+		flush_committed(c, fd);
+	bool flushing = c->out_committed > 0;
+	out->kernel = events & POLLOUT;
+	out->pass = POLLERR | POLLHUP | (flushing ? 0 : POLLOUT);
+	if (flushing)
+		out->kernel |= POLLOUT;
+	if (!(events & POLLIN))
+		return;
+	bool want_write = false;
+	bool was = readable_now(c);
+	if (was || absorb_records(c, fd, kernel_said, &want_write)) {
+		out->now = POLLIN;
+		out->made_readable = !was && c->state == CONN_ESTABLISHED;
+		return;
+	}
+	out->kernel |= want_write ? POLLOUT : POLLIN;
+}
+
+void conn_poll_state(struct conn *c, int fd, short events, bool kernel_said, struct conn_ready *out)
+{
+	int e = errno;
 	pthread_mutex_lock(&c->lock);
-	size_t n =
-	    c->state == CONN_ESTABLISHED ? conn_program_queued(c) + (size_t)wolfSSL_pending(c->ssl) : 0;
+	poll_state_locked(c, fd, events, kernel_said, out);
 	pthread_mutex_unlock(&c->lock);
+	errno = e;
+}
+
+bool conn_read_ready(struct conn *c, int fd)
+{
+	struct conn_ready st;
+	conn_poll_state(c, fd, POLLIN, false, &st);
+	return (st.now & POLLIN) != 0;
+}
+
+int conn_pending(struct conn *c, int fd)
+{
+	struct conn_ready st;
+	int e = errno;
+	pthread_mutex_lock(&c->lock);
+	size_t n = 0;
+	if (c->state == CONN_ESTABLISHED) {
+		poll_state_locked(c, fd, POLLIN, true, &st); /* FIONREAD counts what the kernel holds */
+		if (c->state == CONN_ESTABLISHED)
+			n = conn_program_queued(c) + (size_t)wolfSSL_pending(c->ssl);
+	}
+	pthread_mutex_unlock(&c->lock);
+	errno = e;
 	return n > INT_MAX ? INT_MAX : (int)n;
+}
+
+bool conn_set_nodelay(struct conn *c, bool on)
+{
+	pthread_mutex_lock(&c->lock);
+	bool during = c->state == CONN_CONNECTING && !conn_is_sentinel(c);
+	if (during)
+		c->restore_nodelay = !on; /* handshake_done leaves it on, or turns it off */
+	pthread_mutex_unlock(&c->lock);
+	return during;
+}
+
+bool conn_get_nodelay(struct conn *c, int *on)
+{
+	pthread_mutex_lock(&c->lock);
+	bool during = c->state == CONN_CONNECTING && !conn_is_sentinel(c);
+	if (during)
+		*on = !c->restore_nodelay;
+	pthread_mutex_unlock(&c->lock);
+	return during;
 }
 
 int conn_so_error(struct conn *c, int fd)

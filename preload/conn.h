@@ -56,6 +56,8 @@ struct conn {
 	struct WOLFSSL *ssl;
 	int io_fd;		 /* the fd the I/O callbacks use for the call in progress */
 	int io_errno;		 /* errno of the last failed real recv/send in a callback */
+	bool io_no_kernel;	 /* io_recv hands wolfSSL the read-ahead only, never reads the kernel
+				    (conn_poll_state before the kernel said readable) */
 	char *ra;		 /* read-ahead: ciphertext taken from the kernel, not yet handed to wolfSSL */
 	unsigned ra_off, ra_len; /* (allocated only while it holds bytes: idle connections cost nothing) */
 	/* Program-bound plaintext queue (conn_queue_for_program): bytes the shim holds for the program,
@@ -187,11 +189,63 @@ static inline size_t conn_program_queued(const struct conn *c)
 	return c->pq_len - c->pq_off;
 }
 
-/* Decrypted bytes waiting inside the session (or EOF/error to report): a read would not block. */
-bool conn_read_ready(struct conn *c);
+/* ---- readiness: the one predicate every waiter uses (poll.c, epoll, FIONREAD, conn_read) ----
+ * conn_poll_state looks at one connection without ever blocking, under c->lock (taken and released
+ * inside): it advances a handshake in progress by one step, pushes out what a short write left, and,
+ * when the caller asks for POLLIN and nothing is readable yet, hands the ciphertext the kernel already
+ * holds to wolfSSL (the I/O callbacks never wait). Only what a read would return at once makes the
+ * connection readable: application data decrypted inside wolfSSL, the program-bound queue (a replayed
+ * STARTTLS greeting), EOF (close_notify, or a TCP FIN the read will report) or an error. Records that
+ * carry no application data (a TLS 1.3 NewSessionTicket, a KeyUpdate) and ciphertext the shim reads for
+ * itself (the read-ahead, a peeked ClientHello) never do: a waiter that sees nothing here waits on for
+ * what `kernel` says, with its own remaining timeout.
+ *
+ * The kernel socket itself is read only when the caller says the kernel reported it readable
+ * (kernel_said): before that, only what the shim and wolfSSL already hold is looked at, so the kernel's
+ * own rules for when a socket is readable (SO_RCVLOWAT) still decide when records are taken.
+ *
+ * The waiter's loop: call conn_poll_state(kernel_said = false); report `now` at once; otherwise ask the
+ * kernel for `kernel` (never more, never less) and, when the kernel reports anything for the fd, pass on
+ * `revents & pass` and call conn_poll_state(kernel_said = true) for the rest (kernel POLLIN on an
+ * established TLS fd means records, which only this predicate can turn into readiness); if nothing is to
+ * be reported, wait again for what remains of the timeout. */
+struct conn_ready {
+	short now;	    /* report at once, whatever the kernel says: POLLIN (a read would not block),
+			       POLLOUT|POLLERR|POLLHUP (a failed or broken connection: every call fails at once) */
+	short kernel;	    /* what to ask the kernel for, so the shim can move: the handshake's direction,
+			       POLLIN for records (only if the caller asked POLLIN), POLLOUT to flush a short
+			       write's rest or a record wolfSSL must send, plus the caller's POLLOUT */
+	short pass;	    /* kernel revents that go to the program as they are: POLLOUT|POLLERR|POLLHUP once
+			       established with nothing left to flush (POLLERR|POLLHUP while flushing), 0 while
+			       connecting */
+	bool connecting;    /* the handshake (or the dialogue before it) is still in progress */
+	bool made_readable; /* this call decrypted records into readable data: other threads waiting
+			       on the fd do not know (call wake_notify(fd) with no lock held) */
+	long long deadline_ms; /* monotonic handshake-timeout= deadline while connecting, else -1 */
+};
 
-/* Decrypted bytes a read would return at once (after decrypting what the kernel already holds). */
+/* events: what the caller waits for (POLLIN, POLLOUT; others are ignored). Never blocks; never fails
+ * (a failure shows as now = POLLIN|POLLOUT|POLLERR|POLLHUP). Takes c->lock; call it with no lock held
+ * (poll.c's epoll code may hold its own table lock: this never calls back into poll.c or wake.c). */
+void conn_poll_state(struct conn *c, int fd, short events, bool kernel_said, struct conn_ready *out);
+
+/* A read would not block (conn_poll_state with POLLIN said POLLIN), from what the shim and wolfSSL hold
+ * (the kernel is not read). May decrypt records. */
+bool conn_read_ready(struct conn *c, int fd);
+
+/* Bytes a read would return at once (FIONREAD): the program-bound queue plus the application data
+ * decrypted inside wolfSSL, after handing wolfSSL what the kernel already holds. Session tickets and
+ * other records without application data count 0. */
 int conn_pending(struct conn *c, int fd);
+
+/* TCP_NODELAY during a handshake: the shim holds it on while handshaking (Nagle plus delayed ACKs stall
+ * handshakes) and puts the program's value back at the end. A program that sets it meanwhile (nginx
+ * does after an asynchronous connect) sets that final value: conn_set_nodelay records it and returns
+ * true (the caller then reports success without touching the socket); false when no handshake is in
+ * progress (the caller passes the call to the kernel). conn_get_nodelay gives the program's value
+ * while a handshake runs (true: *on set), else false (ask the kernel). */
+bool conn_set_nodelay(struct conn *c, bool on);
+bool conn_get_nodelay(struct conn *c, int *on);
 
 /* SO_ERROR as the program should see it: the failed handshake's errno once, else -1 (ask the kernel). */
 int conn_so_error(struct conn *c, int fd);

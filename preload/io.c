@@ -49,7 +49,7 @@ static ssize_t tls_readv(struct conn *c, int fd, const struct iovec *iov, int io
 			continue;
 		int f = flags;
 		if (total > 0) {
-			if (!conn_read_ready(c))
+			if (!conn_read_ready(c, fd))
 				break;
 			f |= MSG_DONTWAIT;
 		}

@@ -1,8 +1,10 @@
-/* poll.c: readiness that tells the truth. A TLS fd can have decrypted bytes waiting inside wolfSSL
- * while its kernel socket is empty; poll, ppoll, select, pselect and epoll_wait report such an fd
- * readable at once (the real call then runs with a zero timeout for the rest). Ciphertext left over
- * from a short write is pushed out before waiting. epoll_ctl is watched so epoll_wait knows which TLS
- * fds an epoll set holds, with the events and data the program registered. */
+/* poll.c: readiness that tells the truth. poll, ppoll, select and pselect ask conn.c's predicate
+ * (conn.h: conn_poll_state) about every TLS fd and follow its waiter loop: what it reports now is
+ * reported at once (the real call then runs with a zero timeout for the rest), the kernel is asked only
+ * what it says, and rounds in which only the shim moved (handshake steps, session tickets) wait again
+ * for what remains of the timeout. epoll_ctl is watched so epoll_wait knows which TLS fds an epoll set
+ * holds, with the events and data the program registered (epoll does not follow the predicate's loop
+ * yet: README, known open problems). */
 #include "preload/fdtab.h"
 #include "preload/hooks.h"
 #include "preload/wake.h"
@@ -14,43 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
-
-/* What the program should see for a TLS fd before any waiting, and how to wait for it. */
-enum tls_poll_class {
-	TLS_POLL_PLAIN, /* an established TLS fd with nothing inside wolfSSL: the kernel's answer is right */
-	TLS_POLL_READY, /* decrypted data waiting inside wolfSSL: readable now */
-	TLS_POLL_CONNECTING, /* handshake in progress: wait for what it needs, hide the kernel's answer */
-	TLS_POLL_FAILED,     /* handshake failed: report the error at once */
-};
-#define FLUSHING 0x80 /* or-ed into a kind: output of a short write still waits (see classify) */
-
-/* *flushing: ciphertext of a short write is still waiting to go: the real wait must include POLLOUT
- * so it can go, and the program must not be told the fd is writable yet. */
-static enum tls_poll_class classify(int fd, short events, short *want, bool *flushing, long long *hs_deadline)
-{
-	*flushing = false;
-	struct conn *c = conn_get(fd);
-	if (!c)
-		return TLS_POLL_PLAIN;
-	enum tls_poll_class k = TLS_POLL_PLAIN;
-	int r = conn_get_state(c) == CONN_CONNECTING ? conn_progress(c, fd) : 0;
-	if (r == 1) {
-		k = TLS_POLL_CONNECTING;
-		*want = c->want_events;
-		if (hs_deadline && (*hs_deadline < 0 || c->deadline_ms < *hs_deadline))
-			*hs_deadline = c->deadline_ms; /* handshake-timeout= ends the wait as well */
-	} else if (conn_get_state(c) == CONN_FAILED) {
-		k = TLS_POLL_FAILED;
-	} else {
-		if (c->out_committed)
-			*flushing = conn_try_flush(c, fd);
-		if ((events & POLLIN) && conn_read_ready(c))
-			k = TLS_POLL_READY;
-	}
-	conn_put(c);
-	return k;
-}
 
 static long long mono_ms(void)
 {
@@ -59,18 +26,40 @@ static long long mono_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* poll for arrays that hold TLS fds. timeout_ms -1: forever. */
+/* Asks conn.c's readiness predicate (conn.h: conn_poll_state) about a TLS fd. False: not a TLS fd. */
+static bool tls_state(int fd, short events, bool kernel_said, struct conn_ready *st)
+{
+	struct conn *c = conn_get(fd);
+	if (!c)
+		return false;
+	conn_poll_state(c, fd, events, kernel_said, st);
+	conn_put(c);
+	if (st->made_readable) /* others waiting on fd would not hear of it from the kernel */
+		wake_notify(fd);
+	return true;
+}
+
+/* Per-entry state of poll_tls while it waits. */
+struct poll_slot {
+	struct conn_ready st;
+	bool tls;
+};
+
+/* poll for arrays that hold TLS fds. timeout_ms -1: forever. Follows conn.h's waiter loop: the kernel is
+ * asked, for a TLS fd, only what the predicate says; the program hears only what the predicate says plus
+ * the kernel events it may pass on. A round in which only the shim moved (a handshake step, records
+ * without application data) waits again for what remains of the timeout. */
 static int poll_tls(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t *sig, bool use_ppoll)
 {
 	struct pollfd stack_copy[65];
+	struct poll_slot stack_slot[64];
 	struct pollfd *copy = n <= 64 ? stack_copy : malloc((n + 1) * sizeof(*copy));
-	unsigned char stack_kind[64];
-	unsigned char *kind = n <= 64 ? stack_kind : malloc(n);
-	if (!copy || !kind) {
+	struct poll_slot *slot = n <= 64 ? stack_slot : malloc(n * sizeof(*slot));
+	if (!copy || !slot) {
 		if (copy != stack_copy)
 			free(copy);
-		if (kind != stack_kind)
-			free(kind);
+		if (slot != stack_slot)
+			free(slot);
 		errno = ENOMEM;
 		return -1;
 	}
@@ -78,9 +67,10 @@ static int poll_tls(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t
 	int result;
 	/* Registered before looking at the fds: bytes another thread leaves inside wolfSSL from now on
 	 * wake us through our eventfd even when the kernel socket stays empty. */
+	struct wake_waiter waiter;
 	int efd = wake_thread_fd();
 	if (efd >= 0)
-		wake_register(efd, fds, n);
+		wake_register(&waiter, efd, fds, n);
 	nfds_t real_n = efd >= 0 ? n + 1 : n;
 	for (;;) {
 		bool now = false;
@@ -90,22 +80,16 @@ static int poll_tls(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t
 		for (nfds_t i = 0; i < n; i++) {
 			copy[i] = fds[i];
 			copy[i].revents = 0;
-			kind[i] = TLS_POLL_PLAIN;
-			if (fds[i].fd < 0 || !fdtab_load(fds[i].fd))
+			slot[i].tls = fds[i].fd >= 0 && fdtab_load(fds[i].fd) &&
+				      tls_state(fds[i].fd, fds[i].events, false, &slot[i].st);
+			if (!slot[i].tls)
 				continue;
-			short want = 0;
-			bool flushing;
-			kind[i] =
-			    (unsigned char)classify(fds[i].fd, fds[i].events, &want, &flushing, &hs_deadline);
-			if (kind[i] == TLS_POLL_CONNECTING)
-				copy[i].events = want;
-			else if (kind[i] != TLS_POLL_PLAIN)
+			const struct conn_ready *st = &slot[i].st;
+			copy[i].events = st->kernel;
+			if (st->now & (fds[i].events | POLLERR | POLLHUP))
 				now = true;
-			if (flushing) { /* wait for room to flush; POLLOUT reaches the program only once
-					   flushed */
-				copy[i].events |= POLLOUT;
-				kind[i] |= FLUSHING;
-			}
+			if (st->deadline_ms >= 0 && (hs_deadline < 0 || st->deadline_ms < hs_deadline))
+				hs_deadline = st->deadline_ms; /* handshake-timeout= ends the wait as well */
 		}
 		long long until = deadline; /* the program's timeout, or a handshake's if that ends first */
 		if (hs_deadline >= 0 && (until < 0 || hs_deadline < until))
@@ -127,27 +111,18 @@ static int poll_tls(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t
 		result = 0;
 		for (nfds_t i = 0; i < n; i++) {
 			short rev = copy[i].revents;
-			if (kind[i] & FLUSHING) {
-				kind[i] &= (unsigned char)~FLUSHING;
-				rev &= (short)~POLLOUT;
-			}
-			if (kind[i] == TLS_POLL_CONNECTING) {
-				rev = 0;
-				if (copy[i].revents) { /* the handshake can move: move it, then look again */
-					short want = 0;
-					bool flushing;
-					enum tls_poll_class k =
-					    classify(fds[i].fd, fds[i].events, &want, &flushing, NULL);
-					if (k == TLS_POLL_FAILED)
-						rev = (short)((fds[i].events & (POLLIN | POLLOUT)) | POLLERR |
-							      POLLHUP);
-					else if (k != TLS_POLL_CONNECTING)
-						rev = (short)(fds[i].events & POLLOUT);
+			if (slot[i].tls) {
+				short mask = (short)(fds[i].events | POLLERR | POLLHUP);
+				short kr = copy[i].revents;
+				rev = (short)((slot[i].st.now & mask) | (kr & POLLNVAL));
+				rev |= (short)(kr & slot[i].st.pass & mask);
+				if ((kr & ~slot[i].st.pass) && !(kr & POLLNVAL)) {
+					/* records, a handshake step or room to flush: the predicate decides
+					 */
+					struct conn_ready again;
+					if (tls_state(fds[i].fd, fds[i].events, true, &again))
+						rev |= (short)(again.now & mask);
 				}
-			} else if (kind[i] == TLS_POLL_FAILED) {
-				rev = (short)((fds[i].events & (POLLIN | POLLOUT)) | POLLERR | POLLHUP);
-			} else if (kind[i] == TLS_POLL_READY) {
-				rev |= POLLIN;
 			}
 			fds[i].revents = rev;
 			if (rev)
@@ -155,15 +130,16 @@ static int poll_tls(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t
 		}
 		if (result > 0 || (deadline >= 0 && mono_ms() >= deadline))
 			break;
-		/* Only handshake steps happened: wait on, for what remains of the timeout. */
+		/* Only the shim moved (handshake steps, tickets): wait on, for what remains of the timeout.
+		 */
 	}
 	int e = errno;
 	if (efd >= 0)
-		wake_unregister(efd);
+		wake_unregister(&waiter);
 	if (copy != stack_copy)
 		free(copy);
-	if (kind != stack_kind)
-		free(kind);
+	if (slot != stack_slot)
+		free(slot);
 	errno = e;
 	return result;
 }
@@ -211,61 +187,121 @@ EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *ts, 
 	return ppoll(fds, n, ts, sig);
 }
 
-/* select on sets that hold TLS fds: run it as a poll, then write the answer back into the sets. */
+/* ---- select ----
+ * The sets are bitmaps of unsigned longs, nfds bits long: glibc's fd_set holds FD_SETSIZE (1024) bits,
+ * but the kernel takes any nfds and programs allocate larger bitmaps for it. The bits are read and
+ * written here directly (FD_ISSET/FD_SET stop at FD_SETSIZE, and abort beyond it when fortified). */
+#define SEL_BITS (8 * sizeof(unsigned long))
+
+static bool sel_isset(const fd_set *s, int fd)
+{
+	return s && ((((const unsigned long *)(const void *)s)[fd / SEL_BITS] >> (fd % SEL_BITS)) & 1UL);
+}
+
+/* select on sets that hold TLS fds, at any nfds: run it as a poll, then write the answer back into the
+ * sets the way the kernel does (every word that holds one of the nfds bits). */
 static int select_tls(int nfds, fd_set *r, fd_set *w, fd_set *e, int timeout_ms, const sigset_t *sig,
 		      bool use_ppoll)
 {
-	struct pollfd pfds[FD_SETSIZE];
+	size_t words = ((size_t)nfds + SEL_BITS - 1) / SEL_BITS;
+	size_t n_cand = 0;
+	for (size_t k = 0; k < words; k++) {
+		unsigned long any = 0;
+		if (r)
+			any |= ((const unsigned long *)(const void *)r)[k];
+		if (w)
+			any |= ((const unsigned long *)(const void *)w)[k];
+		if (e)
+			any |= ((const unsigned long *)(const void *)e)[k];
+		if (k == words - 1 && nfds % SEL_BITS)
+			any &= (1UL << (nfds % SEL_BITS)) - 1;
+		n_cand += (size_t)__builtin_popcountl(any);
+	}
+	struct pollfd stack_pfds[256];
+	unsigned long stack_out[3 * (FD_SETSIZE / SEL_BITS)];
+	struct pollfd *pfds = n_cand <= 256 ? stack_pfds : malloc(n_cand * sizeof(*pfds));
+	unsigned long *out = words <= FD_SETSIZE / SEL_BITS ? stack_out : calloc(3 * words, sizeof(*out));
+	if (!pfds || !out) {
+		if (pfds != stack_pfds)
+			free(pfds);
+		if (out != stack_out)
+			free(out);
+		errno = ENOMEM;
+		return -1;
+	}
 	nfds_t n = 0;
-	for (int fd = 0; fd < nfds; fd++) {
-		short ev =
-		    (short)((r && FD_ISSET(fd, r) ? POLLIN : 0) | (w && FD_ISSET(fd, w) ? POLLOUT : 0) |
-			    (e && FD_ISSET(fd, e) ? POLLPRI : 0));
+	for (int fd = 0; fd < nfds && n < n_cand; fd++) {
+		short ev = (short)((sel_isset(r, fd) ? POLLIN : 0) | (sel_isset(w, fd) ? POLLOUT : 0) |
+				   (sel_isset(e, fd) ? POLLPRI : 0));
 		if (ev)
 			pfds[n++] = (struct pollfd){.fd = fd, .events = ev};
 	}
-	int k = poll_tls(pfds, n, timeout_ms, sig, use_ppoll);
-	if (k < 0)
-		return -1;
-	/* Build the answer apart: the program may pass one fd_set as two of the arguments. */
-	fd_set ro, wo, eo;
-	FD_ZERO(&ro);
-	FD_ZERO(&wo);
-	FD_ZERO(&eo);
-	int count = 0;
-	for (nfds_t i = 0; i < n; i++) {
-		int fd = pfds[i].fd;
-		short ev = pfds[i].events, rev = pfds[i].revents;
-		if (rev & POLLNVAL) {
-			errno = EBADF;
-			return -1;
+	int count = poll_tls(pfds, n, timeout_ms, sig, use_ppoll);
+	if (count >= 0) {
+		/* Built apart: the program may pass one set as two of the arguments. */
+		memset(out, 0, 3 * words * sizeof(*out));
+		unsigned long *ro = out, *wo = out + words, *eo = out + 2 * words;
+		count = 0;
+		for (nfds_t i = 0; i < n; i++) {
+			int fd = pfds[i].fd;
+			short ev = pfds[i].events, rev = pfds[i].revents;
+			unsigned long bit = 1UL << (fd % SEL_BITS);
+			if (rev & POLLNVAL) {
+				errno = EBADF;
+				count = -1;
+				break;
+			}
+			if ((ev & POLLIN) && (rev & (POLLIN | POLLHUP | POLLERR))) {
+				ro[fd / SEL_BITS] |= bit;
+				count++;
+			}
+			if ((ev & POLLOUT) && (rev & (POLLOUT | POLLERR))) {
+				wo[fd / SEL_BITS] |= bit;
+				count++;
+			}
+			if ((ev & POLLPRI) && (rev & POLLPRI)) {
+				eo[fd / SEL_BITS] |= bit;
+				count++;
+			}
 		}
-		if ((ev & POLLIN) && (rev & (POLLIN | POLLHUP | POLLERR))) {
-			FD_SET(fd, &ro);
-			count++;
-		}
-		if ((ev & POLLOUT) && (rev & (POLLOUT | POLLERR))) {
-			FD_SET(fd, &wo);
-			count++;
-		}
-		if ((ev & POLLPRI) && (rev & POLLPRI)) {
-			FD_SET(fd, &eo);
-			count++;
+		if (count >= 0) {
+			if (r)
+				memcpy(r, ro, words * sizeof(*out));
+			if (w)
+				memcpy(w, wo, words * sizeof(*out));
+			if (e)
+				memcpy(e, eo, words * sizeof(*out));
 		}
 	}
-	if (r)
-		*r = ro;
-	if (w)
-		*w = wo;
-	if (e)
-		*e = eo;
+	int err = errno;
+	if (pfds != stack_pfds)
+		free(pfds);
+	if (out != stack_out)
+		free(out);
+	errno = err;
 	return count;
+}
+
+/* The kernel looks at no more bits than the process can have fds (it cuts nfds to its fd table's
+ * size, which follows RLIMIT_NOFILE); neither may we, or a huge nfds would read past the program's sets. */
+static int clamp_nfds(int nfds)
+{
+	if (nfds <= FD_SETSIZE)
+		return nfds;
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    (rlim_t)nfds > rl.rlim_cur) {
+		rlim_t cut = (rl.rlim_cur + SEL_BITS - 1) / SEL_BITS * SEL_BITS;
+		if (cut < (rlim_t)nfds)
+			return cut < FD_SETSIZE ? FD_SETSIZE : (int)cut;
+	}
+	return nfds;
 }
 
 static bool sets_have_tls_fd(int nfds, const fd_set *r, const fd_set *w, const fd_set *e)
 {
 	for (int fd = fdtab_next(0, nfds - 1); fd >= 0; fd = fdtab_next(fd + 1, nfds - 1))
-		if ((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) || (e && FD_ISSET(fd, e)))
+		if (sel_isset(r, fd) || sel_isset(w, fd) || sel_isset(e, fd))
 			return true;
 	return false;
 }
@@ -273,17 +309,36 @@ static bool sets_have_tls_fd(int nfds, const fd_set *r, const fd_set *w, const f
 EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv)
 {
 	libc_ensure();
-	if (nfds <= 0 || nfds > FD_SETSIZE || !sets_have_tls_fd(nfds, r, w, e))
+	nfds = clamp_nfds(nfds);
+	if (nfds <= 0 || !sets_have_tls_fd(nfds, r, w, e))
 		return libc.select(nfds, r, w, e, tv);
+	if (tv && (tv->tv_sec < 0 || tv->tv_usec < 0)) {
+		errno = EINVAL;
+		return -1;
+	}
 	long long ms = tv ? (long long)tv->tv_sec * 1000 + (tv->tv_usec + 999) / 1000 : -1;
-	return select_tls(nfds, r, w, e, ms > INT_MAX ? INT_MAX : (int)ms, NULL, false);
+	long long end = tv ? mono_ms() + ms : 0;
+	int k = select_tls(nfds, r, w, e, ms > INT_MAX ? INT_MAX : (int)ms, NULL, false);
+	if (tv && k >= 0) { /* Linux select leaves the time not slept in *tv */
+		long long left = end - mono_ms();
+		if (left < 0 || k == 0)
+			left = 0;
+		tv->tv_sec = (time_t)(left / 1000);
+		tv->tv_usec = (suseconds_t)(left % 1000) * 1000;
+	}
+	return k;
 }
 
 EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *ts, const sigset_t *sig)
 {
 	libc_ensure();
-	if (nfds <= 0 || nfds > FD_SETSIZE || !sets_have_tls_fd(nfds, r, w, e))
+	nfds = clamp_nfds(nfds);
+	if (nfds <= 0 || !sets_have_tls_fd(nfds, r, w, e))
 		return libc.pselect(nfds, r, w, e, ts, sig);
+	if (ts && (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000L)) {
+		errno = EINVAL;
+		return -1;
+	}
 	return select_tls(nfds, r, w, e, timespec_ms(ts), sig, true);
 }
 
@@ -505,7 +560,7 @@ static uint32_t reg_events_now(struct epoll_reg *r, bool kernel_said_ready)
 			struct epoll_event kev = {.events = kernel_events(r, 0), .data = r->ev.data};
 			libc.epoll_ctl(r->epfd, EPOLL_CTL_MOD, r->fd, &kev);
 		}
-		if ((r->ev.events & EPOLLIN) && conn_read_ready(c))
+		if ((r->ev.events & EPOLLIN) && conn_read_ready(c, r->fd))
 			out = EPOLLIN;
 	}
 	conn_put(c);

@@ -1,16 +1,50 @@
-/* sockopt.c: getsockopt(SO_ERROR), ioctl(FIONREAD) and ioctl(FIONCLEX) on TLS fds, which must agree with
- * the TLS state (FIONCLEX cannot clear close-on-exec on a TLS fd, as F_SETFD cannot):
+/* sockopt.c: getsockopt(SO_ERROR), setsockopt/getsockopt(TCP_NODELAY) during a handshake, ioctl(FIONREAD)
+ * and ioctl(FIONCLEX) on TLS fds, which must agree with the TLS state (FIONCLEX cannot clear close-on-exec
+ * on a TLS fd, as F_SETFD cannot): TCP_NODELAY set during a handshake is the value the program keeps,
  * SO_ERROR reports a failed asynchronous handshake (ECONNREFUSED, ETIMEDOUT) the way the kernel reports
  * a failed connect, and FIONREAD counts decrypted bytes, not ciphertext. */
 #include "preload/hooks.h"
 #include "preload/child.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <sys/ioctl.h>
+
+/* TCP_NODELAY on a TLS fd whose handshake is in progress (conn.h: conn_set_nodelay). */
+static bool is_nodelay(int fd, int level, int name, const void *val, socklen_t len)
+{
+	return level == IPPROTO_TCP && name == TCP_NODELAY && val && len >= sizeof(int) && fdtab_load(fd);
+}
+
+EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+	libc_ensure();
+	if (!is_nodelay(fd, level, name, val, len))
+		return libc.setsockopt(fd, level, name, val, len);
+	struct conn *c = conn_get(fd);
+	if (!c)
+		return libc.setsockopt(fd, level, name, val, len);
+	bool kept = conn_set_nodelay(c, *(const int *)val != 0);
+	conn_put(c);
+	return kept ? 0 : libc.setsockopt(fd, level, name, val, len);
+}
 
 EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 {
 	libc_ensure();
+	if (len && is_nodelay(fd, level, name, val, *len)) {
+		struct conn *t = conn_get(fd);
+		int on = 0;
+		bool during = t && conn_get_nodelay(t, &on);
+		if (t)
+			conn_put(t);
+		if (during) {
+			*(int *)val = on;
+			*len = sizeof(int);
+			return 0;
+		}
+	}
 	if (level != SOL_SOCKET || name != SO_ERROR || !val || !len || *len < sizeof(int))
 		return libc.getsockopt(fd, level, name, val, len);
 	struct conn *c = conn_get(fd);

@@ -10,18 +10,14 @@
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 
-#define WAKE_MAX_WAITERS 256
-
-struct waiter {
-	int efd; /* -1: free slot */
-	const struct pollfd *fds;
-	size_t n;
-};
-
-/* Threads blocked in the poll family on TLS fds. Guarded by wake_lock; n_waiters lets wake_notify skip
- * the lock entirely when nobody waits (the common case). */
+/* Threads blocked in the poll family on TLS fds: a list of struct wake_waiter, each in its waiter's
+ * stack frame, linked and unlinked by that thread (wake_register/wake_unregister) and walked by
+ * wake_notify, all under wake_lock, which is held only for list work and eventfd writes (never across a
+ * wait). n_waiters (written under wake_lock, read without it) lets wake_notify skip the lock when nobody
+ * waits, the common case. Across fork the prepare/parent handlers hold wake_lock, and the child, whose
+ * only thread is the one that forked (never inside a wait), starts with an empty list. */
 static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct waiter waiters[WAKE_MAX_WAITERS];
+static struct wake_waiter *waiters;
 static _Atomic int n_waiters;
 
 /* This thread's eventfd: created on first need, closed by the key's destructor at thread exit. */
@@ -36,9 +32,27 @@ static void close_thread_efd(void *p)
 		syscall(SYS_close, fd);
 }
 
+static void wake_atfork_prepare(void)
+{
+	pthread_mutex_lock(&wake_lock);
+}
+
+static void wake_atfork_parent(void)
+{
+	pthread_mutex_unlock(&wake_lock);
+}
+
+static void wake_atfork_child(void)
+{
+	waiters = NULL; /* the other threads' frames are not ours */
+	atomic_store(&n_waiters, 0);
+	pthread_mutex_unlock(&wake_lock);
+}
+
 static void make_key(void)
 {
 	pthread_key_create(&efd_key, close_thread_efd);
+	pthread_atfork(wake_atfork_prepare, wake_atfork_parent, wake_atfork_child);
 }
 
 int wake_thread_fd(void)
@@ -54,29 +68,29 @@ int wake_thread_fd(void)
 	return fd;
 }
 
-void wake_register(int efd, const struct pollfd *fds, size_t n)
+void wake_register(struct wake_waiter *w, int efd, const struct pollfd *fds, size_t n)
 {
+	*w = (struct wake_waiter){.efd = efd, .fds = fds, .n = n};
 	pthread_mutex_lock(&wake_lock);
-	for (size_t i = 0; i < WAKE_MAX_WAITERS; i++) {
-		if (waiters[i].fds == NULL) {
-			waiters[i] = (struct waiter){.efd = efd, .fds = fds, .n = n};
-			atomic_fetch_add(&n_waiters, 1);
-			break;
-		}
-	}
+	w->next = waiters;
+	if (waiters)
+		waiters->prev = w;
+	waiters = w;
+	atomic_fetch_add(&n_waiters, 1);
 	pthread_mutex_unlock(&wake_lock);
 }
 
-void wake_unregister(int efd)
+void wake_unregister(struct wake_waiter *w)
 {
 	pthread_mutex_lock(&wake_lock);
-	for (size_t i = 0; i < WAKE_MAX_WAITERS; i++) {
-		if (waiters[i].fds && waiters[i].efd == efd) {
-			waiters[i].fds = NULL;
-			atomic_fetch_sub(&n_waiters, 1);
-			break;
-		}
-	}
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		waiters = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	w->prev = w->next = NULL;
+	atomic_fetch_sub(&n_waiters, 1);
 	pthread_mutex_unlock(&wake_lock);
 }
 
@@ -98,15 +112,12 @@ void wake_notify(int fd)
 	int saved = errno;
 	if (atomic_load_explicit(&n_waiters, memory_order_acquire) > 0) {
 		pthread_mutex_lock(&wake_lock);
-		for (size_t i = 0; i < WAKE_MAX_WAITERS; i++) {
-			if (!waiters[i].fds)
-				continue;
-			for (size_t k = 0; k < waiters[i].n; k++)
-				if (waiters[i].fds[k].fd == fd && (waiters[i].fds[k].events & POLLIN)) {
-					signal_efd(waiters[i].efd);
+		for (struct wake_waiter *w = waiters; w; w = w->next)
+			for (size_t k = 0; k < w->n; k++)
+				if (w->fds[k].fd == fd && (w->fds[k].events & POLLIN)) {
+					signal_efd(w->efd);
 					break;
 				}
-		}
 		pthread_mutex_unlock(&wake_lock);
 	}
 	poll_notify_epoll(fd);

@@ -15,10 +15,19 @@
 /* This thread's eventfd, or -1 (then the caller waits without it). */
 int wake_thread_fd(void);
 
+/* One waiting thread: lives in the waiter's stack frame between wake_register and wake_unregister, linked
+ * into wake.c's list (no cap on the number of waiters). Fields are wake.c's. */
+struct wake_waiter {
+	struct wake_waiter *prev, *next;
+	int efd;
+	const struct pollfd *fds;
+	size_t n;
+};
+
 /* Registers this thread (its eventfd efd) as waiting on the TLS fds in fds[0..n) (entries with fd < 0
- * or not TLS are ignored). The array must stay valid until wake_unregister. */
-void wake_register(int efd, const struct pollfd *fds, size_t n);
-void wake_unregister(int efd);
+ * or not TLS are ignored). w and the array must stay valid until wake_unregister(w). */
+void wake_register(struct wake_waiter *w, int efd, const struct pollfd *fds, size_t n);
+void wake_unregister(struct wake_waiter *w);
 
 /* Empties an eventfd. */
 void wake_drain(int efd);

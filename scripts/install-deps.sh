@@ -16,7 +16,9 @@ PKGS=(build-essential autoconf automake libtool pkg-config dpkg-dev
       debhelper lintian fakeroot git prometheus
       # starttls= and proxy= tests: real servers that require TLS, and the proxies
       postgresql-15 postgresql-client-15 dovecot-imapd dovecot-pop3d slapd ldap-utils postfix msmtp
-      tinyproxy dante-server)
+      tinyproxy dante-server
+      # readiness tests (tests/integration/test_readiness.sh): PHP's file_get_contents
+      php-cli)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,0 +1,212 @@
+/* rd_misc MODE HOST PORT [ARG]: readiness contract cases of issue 12 item 9.
+ *   nodelay (server: evserver slowhs:800): three non-blocking connects, each followed (during the
+ *       asynchronous handshake) by a TCP_NODELAY choice; after the handshake the kernel's value must be
+ *       the program's: set 1 during the handshake -> 1; set 1 before connect and 0 during it -> 0; never
+ *       set -> 0 (the shim's own setting while handshaking never leaks). getsockopt during the handshake
+ *       gives the program's value.
+ *   bigselect (server: evserver onreq): the TLS fd is numbered above FD_SETSIZE (RLIMIT_NOFILE raised,
+ *       low fds filled with /dev/null); "send 8000" makes one record; after a 100-byte read the rest is
+ *       decrypted inside the TLS library with the kernel socket empty: select with nfds = fd + 1 (a
+ *       program-allocated bitmap larger than fd_set) must say readable before every further read.
+ *   waiters N (server: evserver onreq): N threads (default 300, more than the old cap of 256) block in
+ *       poll on the TLS fd; SO_RCVLOWAT keeps the kernel from reporting the 8000-byte record; then the
+ *       main thread reads 1 byte, which leaves 7999 decrypted bytes inside the TLS library: every waiter
+ *       must be woken (within 2 s), none may run into its 10 s timeout.
+ * Prints key=value lines; "rd_misc: FAIL: ..." per broken expectation; exit 0 only when all held. */
+#include "ev_common.h"
+
+#include <netinet/tcp.h>
+#include <sys/resource.h>
+
+static int get_nodelay(int fd)
+{
+	int v = -1;
+	socklen_t l = sizeof v;
+	if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &l) != 0)
+		ev_die("getsockopt(TCP_NODELAY): errno=%s", errno_name(errno));
+	return v != 0;
+}
+
+static void set_nodelay(int fd, int on)
+{
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) != 0)
+		ev_die("setsockopt(TCP_NODELAY, %d): errno=%s", on, errno_name(errno));
+}
+
+static void wait_connected(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLOUT};
+	long long t0 = now_ms();
+	if (poll(&p, 1, 8000) != 1 || !(p.revents & POLLOUT))
+		ev_die("the handshake did not finish within 8 s (revents 0x%x)", p.revents);
+	int err = -1;
+	socklen_t l = sizeof err;
+	getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l);
+	if (err != 0)
+		ev_die("SO_ERROR after connect: %s", errno_name(err));
+	printf("handshake_ms=%lld\n", now_ms() - t0);
+}
+
+/* One connection: before (-1: leave it), during (-1: leave it), want after. */
+static void nodelay_case(const char *name, const char *host, const char *port, int before, int during,
+			 int want)
+{
+	struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai;
+	if (getaddrinfo(host, port, &hints, &ai) != 0)
+		ev_die("getaddrinfo %s failed", host);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	if (before >= 0)
+		set_nodelay(fd, before);
+	int r = connect(fd, ai->ai_addr, ai->ai_addrlen);
+	freeaddrinfo(ai);
+	if (r == 0 || errno != EINPROGRESS)
+		ev_die("%s: connect %d errno=%s, want EINPROGRESS", name, r, errno_name(errno));
+	ev_sleep_ms(100); /* the handshake is now running (the server waits 800 ms) */
+	if (during >= 0) {
+		set_nodelay(fd, during);
+		int seen = get_nodelay(fd);
+		if (seen != during)
+			ev_fail("%s: getsockopt during the handshake gives %d after setting %d", name, seen,
+				during);
+	}
+	wait_connected(fd);
+	int after = get_nodelay(fd);
+	printf("%s_after=%d\n", name, after);
+	if (after != want)
+		ev_fail("%s: TCP_NODELAY after the handshake is %d, want %d (the program's)", name, after,
+			want);
+	close(fd);
+}
+
+static int big_fd;
+static short big_select(int fd, int ms)
+{
+	size_t words = (size_t)fd / (8 * sizeof(unsigned long)) + 1;
+	unsigned long *set = calloc(words, sizeof(unsigned long));
+	set[fd / (8 * sizeof(unsigned long))] |= 1UL << (fd % (8 * sizeof(unsigned long)));
+	struct timeval tv = {ms / 1000, (long)(ms % 1000) * 1000L};
+	int r = select(fd + 1, (fd_set *)(void *)set, NULL, NULL, &tv);
+	bool in =
+	    r > 0 && (set[fd / (8 * sizeof(unsigned long))] >> (fd % (8 * sizeof(unsigned long))) & 1UL);
+	free(set);
+	if (r < 0)
+		ev_die("select(nfds=%d): errno=%s", fd + 1, errno_name(errno));
+	return in ? POLLIN : 0;
+}
+
+static void bigselect(const char *host, const char *port)
+{
+	struct rlimit rl;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_max < 2048)
+		ev_die("RLIMIT_NOFILE hard limit %ld: cannot number an fd above FD_SETSIZE",
+		       (long)rl.rlim_max);
+	rl.rlim_cur = 2048;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		ev_die("setrlimit: errno=%s", errno_name(errno));
+	int last;
+	while ((last = open("/dev/null", O_RDONLY)) >= 0 && last < FD_SETSIZE + 100)
+		;
+	big_fd = ev_connect(host, port);
+	printf("fd=%d\n", big_fd);
+	if (big_fd <= FD_SETSIZE)
+		ev_die("the TLS fd is %d, not above FD_SETSIZE", big_fd);
+	ev_write_all(big_fd, "send 8000\n", 10, "request");
+	char buf[100];
+	size_t got = 0;
+	int selects = 0;
+	ev_read_exact(big_fd, buf, sizeof buf, "first read");
+	got += sizeof buf;
+	while (got < 8000) {
+		if (big_select(big_fd, 2000) != POLLIN) {
+			ev_fail("select(nfds=%d) did not report readable with %zu decrypted bytes waiting",
+				big_fd + 1, 8000 - got);
+			break;
+		}
+		selects++;
+		ssize_t n = recv(big_fd, buf, sizeof buf, MSG_DONTWAIT);
+		if (n <= 0) {
+			ev_fail("recv after select said readable: %zd errno=%s", n,
+				n < 0 ? errno_name(errno) : "EOF");
+			break;
+		}
+		got += (size_t)n;
+	}
+	printf("bigselect_got=%zu selects=%d\n", got, selects);
+}
+
+/* ---- waiters ---- */
+static int w_fd;
+static atomic_int w_blocked, w_woken, w_timedout;
+static atomic_llong w_last_ms;
+
+static void *waiter(void *arg)
+{
+	(void)arg;
+	struct pollfd p = {.fd = w_fd, .events = POLLIN};
+	atomic_fetch_add(&w_blocked, 1);
+	int r = poll(&p, 1, 10000);
+	if (r == 1 && (p.revents & POLLIN)) {
+		atomic_fetch_add(&w_woken, 1);
+		atomic_store(&w_last_ms, now_ms());
+	} else {
+		atomic_fetch_add(&w_timedout, 1);
+	}
+	return NULL;
+}
+
+static void waiters(const char *host, const char *port, int n)
+{
+	w_fd = ev_connect(host, port);
+	int lowat = 512 * 1024, got_lowat = 0;
+	socklen_t sl = sizeof got_lowat;
+	if (setsockopt(w_fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat) != 0 ||
+	    getsockopt(w_fd, SOL_SOCKET, SO_RCVLOWAT, &got_lowat, &sl) != 0 || got_lowat <= 8000)
+		ev_die("SO_RCVLOWAT: cannot hide the record from the kernel's readiness");
+	ev_write_all(w_fd, "send 8000\n", 10, "request");
+	ev_sleep_ms(300); /* the record is in the kernel, below the low-water mark */
+	pthread_t *t = calloc((size_t)n, sizeof *t);
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setstacksize(&at, 256 * 1024);
+	for (int i = 0; i < n; i++)
+		if (pthread_create(&t[i], &at, waiter, NULL) != 0)
+			ev_die("pthread_create %d: errno=%s", i, errno_name(errno));
+	while (atomic_load(&w_blocked) < n)
+		ev_sleep_ms(5);
+	ev_sleep_ms(500); /* every waiter is now inside poll */
+	if (atomic_load(&w_woken) || atomic_load(&w_timedout))
+		ev_fail("precondition: %d waiters returned before anything was read", atomic_load(&w_woken));
+	char b;
+	long long t0 = now_ms();
+	if (recv(w_fd, &b, 1, 0) != 1)
+		ev_die("recv 1 byte: errno=%s", errno_name(errno));
+	for (int i = 0; i < n; i++)
+		pthread_join(t[i], NULL);
+	long long wake_ms = atomic_load(&w_last_ms) - t0;
+	printf("waiters=%d woken=%d timed_out=%d last_wake_ms=%lld\n", n, atomic_load(&w_woken),
+	       atomic_load(&w_timedout), wake_ms);
+	if (atomic_load(&w_woken) != n || wake_ms > 2000)
+		ev_fail("%d of %d waiters woken (last after %lld ms), %d timed out", atomic_load(&w_woken), n,
+			wake_ms, atomic_load(&w_timedout));
+	free(t);
+}
+
+int main(int argc, char **argv)
+{
+	ev_prog = "rd_misc";
+	if (argc < 4)
+		ev_die("usage: rd_misc nodelay|bigselect|waiters HOST PORT [N]");
+	if (!strcmp(argv[1], "nodelay")) {
+		nodelay_case("set1_during", argv[2], argv[3], -1, 1, 1);
+		nodelay_case("set0_during", argv[2], argv[3], 1, 0, 0);
+		nodelay_case("untouched", argv[2], argv[3], -1, -1, 0);
+	} else if (!strcmp(argv[1], "bigselect")) {
+		bigselect(argv[2], argv[3]);
+	} else if (!strcmp(argv[1], "waiters")) {
+		waiters(argv[2], argv[3], argc > 4 ? atoi(argv[4]) : 300);
+	} else {
+		ev_die("unknown mode %s", argv[1]);
+	}
+	return ev_exit_status();
+}

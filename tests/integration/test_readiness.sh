@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Issue 12, readiness (items 2, 3, 8, 9): only application data is readiness. A TLS 1.3 server that sends
+# its NewSessionTickets and then stays silent: poll, ppoll, select and pselect keep waiting (the whole
+# timeout, not restarted), FIONREAD counts 0, a blocking read keeps blocking, recv(MSG_DONTWAIT) after
+# readable returns data (PHP's pattern, with PHP's own file_get_contents 50 runs in a row). TCP_NODELAY set
+# during an asynchronous handshake is kept; select with nfds above FD_SETSIZE; 300 waiters all woken.
+source "$(dirname "$0")/lib.sh" "${1:-build}"
+source "$HERE/ev/evlib.sh"
+
+# tickets_case METHOD: rd_tickets METHOD against evserver delayecho:300 (TLS 1.3, tickets, then silence).
+tickets_case() {
+	local m=$1
+	ev_server tk tls delayecho:300 || { fail "server did not start"; return; }
+	TLSSHIM_RULES="$(rule)" srun "tk_$m" "$CL/rd_tickets" "$m" localhost "$PORT"
+	expect_clean_client || return
+	ok "$(grep -a '=' "$OUT" | tr '\n' ' ')"
+}
+t_tickets_only_poll() { tickets_case poll; }
+t_tickets_only_ppoll() { tickets_case ppoll; }
+t_tickets_only_select() { tickets_case select; }
+t_tickets_only_pselect() { tickets_case pselect; }
+t_tickets_only_fionread_zero() { tickets_case fionread; }
+t_tickets_only_blocking_read_blocks() { tickets_case blockread; }
+t_tickets_only_dontwait_eagain() { tickets_case dontwait; }
+
+# ---- item 2: PHP 8.2 file_get_contents against a TLS 1.3 server (tickets, then the answer 50 ms later).
+# PHP polls, then reads with MSG_DONTWAIT, and takes an EAGAIN after "readable" for a failed request.
+t_php_file_get_contents_50_in_a_row() {
+	need php || return
+	ev_server ph tls http:50 || { fail "server did not start"; return; }
+	cat >"$T/fgc.php" <<'PHP'
+<?php
+$port = $argv[1];
+$bad = 0;
+for ($i = 1; $i <= 50; $i++) {
+    $d = @file_get_contents("http://127.0.0.1:$port/$i");
+    if ($d === false) {
+        $e = error_get_last();
+        echo "run $i failed: " . ($e ? $e["message"] : "?") . "\n";
+        $bad++;
+        continue;
+    }
+    echo "run $i n=" . strlen($d) . " sha=" . hash("sha256", $d) . "\n";
+}
+echo "bad=$bad\n";
+exit($bad ? 1 : 0);
+PHP
+	TMO=120 TLSSHIM_RULES="tls 127.0.0.1:$PORT name=localhost ca-file=$ROOT" srun php php -d default_socket_timeout=10 "$T/fgc.php" "$PORT"
+	[ "$RC" = 0 ] || { fail "php exit $RC: $(grep -a 'failed' "$OUT" | head -3 | tr '\n' ' ') $(tail -1 "$OUT")"; return; }
+	local i want got bad=""
+	for i in $(seq 1 50); do
+		want=$(grep -a "^.* http $i " "$T/ph.log" | head -1 | awk '{print $4, $5}')
+		got=$(grep -a "^run $i " "$OUT" | sed 's/.* n=\([0-9]*\) sha=\(.*\)/\2 \1/')
+		[ -n "$want" ] && [ "$want" = "$got" ] || bad="$bad $i(server '$want', php '$got')"
+	done
+	[ -z "$bad" ] && ok "50 of 50 bodies arrived whole (SHA-256 and length match the server's)" || fail "bodies differ:$bad"
+}
+
+# ---- item 8: full duplex across two threads (python: writer thread sendall 32 MiB in 1 MiB pieces, main
+# thread recv), against an asyncio TLS echo server that applies back-pressure. 100 runs in a row, each
+# within 5 s, while a second copy of the same client runs beside it (load).
+t_duplex_two_threads_100_runs_with_load() {
+	local n=${RD_DUPLEX_RUNS:-100}
+	rm -f "$T/dx.port"
+	bg dx "$PY" -u "$HERE/rd_duplex.py" server --cert "$PKI/leaf.pem" --key "$PKI/leaf.key" --portfile "$T/dx.port"
+	wait_portfile dx || { fail "duplex server did not start"; return; }
+	# the second copy: same client, same server, until the first is done (bounded by its own runs)
+	TLSSHIM_RULES="$(rule)" LD_PRELOAD="$PRELOAD" timeout -k 2 600 "$PY" "$HERE/rd_duplex.py" client localhost "$PORT" $((32 << 20)) "$n" >"$T/dx2.out" 2>&1 &
+	local p2=$!
+	CASE_PIDS+=("$p2")
+	TMO=900 TLSSHIM_RULES="$(rule)" srun dx1 "$PY" "$HERE/rd_duplex.py" client localhost "$PORT" $((32 << 20)) "$n"
+	local r1=$RC sum1
+	sum1=$(tail -1 "$OUT")
+	wait "$p2"
+	local r2=$? sum2
+	sum2=$(tail -1 "$T/dx2.out")
+	[ "$r1" = 0 ] && [ "$r2" = 0 ] && ok "copy 1: $sum1; copy 2 (load): $sum2" ||
+		fail "copy 1 exit $r1: $(grep -a 'hung\|bad' "$OUT" | head -2 | tr '\n' ' ') $sum1; copy 2 exit $r2: $(grep -a 'hung\|bad' "$T/dx2.out" | head -2 | tr '\n' ' ') $sum2"
+}
+
+# ---- item 9: TCP_NODELAY kept, select above FD_SETSIZE, waiters not capped ----
+t_tcp_nodelay_set_during_handshake_kept() {
+	ev_server nd tls slowhs:800 || { fail "server did not start"; return; }
+	TLSSHIM_RULES="$(rule)" srun nd "$CL/rd_misc" nodelay localhost "$PORT"
+	expect_clean_client || return
+	ok "$(grep -a '_after=' "$OUT" | tr '\n' ' ')"
+}
+
+t_select_nfds_above_fd_setsize() {
+	ev_server bs tls onreq || { fail "server did not start"; return; }
+	TLSSHIM_RULES="$(rule)" srun bs "$CL/rd_misc" bigselect localhost "$PORT"
+	expect_clean_client || return
+	ok "$(grep -a '=' "$OUT" | tr '\n' ' ')"
+}
+
+t_300_waiters_all_woken() {
+	ev_server wt tls onreq || { fail "server did not start"; return; }
+	TMO=40 TLSSHIM_RULES="$(rule)" srun wt "$CL/rd_misc" waiters localhost "$PORT" 300
+	expect_clean_client || return
+	ok "$(grep -a '=' "$OUT" | tr '\n' ' ')"
+}
+
+tcase tickets_only_poll
+tcase tickets_only_ppoll
+tcase tickets_only_select
+tcase tickets_only_pselect
+tcase tickets_only_fionread_zero
+tcase tickets_only_blocking_read_blocks
+tcase tickets_only_dontwait_eagain
+tcase php_file_get_contents_50_in_a_row
+tcase duplex_two_threads_100_runs_with_load
+tcase tcp_nodelay_set_during_handshake_kept
+tcase select_nfds_above_fd_setsize
+tcase 300_waiters_all_woken
+finish
