@@ -6,6 +6,8 @@
 #   TLSSHIM_ASAN=1        preload the ASan runtime before the shim (make asan sets it)
 #   TLSSHIM_TESTS="word..."  only run integration files whose name contains one of the words (e.g. verify,
 #                         or "basic matrix")
+#   TLSSHIM_CASES="word..."  within those files, only the cases whose name contains one of the words
+#                         (for repeated runs of one case: concurrency tests 20 times in a row)
 #   TLSSHIM_TEST_KEEP=1   keep the per-file temp dirs
 set -u
 BUILD_ARG=${1:-build}
