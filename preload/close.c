@@ -5,6 +5,7 @@
 #include "preload/fdtab.h"
 #include "preload/hooks.h"
 #include "preload/child.h"
+#include "preload/epoll.h"
 #include "preload/log.h"
 #include "preload/precopy.h"
 
@@ -28,7 +29,7 @@ static struct conn *mark_closing(int fd)
 	struct conn *c = fdtab_load(fd);
 	if (!c || c == &conn_closing || !fdtab_replace(fd, c, &conn_closing))
 		return NULL;
-	poll_forget_fd(fd);
+	epoll_forget_fd(fd);
 	conn_detach_fd(c, fd); /* close_notify if it was the last fd; drops the slot's reference */
 	return c;
 }
@@ -65,8 +66,7 @@ EXPORT int close(int fd)
 {
 	libc_ensure();
 	if (!fdtab_load(fd)) {
-		poll_forget_fd(
-		    fd); /* an epoll set: its registrations and wake eventfd (two loads when none) */
+		epoll_forget_fd(fd); /* an epoll set: the shim's table of it (one load when none) */
 		return libc.close(fd);
 	}
 	if (child_shares_parent_memory())
@@ -218,9 +218,12 @@ static int dup_onto(int oldfd, int newfd, int flags, bool is_dup3)
 	libc_ensure();
 	if (oldfd == newfd)
 		return is_dup3 ? libc.dup3(oldfd, newfd, flags) : libc.dup2(oldfd, newfd);
-	if (!fdtab_load(oldfd) && !fdtab_load(newfd))
-		return precopy_note(oldfd,
-				    is_dup3 ? libc.dup3(oldfd, newfd, flags) : libc.dup2(oldfd, newfd));
+	if (!fdtab_load(oldfd) && !fdtab_load(newfd)) {
+		int r = precopy_note(oldfd, is_dup3 ? libc.dup3(oldfd, newfd, flags) : libc.dup2(oldfd, newfd));
+		if (r >= 0)
+			epoll_forget_fd(newfd); /* newfd was closed: if it was an epoll set, its table goes */
+		return r;
+	}
 	const char *what = is_dup3 ? "dup3" : "dup2";
 	struct conn *c = conn_get(oldfd); /* NULL: oldfd is not TLS (newfd is) */
 	if (child_shares_parent_memory()) {

@@ -6,6 +6,7 @@
 #include "preload/conn.h"
 #include "preload/child.h"
 #include "preload/choose.h"
+#include "preload/epoll.h"
 #include "preload/dialogue.h"
 #include "preload/fdtab.h"
 #include "preload/hooks.h"
@@ -251,6 +252,7 @@ static int connect_tls(int fd, const struct sockaddr *sa, socklen_t salen, const
 		conn_put_keep_errno(c);
 		return -1;
 	}
+	epoll_adopt_fd(fd); /* registrations made while it was a plain socket (nginx's upstreams) */
 	if (nonblocking) {
 		/* Asynchronous, as for plain TCP: the handshake advances as the program polls, and the socket
 		 * turns writable (or reports SO_ERROR) only when it is done. */

@@ -53,9 +53,6 @@ bool resolve_rule_name_has_addr(void *ctx, const char *name, int family, const u
 /* For the fd-creating calls: an fd number the kernel just handed out can hold no old TLS state. */
 void close_forget_stale(int fd);
 
-/* Drops epoll registrations of fd (or of the epoll set fd) when it is closed (poll.c). */
-void poll_forget_fd(int fd);
-
 /* glibc's stdin/stdout/stderr write through libc-internal calls the hooks never see. When a TLS socket
  * lands on fd 0, 1 or 2, the stream is replaced by one whose reads and writes go through the hooks
  * (stdio.c); stdio_flush_std_fd flushes what the old stream holds for the fd's previous file first. */

@@ -85,6 +85,8 @@ static void resolve_all(void)
 	REQUIRED(epoll_pwait);
 	OPTIONAL(epoll_pwait2);
 	REQUIRED(epoll_ctl);
+	REQUIRED(epoll_create);
+	REQUIRED(epoll_create1);
 	REQUIRED(ioctl);
 	REQUIRED(getsockopt);
 	REQUIRED(getpeername);

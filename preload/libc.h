@@ -66,6 +66,8 @@ struct libc_fns {
 	int (*epoll_pwait2)(int, struct epoll_event *, int, const struct timespec *,
 			    const sigset_t *); /* optional */
 	int (*epoll_ctl)(int, int, int, struct epoll_event *);
+	int (*epoll_create)(int);
+	int (*epoll_create1)(int);
 	int (*ioctl)(int, unsigned long, ...);
 	int (*getsockopt)(int, int, int, void *, socklen_t *);
 	int (*getpeername)(int, struct sockaddr *, socklen_t *);
