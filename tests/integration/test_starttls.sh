@@ -149,6 +149,19 @@ psql_case() { # USER PASSWORD EXTRA_CONNINFO
 t_psql_scram_sslmode_disable() { psql_case postgres secretpw sslmode=disable; }
 t_psql_scram_default_sslmode() { psql_case postgres secretpw ""; }
 t_psql_password_auth() { psql_case pwuser pwpass sslmode=disable; }
+# A client that is not libpq: python speaking the wire protocol itself (SCRAM-SHA-256 computed by the
+# client, or a cleartext password), believing its connection plaintext. The server's mechanism list
+# reaches it without SCRAM-SHA-256-PLUS (the shim strips it), and the session is TLS by the server's view.
+pg_wire_case() { # USER PASSWORD MECHANISMS_SEEN
+	start_pg || { fail "PostgreSQL did not start"; return; }
+	TLSSHIM_RULES=$(rules "$PG_PORT" postgres) srun pgwire "$PY" "$HERE/pg_wire_client.py" localhost "$PG_PORT" "$1" "$2" "$PG_QUERY"
+	[ "$RC" = 0 ] || { fail "the wire client failed (rc=$RC): $(tail -2 "$ERR" | tr '\n' ' ')"; return; }
+	grep -qx "mechanisms=$3" "$OUT" || { fail "want mechanisms=$3, the client saw: $(grep mechanisms "$OUT")"; return; }
+	grep -Eq '^row=ssl=(t|true) TLSv1.[23]' "$OUT" || { fail "the server did not see TLS: $(cat "$OUT")"; return; }
+	ok "$(tr '\n' ' ' <"$OUT")"
+}
+t_python_wire_client_scram() { pg_wire_case postgres secretpw SCRAM-SHA-256; }
+t_python_wire_client_password() { pg_wire_case pwuser pwpass password; }
 t_psql_without_shim_is_refused() {
 	need psql || return
 	start_pg || { fail "PostgreSQL did not start"; return; }
@@ -538,6 +551,8 @@ tcase psql_without_shim_is_refused
 tcase psql_scram_sslmode_disable
 tcase psql_scram_default_sslmode
 tcase psql_password_auth
+tcase python_wire_client_scram
+tcase python_wire_client_password
 tcase psql_sslmode_require_fails
 tcase dovecot_without_shim_refuses_login
 tcase curl_imap
