@@ -1285,7 +1285,18 @@ ssize_t conn_write(struct conn *c, int fd, const void *buf, size_t len, int flag
 			}
 			if (deadline == -2)
 				deadline = send_deadline(fd);
-			int w = wait_fd(fd, err == WOLFSSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN, deadline);
+			int w;
+			if (err == WOLFSSL_ERROR_WANT_WRITE) {
+				w = wait_fd(fd, POLLOUT, deadline);
+			} else {
+				/* wolfSSL must read before it can write: another thread's read may take
+				 * those bytes from the kernel, so never sleep on POLLIN alone for long;
+				 * look again every 20 ms. */
+				long long slice = now_ms() + 20;
+				w = wait_fd(fd, POLLIN, deadline >= 0 && deadline < slice ? deadline : slice);
+				if (w == 0 && (deadline < 0 || now_ms() < deadline))
+					w = 1;
+			}
 			if (w <= 0) {
 				if (done)
 					return (ssize_t)done;
