@@ -89,7 +89,7 @@ static void conn_free(struct conn *c)
 	dialogue_free(c->dlg);
 	c->dlg = NULL;
 	ra_release(c);
-	free(c->serve);
+	serve_state_free(c->serve);
 	c->serve = NULL;
 	pq_release(c);
 	if (c->ssl) {

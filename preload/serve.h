@@ -29,7 +29,7 @@ struct conn;
 struct serve_state {
 	const struct policy_rule *cands[SERVE_MAX_CANDIDATES];
 	size_t n_cands;
-	WOLFSSL_CTX *ctxs[SERVE_MAX_CANDIDATES]; /* each candidate's context as of accept */
+	WOLFSSL_CTX *ctxs[SERVE_MAX_CANDIDATES]; /* each candidate's context as of accept (a reference) */
 	const struct policy_rule *rule;		 /* the one the SNI picked (NULL before the ClientHello) */
 	char peer[80];				 /* "127.0.0.1:40312" / "[::1]:40312" */
 	char sni[256];				 /* the ClientHello's SNI, "" for none */
@@ -40,9 +40,15 @@ struct serve_state {
 
 /* ---- serve_keys.c ---- */
 
-/* The rule's current server context: built on first use (file I/O: never call with a lock held),
- * re-checked against the files at most once a second. NULL with err filled when it cannot load. */
+/* The rule's current server context, with a reference for the caller (give it back with
+ * serve_keys_put): built on first use (file I/O: never call with a lock held), re-checked against the
+ * files at most once a second. NULL with err filled when it cannot load. */
 WOLFSSL_CTX *serve_keys_get(const struct policy_rule *rule, char *err, size_t errlen);
+/* Drops a reference from serve_keys_get (NULL: nothing); a replaced context is freed with its last. */
+void serve_keys_put(WOLFSSL_CTX *ctx);
+
+/* Frees a connection's serve state and its references to its candidates' contexts (NULL: nothing). */
+void serve_state_free(struct serve_state *s);
 
 /* ---- serve_tickets.c ---- */
 

@@ -149,7 +149,8 @@ EXPORT int listen(int fd, int backlog)
 				continue;
 			char err[400], where[80];
 			name_text(&n, where, sizeof(where));
-			if (!serve_keys_get(r, err, sizeof(err)))
+			WOLFSSL_CTX *ctx = serve_keys_get(r, err, sizeof(err));
+			if (!ctx)
 				log_msg(LOG_ERROR,
 					"listener %s: serve rule %s:%u cannot load its key material: %s; its "
 					"connections will be closed at accept",
@@ -157,6 +158,7 @@ EXPORT int listen(int fd, int backlog)
 			else
 				log_msg(LOG_DEBUG, "listener %s: served by rule %s:%u", where, r->source,
 					r->line);
+			serve_keys_put(ctx);
 		}
 	}
 	return libc.listen(fd, backlog);
@@ -174,6 +176,15 @@ static int drop_accepted(int nfd)
 
 /* What to do with a freshly accepted (or inherited) socket: 1 adopted as TLS, 0 plain, -1 drop.
  * listen_fd: the listener (-1: inherited, no listener to ask). */
+void serve_state_free(struct serve_state *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < SERVE_MAX_CANDIDATES; i++)
+		serve_keys_put(s->ctxs[i]);
+	free(s);
+}
+
 static int adopt(int nfd, int listen_fd)
 {
 	struct sockname local, peer;
@@ -201,7 +212,7 @@ static int adopt(int nfd, int listen_fd)
 	if (s->n_cands > SERVE_MAX_CANDIDATES)
 		s->n_cands = SERVE_MAX_CANDIDATES;
 	if (s->n_cands == 0) {
-		free(s);
+		serve_state_free(s);
 		struct sockname ln;
 		bool served = false;
 		if (listen_fd >= 0 && get_name(listen_fd, false, &ln) == 0) {
@@ -224,7 +235,7 @@ static int adopt(int nfd, int listen_fd)
 	}
 	const struct policy_rule *def = s->cands[0];
 	if (policy_serve_plain_from(&def->tls.serve, peer.family, peer.addr)) {
-		free(s);
+		serve_state_free(s);
 		log_msg(LOG_DEBUG, "client %s -> %s: plain (plain-from= of rule %s:%u)", ptext, ltext,
 			def->source, def->line);
 		return 0;
@@ -233,7 +244,7 @@ static int adopt(int nfd, int listen_fd)
 	for (size_t i = 0; i < s->n_cands; i++)
 		s->ctxs[i] = serve_keys_get(s->cands[i], err, sizeof(err));
 	if (!s->ctxs[0]) {
-		free(s);
+		serve_state_free(s);
 		if (refusal_line_allowed(&suppressed))
 			log_msg(LOG_ERROR,
 				"client %s -> %s: closed at accept (ECONNABORTED): serve rule %s:%u cannot "
@@ -245,7 +256,7 @@ static int adopt(int nfd, int listen_fd)
 	}
 	struct conn *c = conn_new(def);
 	if (!c) {
-		free(s);
+		serve_state_free(s);
 		log_msg(LOG_ERROR, "client %s -> %s: closed: out of memory for a TLS connection", ptext,
 			ltext);
 		return -1;
@@ -253,7 +264,7 @@ static int adopt(int nfd, int listen_fd)
 	snprintf(s->peer, sizeof(s->peer), "%s", ptext);
 	snprintf(c->dest, sizeof(c->dest), "client %s -> %s", ptext, ltext);
 	if (conn_attach_fd(c, nfd) != 0) {
-		free(s);
+		serve_state_free(s);
 		log_msg(LOG_ERROR, "%s: fd %d cannot be tracked (%s); closed", c->dest, nfd, strerror(errno));
 		conn_put(c);
 		return -1;

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <wolfssl/error-ssl.h>
@@ -35,34 +36,104 @@ static void refuse(struct serve_state *s, const char *fmt, ...)
 
 /* ---- the ClientHello peek ---- */
 
+/* Whether the read-ahead h[0..avail) holds the whole ClientHello, which may span several handshake
+ * records (large key shares, many extensions; RFC 8446 5.1 lets a client fragment it). 1: complete
+ * (*records: how many it spans, *msg_len: the handshake message with its 4-byte header; a first
+ * handshake message that is not a ClientHello counts as complete: the handshake refuses it), 0: more
+ * bytes needed, -1: refused (s->reason). */
+static int hello_complete(struct serve_state *s, const unsigned char *h, unsigned avail, unsigned *records,
+			  unsigned *msg_len)
+{
+	unsigned off = 0, got = 0, need = 0, n = 0;
+	unsigned char hdr[4];
+	*records = 0;
+	for (;;) {
+		if (avail - off < 1)
+			return 0;
+		if (h[off] != TLS_RECORD_HANDSHAKE) {
+			if (off == 0)
+				refuse(s,
+				       "the client did not start a TLS handshake (first byte 0x%02x%s): "
+				       "plaintext sent to a TLS port?",
+				       h[0], h[0] >= 'A' && h[0] <= 'Z' ? ", a letter" : "");
+			else
+				refuse(s,
+				       "the client's ClientHello is interrupted by a record of type %u after "
+				       "%u bytes of it",
+				       h[off], got);
+			return -1;
+		}
+		if (avail - off < 5)
+			return 0;
+		unsigned len = (unsigned)h[off + 3] << 8 | h[off + 4];
+		if (h[off + 1] != 3 || len == 0 || len > TLS_RECORD_MAX) {
+			refuse(s, "the client sent a malformed TLS record header (version %u.%u, length %u)",
+			       h[off + 1], h[off + 2], len);
+			return -1;
+		}
+		if (avail - off < 5 + len)
+			return 0;
+		for (unsigned i = 0; got + i < 4 && i < len; i++) /* the handshake header may be split too */
+			hdr[got + i] = h[off + 5 + i];
+		got += len;
+		off += 5 + len;
+		n++;
+		if (got >= 4 && !need) {
+			if (hdr[0] != 1 /* client_hello */) {
+				*records = n;
+				*msg_len = got;
+				return 1;
+			}
+			need = 4 + ((unsigned)hdr[1] << 16 | (unsigned)hdr[2] << 8 | hdr[3]);
+		}
+		if (need && got >= need) {
+			*records = n;
+			*msg_len = need;
+			return 1;
+		}
+	}
+}
+
+/* The ClientHello of n records in h as one record (for wolfSSL_SNI_GetFromBuffer, which reads one):
+ * malloc'd, *out_len bytes; NULL when out of memory. */
+static unsigned char *hello_joined(const unsigned char *h, unsigned records, unsigned msg_len,
+				   unsigned *out_len)
+{
+	unsigned char *j = malloc(5 + msg_len);
+	if (!j)
+		return NULL;
+	j[0] = TLS_RECORD_HANDSHAKE;
+	j[1] = h[1];
+	j[2] = h[2];
+	j[3] = (unsigned char)(msg_len >> 8);
+	j[4] = (unsigned char)msg_len;
+	unsigned off = 0, o = 5;
+	for (unsigned r = 0; r < records && o < 5 + msg_len; r++) {
+		unsigned len = (unsigned)h[off + 3] << 8 | h[off + 4];
+		unsigned take = len < 5 + msg_len - o ? len : 5 + msg_len - o;
+		memcpy(j + o, h + off + 5, take);
+		o += take;
+		off += 5 + len;
+	}
+	*out_len = o;
+	return j;
+}
+
 int serve_prepare_session(struct conn *c, int fd, WOLFSSL **out)
 {
 	struct serve_state *s = c->serve;
+	unsigned records = 0, msg_len = 0;
 	for (;;) {
 		unsigned avail = c->ra_len - c->ra_off;
-		const unsigned char *h = (const unsigned char *)c->ra + c->ra_off;
-		if (avail >= 1 && h[0] != TLS_RECORD_HANDSHAKE) {
-			refuse(s,
-			       "the client did not start a TLS handshake (first byte 0x%02x%s): plaintext "
-			       "sent to a "
-			       "TLS port?",
-			       h[0], h[0] >= 'A' && h[0] <= 'Z' ? ", a letter" : "");
+		int st =
+		    hello_complete(s, (const unsigned char *)c->ra + c->ra_off, avail, &records, &msg_len);
+		if (st < 0)
 			return -1;
-		}
-		if (avail >= 5) {
-			unsigned len = (unsigned)h[3] << 8 | h[4];
-			if (h[1] != 3 || len == 0 || len > TLS_RECORD_MAX) {
-				refuse(s,
-				       "the client sent a malformed TLS record header (version %u.%u, length "
-				       "%u)",
-				       h[1], h[2], len);
-				return -1;
-			}
-			if (avail >= 5 + len)
-				break; /* the first record is here: the ClientHello, or its first part */
-		}
+		if (st > 0)
+			break;
 		if (avail >= CONN_TLS_QUEUE_MAX) {
-			refuse(s, "the client's first record does not fit the read-ahead");
+			refuse(s, "the client's ClientHello does not fit the read-ahead (%u bytes)",
+			       (unsigned)CONN_TLS_QUEUE_MAX);
 			return -1;
 		}
 		char buf[CONN_TLS_QUEUE_MAX];
@@ -86,19 +157,29 @@ int serve_prepare_session(struct conn *c, int fd, WOLFSSL **out)
 		}
 	}
 
-	/* The SNI picks the candidate (a ClientHello spread over several records gives no SNI here: the
-	 * default answers). */
+	/* The SNI picks the candidate, from the whole ClientHello (joined when it spans records). */
 	unsigned char name[256];
 	unsigned int name_len = sizeof(name) - 1;
-	unsigned avail = c->ra_len - c->ra_off;
+	const unsigned char *hello = (const unsigned char *)c->ra + c->ra_off;
+	unsigned hello_len = c->ra_len - c->ra_off;
+	unsigned char *joined = NULL;
+	if (records > 1) {
+		joined = hello_joined(hello, records, msg_len, &hello_len);
+		if (!joined) {
+			refuse(s, "out of memory for the ClientHello");
+			return -1;
+		}
+		hello = joined;
+	}
 	s->sni[0] = '\0';
-	if (wolfSSL_SNI_GetFromBuffer((const unsigned char *)c->ra + c->ra_off, avail, WOLFSSL_SNI_HOST_NAME,
-				      name, &name_len) == WOLFSSL_SUCCESS &&
+	if (wolfSSL_SNI_GetFromBuffer(hello, hello_len, WOLFSSL_SNI_HOST_NAME, name, &name_len) ==
+		WOLFSSL_SUCCESS &&
 	    name_len > 0 && name_len < sizeof(name)) {
 		name[name_len] = '\0';
 		if (!memchr(name, '\0', name_len))
 			snprintf(s->sni, sizeof(s->sni), "%s", (const char *)name);
 	}
+	free(joined);
 	const struct policy_rule *rule = policy_serve_pick(s->cands, s->n_cands, s->sni);
 	size_t idx = 0;
 	while (idx < s->n_cands && s->cands[idx] != rule)

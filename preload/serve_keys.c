@@ -7,8 +7,14 @@
  * and, when anything changed, builds a new context without any lock held. Success swaps the pointer: new
  * handshakes use the new context, open sessions keep theirs (wolfSSL counts a context's sessions). A
  * failure (a key that does not match its certificate yet, an unreadable file) keeps the old context,
- * logs one line per change, and retries at the next check. Replaced contexts are kept, never freed: a
- * thread may still be creating a session on one (a few hundred KiB per rotation). */
+ * logs one line per change, and retries at the next check.
+ *
+ * Lifetime: a context is reference-counted by wolfSSL. The slot holds one reference, every caller of
+ * serve_keys_get gets its own (a connection keeps the contexts of its SNI candidates until it is freed:
+ * serve_state_free) and every session holds one (wolfSSL_new takes it, wolfSSL_free drops it). A
+ * replaced context loses the slot's reference at the swap and is freed by wolfSSL when its last
+ * connection or session goes; only its session ticket keys (about a hundred bytes, serve_tickets.c)
+ * stay, since wolfSSL has no hook to free them with it. */
 #include "preload/serve.h"
 #include "preload/log.h"
 #include "preload/shim.h"
@@ -34,12 +40,12 @@ struct file_sig {
 	int err; /* stat's errno, 0 when it worked */
 };
 
-/* One serve rule's material. ctx: written by compare-and-swap (first load) or by the single thread
- * holding `checking` (rotation); read lock-free. next_check_ms: the next time a check may start.
- * checking: 1 while one thread checks (the CAS elects it; reset in a forked child). sigs, failed_sigs:
- * written only by the checking thread (or the first loader before ctx is published). */
+/* One serve rule's material. ctx: the slot's reference, read (with a reference taken for the caller)
+ * and replaced only under ctx_lock. next_check_ms: the next time a check may start. checking: 1 while
+ * one thread checks (an exchange elects it; reset in a forked child). sigs, failed_sigs: written by the
+ * checking thread, or by the first loader before it publishes ctx (no check runs while ctx is NULL). */
 struct serve_slot {
-	_Atomic(WOLFSSL_CTX *) ctx;
+	WOLFSSL_CTX *ctx;
 	_Atomic long long next_check_ms;
 	atomic_int checking;
 	struct file_sig sigs[SERVE_WATCHED_FILES];	  /* the files the current ctx was built from */
@@ -52,8 +58,23 @@ static struct serve_slot *slots;
 static size_t n_slots;
 static pthread_once_t slots_once = PTHREAD_ONCE_INIT;
 
+/* Guards every slot's ctx pointer: held only to read it and take a reference, or to swap it (no I/O,
+ * no wait), and across fork by the atfork handlers, so a child never inherits it locked. */
+static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void slots_atfork_prepare(void)
+{
+	pthread_mutex_lock(&ctx_lock);
+}
+
+static void slots_atfork_parent(void)
+{
+	pthread_mutex_unlock(&ctx_lock);
+}
+
 static void slots_atfork_child(void)
 {
+	pthread_mutex_unlock(&ctx_lock);
 	for (size_t i = 0; i < n_slots; i++)
 		atomic_store(&slots[i].checking,
 			     0); /* a check another thread was making did not come along */
@@ -64,7 +85,24 @@ static void slots_init(void)
 	const struct policy *p = shim_policy();
 	slots = p->n_rules ? calloc(p->n_rules, sizeof(*slots)) : NULL;
 	n_slots = slots ? p->n_rules : 0;
-	pthread_atfork(NULL, NULL, slots_atfork_child);
+	pthread_atfork(slots_atfork_prepare, slots_atfork_parent, slots_atfork_child);
+}
+
+/* The slot's context with a reference for the caller, or NULL (none yet). */
+static WOLFSSL_CTX *slot_ref(struct serve_slot *s)
+{
+	pthread_mutex_lock(&ctx_lock);
+	WOLFSSL_CTX *ctx = s->ctx;
+	if (ctx && wolfSSL_CTX_up_ref(ctx) != WOLFSSL_SUCCESS)
+		ctx = NULL;
+	pthread_mutex_unlock(&ctx_lock);
+	return ctx;
+}
+
+void serve_keys_put(WOLFSSL_CTX *ctx)
+{
+	if (ctx)
+		wolfSSL_CTX_free(ctx); /* drops one reference; wolfSSL frees it with the last */
 }
 
 static long long now_ms(void)
@@ -141,7 +179,11 @@ static void reload(const struct policy_rule *rule, struct serve_slot *s, const s
 	}
 	memcpy(s->sigs, now, sizeof(s->sigs));
 	s->failed_logged = false;
-	atomic_store_explicit(&s->ctx, ctx, memory_order_release); /* the old one stays allocated */
+	pthread_mutex_lock(&ctx_lock);
+	WOLFSSL_CTX *old = s->ctx;
+	s->ctx = ctx;
+	pthread_mutex_unlock(&ctx_lock);
+	serve_keys_put(old); /* freed when its last connection and session are gone */
 	log_msg(LOG_INFO, "serve rule %s:%u: reloaded %s and %s", rule->source, rule->line, rule->tls.cert,
 		rule->tls.key);
 }
@@ -153,29 +195,30 @@ WOLFSSL_CTX *serve_keys_get(const struct policy_rule *rule, char *err, size_t er
 		snprintf(err, errlen, "out of memory for the serve rules' key material");
 		return NULL;
 	}
-	WOLFSSL_CTX *ctx = atomic_load_explicit(&s->ctx, memory_order_acquire);
 	long long now = now_ms();
-	if (!ctx) {
+	WOLFSSL_CTX *ctx = slot_ref(s);
+	if (!ctx) { /* the first load: file I/O with no lock held; the first to finish publishes */
 		struct file_sig sig[SERVE_WATCHED_FILES];
 		sign_files(&rule->tls, sig);
 		ctx = build(rule, err, errlen);
 		if (!ctx)
 			return NULL;
-		WOLFSSL_CTX *expected = NULL;
-		if (atomic_load(&s->checking) == 0 && atomic_exchange(&s->checking, 1) == 0) {
-			if (atomic_compare_exchange_strong(&s->ctx, &expected, ctx)) {
-				memcpy(s->sigs, sig, sizeof(s->sigs));
-				atomic_store(&s->next_check_ms, now + SERVE_CHECK_INTERVAL_MS);
-				atomic_store(&s->checking, 0);
-				return ctx;
-			}
-			atomic_store(&s->checking, 0);
+		pthread_mutex_lock(&ctx_lock);
+		WOLFSSL_CTX *mine = ctx;
+		if (!s->ctx) {
+			memcpy(s->sigs, sig, sizeof(s->sigs));
+			atomic_store(&s->next_check_ms, now + SERVE_CHECK_INTERVAL_MS);
+			s->ctx = ctx; /* the slot's reference */
+			mine = NULL;
+		} else {
+			ctx = s->ctx; /* another thread published one first */
 		}
-		wolfSSL_CTX_free(ctx); /* another thread published one first */
-		ctx = atomic_load_explicit(&s->ctx, memory_order_acquire);
+		if (wolfSSL_CTX_up_ref(ctx) != WOLFSSL_SUCCESS)
+			ctx = NULL;
+		pthread_mutex_unlock(&ctx_lock);
+		serve_keys_put(mine);
 		if (!ctx)
-			snprintf(err, errlen,
-				 "the key material is being loaded by another thread; try again");
+			snprintf(err, errlen, "cannot take a reference to the key material");
 		return ctx;
 	}
 	if (now >= atomic_load_explicit(&s->next_check_ms, memory_order_relaxed) &&
@@ -183,10 +226,15 @@ WOLFSSL_CTX *serve_keys_get(const struct policy_rule *rule, char *err, size_t er
 		atomic_store(&s->next_check_ms, now + SERVE_CHECK_INTERVAL_MS);
 		struct file_sig sig[SERVE_WATCHED_FILES];
 		sign_files(&rule->tls, sig);
-		if (!sigs_equal(sig, s->sigs))
+		if (!sigs_equal(sig, s->sigs)) {
 			reload(rule, s, sig);
+			WOLFSSL_CTX *fresh = slot_ref(s);
+			if (fresh) {
+				serve_keys_put(ctx);
+				ctx = fresh;
+			}
+		}
 		atomic_store(&s->checking, 0);
-		ctx = atomic_load_explicit(&s->ctx, memory_order_acquire);
 	}
 	return ctx;
 }
