@@ -6,7 +6,9 @@
 #     with the handshake line of TLSSHIM_LOG=info;
 #  4. a recording relay between curl and the server proves no plaintext crossed the wire
 #     (and, for contrast, that it does record plaintext when the shim is not there);
-#  5. a server with a wrong-name certificate is refused, with the reason.
+#  5. a server with a wrong-name certificate is refused, with the reason;
+#  6. the server side: an unmodified plaintext `python3 -m http.server` under a `serve` rule answers
+#     `curl https://` (verified against the test CA), and a plaintext http:// client gets nothing.
 # Everything stays on 127.0.0.1. Exits nonzero if any step does not behave as shown.
 set -u
 BUILD_ARG=${1:-build}
@@ -46,8 +48,12 @@ wait_listen() {
 	done
 	return 1
 }
+# bg CMD...: runs CMD in the background (bounded to 300 s), output in $BG_LOG ($D/bg.N.log).
+BG_N=0
 bg() {
-	timeout 300 "$@" >"$D/bg.$#.log" 2>&1 </dev/null &
+	BG_N=$((BG_N + 1))
+	BG_LOG=$D/bg.$BG_N.log
+	timeout 300 "$@" >"$BG_LOG" 2>&1 </dev/null &
 	PIDS+=("$!")
 }
 
@@ -96,4 +102,23 @@ show "TLSSHIM_RULES='tls localhost:$WPORT ca-file=$CA' LD_PRELOAD=$SHIM curl -sS
 [ -s "$D/page3" ] && die "curl got a page from a server with a wrong-name certificate"
 grep -q "^tlsshim: .*localhost:$WPORT.*name" "$D/err3" || die "no tlsshim: line naming the destination and the name problem"
 
-printf '\nDemo OK: TLS added to plain curl, nothing in clear on the wire, wrong name refused.\n'
+step "6. the server side: a plaintext python3 -m http.server serves TLS under a serve rule"
+SPORT=$(free_port)
+mkdir -p "$D/www" && echo "served by plain http.server through tlsshim ($RANDOM)" >"$D/www/index.html"
+echo "\$ cd $D/www; TLSSHIM_RULES='serve 127.0.0.1:$SPORT cert=$D/pki/leaf.pem key=$D/pki/leaf.key' TLSSHIM_LOG=info LD_PRELOAD=$SHIM python3 -m http.server $SPORT --bind 127.0.0.1 &"
+bg env -C "$D/www" TLSSHIM_RULES="serve 127.0.0.1:$SPORT cert=$D/pki/leaf.pem key=$D/pki/leaf.key" TLSSHIM_LOG=info \
+	LD_PRELOAD="$SHIM" "$PY" -m http.server "$SPORT" --bind 127.0.0.1
+SLOG=$BG_LOG
+wait_listen "$SPORT" || die "http.server did not start"
+show "curl -sS --cacert $CA https://localhost:$SPORT/index.html"
+timeout 20 curl -sS --cacert "$CA" "https://localhost:$SPORT/index.html" 2>/dev/null | grep -q 'served by plain http.server' ||
+	die "curl https:// did not get the page from http.server"
+echo "   the shim in http.server logged:"
+grep -a 'accepted TLS' "$SLOG" | head -1 | sed 's/^/   /'
+grep -qa 'accepted TLS' "$SLOG" || die "no 'accepted TLS' line from the server side"
+show "curl -sS --max-time 5 http://127.0.0.1:$SPORT/index.html; echo \"curl exit status: \$?\""
+timeout 20 curl -sS --max-time 5 "http://127.0.0.1:$SPORT/index.html" 2>/dev/null | grep -q 'served by plain' &&
+	die "a plaintext client got the page"
+grep -a 'did not start a TLS handshake' "$SLOG" | head -1 | sed 's/^/   /'
+
+printf '\nDemo OK: TLS added to plain curl, nothing in clear on the wire, wrong name refused, and a plain server served TLS.\n'
