@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 
@@ -20,9 +21,39 @@ static bool is_name(const char *node)
 	return node && *node && inet_pton(AF_INET, node, &tmp) != 1 && inet_pton(AF_INET6, node, &tmp) != 1;
 }
 
+/* The requests whose answer was learned, newest last: each answer is read once, when the program can
+ * first see it. A program may free ar_result and still call gai_error() on the request (it stays
+ * done), and reading the freed list again would be a use after free. Written by learned_before under
+ * learned_lock (held for the ring only). A request reused for a new lookup whose answer lands at the
+ * same address as the last one is not learned again (the memory then lacks that name; fail-closed:
+ * names only ever add candidates). */
+#define LEARNED_RING 256
+static struct {
+	const struct gaicb *req;
+	const struct addrinfo *result;
+} learned[LEARNED_RING];
+static unsigned learned_next;
+static pthread_mutex_t learned_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool learned_before(const struct gaicb *req)
+{
+	bool seen = false;
+	pthread_mutex_lock(&learned_lock);
+	for (unsigned i = 0; i < LEARNED_RING && !seen; i++)
+		seen = learned[i].req == req && learned[i].result == req->ar_result;
+	if (!seen) {
+		learned[learned_next % LEARNED_RING].req = req;
+		learned[learned_next % LEARNED_RING].result = req->ar_result;
+		learned_next++;
+	}
+	pthread_mutex_unlock(&learned_lock);
+	return seen;
+}
+
 static void learn(struct gaicb *req)
 {
-	if (!req || !is_name(req->ar_name) || !libc.gai_error || libc.gai_error(req) != 0)
+	if (!req || !is_name(req->ar_name) || !libc.gai_error || libc.gai_error(req) != 0 ||
+	    learned_before(req))
 		return;
 	for (const struct addrinfo *ai = req->ar_result; ai; ai = ai->ai_next) {
 		if (ai->ai_family == AF_INET && ai->ai_addrlen >= sizeof(struct sockaddr_in))
