@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <sys/mman.h>
 
-_Atomic(fdtab_slot *) fdtab_chunks[1u << FDTAB_TOP_BITS];
+_Atomic(fdtab_slot *) fdtab_chunks[FDTAB_TOP_ENTRIES];
 
 #define FDTAB_FAIL ((struct conn *)-1)
 

@@ -115,9 +115,9 @@ static bool iov_total_ok(const struct iovec *iov, int iovcnt)
 	return true;
 }
 
-EXPORT ssize_t read(int fd, void *buf, size_t len)
+FAST_HOOK(ssize_t, read, (int fd, void *buf, size_t len), (fd, buf, len))
 {
-	PASS_THROUGH_UNLESS_TLS(fd, libc.read(fd, buf, len));
+	libc_ensure();
 	struct conn *c = conn_get(fd);
 	if (!c)
 		return libc.read(fd, buf, len);
@@ -131,9 +131,9 @@ EXPORT ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen)
 	return read(fd, buf, len);
 }
 
-EXPORT ssize_t write(int fd, const void *buf, size_t len)
+FAST_HOOK(ssize_t, write, (int fd, const void *buf, size_t len), (fd, buf, len))
 {
-	PASS_THROUGH_UNLESS_TLS(fd, libc.write(fd, buf, len));
+	libc_ensure();
 	struct conn *c = conn_get(fd);
 	if (!c)
 		return libc.write(fd, buf, len);

@@ -118,13 +118,13 @@ struct libc_fns {
 };
 
 /* Written once by libc_resolve() under pthread_once; read-only afterwards (no lock needed to read). */
-extern struct libc_fns libc;
+extern struct libc_fns libc __attribute__((visibility("hidden"))); /* hidden: one RIP-relative load */
 
 /* Resolves every function once; safe to call from any thread, any number of times. */
 void libc_resolve(void);
 
 /* Set once the table is complete (release/acquire), so a hook's check costs one load. */
-extern atomic_bool libc_ready;
+extern atomic_bool libc_ready __attribute__((visibility("hidden")));
 
 static inline void libc_ensure(void)
 {
