@@ -1,11 +1,11 @@
 # bench/bench.mk: `make bench` (included by the top Makefile). Builds the bench programs against the
 # project's wolfSSL (build/wolfssl) and Debian's OpenSSL, then runs bench/run.py, which writes
-# bench/results.md and bench/results.png. BENCH_QUICK=1: 128 MiB transfers and fewer runs (< 2 min).
+# bench/results.md and the plots (bench/results*.png). BENCH_QUICK=1: 128 MiB transfers and fewer runs (< 8 min).
 BENCH_BIN  = $(BUILD)/bench
 BENCH_CC   = $(CC) -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wno-unused-parameter -Ibench
 BENCH_WOLF = -I$(BUILD)/wolfssl/include
 BENCH_PROGS = $(BENCH_BIN)/client $(BENCH_BIN)/server $(BENCH_BIN)/wolfclient $(BENCH_BIN)/osslclient \
-              $(BENCH_BIN)/passthru
+              $(BENCH_BIN)/passthru $(BENCH_BIN)/scale
 
 .PHONY: bench bench-build bench-deps
 bench-deps:
@@ -20,6 +20,10 @@ $(BENCH_BIN)/client: bench/client.c bench/common.h
 $(BENCH_BIN)/passthru: bench/passthru.c bench/common.h
 	@mkdir -p $(dir $@)
 	$(BENCH_CC) -o $@ bench/passthru.c
+
+$(BENCH_BIN)/scale: bench/scale.c bench/common.h
+	@mkdir -p $(dir $@)
+	$(BENCH_CC) -o $@ bench/scale.c -lpthread
 
 $(BENCH_BIN)/server: bench/server.c bench/common.h $(BUILD)/wolfssl/lib/libwolfssl.a
 	@mkdir -p $(dir $@)

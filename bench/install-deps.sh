@@ -2,7 +2,9 @@
 # Installs the Debian packages `make bench` needs (idempotent, quiet when all is there). Run as root or with sudo.
 set -euo pipefail
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-PKGS=(build-essential python3 openssl libssl-dev stunnel4 socat gnuplot-nox valgrind linux-perf procps)
+# nginx, wrk, curl: the server section (nginx's own TLS vs the shim's serve rule vs stunnel)
+PKGS=(build-essential python3 openssl libssl-dev stunnel4 socat gnuplot-nox valgrind linux-perf procps
+      nginx wrk curl)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
