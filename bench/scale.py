@@ -135,7 +135,8 @@ def section(b, med, trio, fmt, mach, wolf, cfg):
                 continue
             m, lo, hi = trio(r["rt_per_s"])
             ratio = med(r["rt_per_s"]) / med(ref["rt_per_s"]) if ref else float("nan")
-            L.append(f"| {mach} | {wolf} | {'none' if path == 'plain' else "TLS 1.3 (the shim's defaults)"} | {path} | {n:,} | "
+            tls = "none" if path == "plain" else "TLS 1.3 (the shim's defaults)"
+            L.append(f"| {mach} | {wolf} | {tls} | {path} | {n:,} | "
                      f"{m} [{lo} – {hi}] | {ratio:.3f}× | {sum(r['idle_events']):.0f} | "
                      f"{fmt(med(r['rss_per_idle']))} B | {fmt(med(r['setup_s']), 1)} |")
     return L
