@@ -9,6 +9,8 @@
                     PostgreSQL 'N')
            inject   the upgrade reply is followed, in the same segment, by a forged plaintext reply
            refuse   the greeting itself is an error (554 / * BYE / -ERR)
+           split    (postgres) like good, but the AuthenticationSASL message goes in two TLS records,
+                    the second 300 ms after the first (the shim's filter sees half a message first)
   --rec FILE  records what the client sent before the TLS handshake (must hold no program data).
 Each connection is handled in a thread; the process lives at most --lifetime seconds.
 """
@@ -33,7 +35,7 @@ def readline(sock, buf):
     return line + b"\n"
 
 
-def tls_echo(conn, ctx, pending, proto):
+def tls_echo(conn, ctx, pending, proto, behave="good"):
     if pending:  # the client must not have sent anything between the reply and its ClientHello
         print("client data before ClientHello:", pending[:60], flush=True)
     t = ctx.wrap_socket(conn, server_side=True)
@@ -46,7 +48,13 @@ def tls_echo(conn, ctx, pending, proto):
             body += t.recv(n - 4 - len(body))
         mechs = b"SCRAM-SHA-256\0SCRAM-SHA-256-PLUS\0\0"
         msg = struct.pack(">I", 10) + mechs
-        t.sendall(b"R" + struct.pack(">I", 4 + len(msg)) + msg)
+        whole = b"R" + struct.pack(">I", 4 + len(msg)) + msg
+        if behave == "split":
+            t.sendall(whole[:9])
+            time.sleep(0.3)
+            t.sendall(whole[9:])
+        else:
+            t.sendall(whole)
         t.sendall(b"ECHO startup " + body.replace(b"\0", b" ") + b"\n")
         while True:
             d = t.recv(4096)
@@ -164,7 +172,7 @@ def handle(conn, args, ctx):
         if b == "inject":
             time.sleep(2)  # the client must refuse by itself
             return
-        tls_echo(conn, ctx, buf[0], args.proto)
+        tls_echo(conn, ctx, buf[0], args.proto, args.behave)
     except (EOFError, OSError, ssl.SSLError) as e:
         print("connection ended:", e, flush=True)
     finally:
@@ -181,7 +189,7 @@ def main():
     p.add_argument("proto", choices=["smtp", "imap", "pop3", "postgres", "ldap"])
     p.add_argument("--cert", required=True)
     p.add_argument("--key", required=True)
-    p.add_argument("--behave", default="good", choices=["good", "nooffer", "inject", "refuse"])
+    p.add_argument("--behave", default="good", choices=["good", "nooffer", "inject", "refuse", "split"])
     p.add_argument("--rec")
     p.add_argument("--portfile", required=True)
     p.add_argument("--lifetime", type=float, default=300)

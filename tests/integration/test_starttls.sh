@@ -486,6 +486,40 @@ t_slapd_ldapsearch_starttls() {
 	ok "slapd $c: $(grep "$c fd=.*TLS established" "$T/slapd.log" | grep -o 'tls_proto=.*')"
 }
 
+# starttls=postgres, a non-blocking client: the server's AuthenticationSASL arrives in two TLS records
+# 300 ms apart. The shim's filter holds the first half; poll must not say readable until the rewritten
+# message is there, so no recv after POLLIN gets EAGAIN (event loops that trust POLLIN), and the client
+# sees the mechanisms without -PLUS.
+t_postgres_split_sasl_nonblocking() {
+	peer p postgres split || { fail "peer did not start"; return; }
+	TLSSHIM_RULES=$(rules "$PORT" postgres) srun py "$PY" -c '
+import select, socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+body = struct.pack(">I", 196608) + b"user\0u\0\0"
+s.sendall(struct.pack(">I", 4 + len(body)) + body)
+s.setblocking(False)
+p = select.poll(); p.register(s, select.POLLIN)
+data, eagain, polls = b"", 0, 0
+while len(data) < 5 or len(data) < 1 + struct.unpack(">I", data[1:5])[0]:
+    if not p.poll(5000):
+        print("timeout", data); sys.exit(1)
+    polls += 1
+    try:
+        d = s.recv(4096)
+    except BlockingIOError:
+        eagain += 1; continue
+    if not d: print("eof"); sys.exit(1)
+    data += d
+print("polls", polls, "eagain_after_pollin", eagain)
+print("mechs", data[9:].split(b"\0")[:3])
+' "$PORT"
+	[ "$RC" = 0 ] || { fail "client failed (rc=$RC): $(tail -2 "$OUT" "$ERR" | tr '\n' ' ')"; return; }
+	grep -q "eagain_after_pollin 0$" "$OUT" || { fail "recv after POLLIN got EAGAIN: $(grep polls "$OUT")"; return; }
+	grep -q "PLUS" "$OUT" && { fail "the client saw SCRAM-SHA-256-PLUS"; return; }
+	grep -q "mechs \[b'SCRAM-SHA-256'" "$OUT" || { fail "unexpected mechanisms: $(grep mechs "$OUT")"; return; }
+	ok "$(grep polls "$OUT")"
+}
+
 # ---- tlsshim probe runs the dialogue: the transcript (greeting, capabilities), then the TLS result ----
 TLSSHIM=$BUILD/tlsshim
 probe_good_case() { # PROTO REGEX_IN_TRANSCRIPT...
@@ -554,6 +588,7 @@ tcase psql_password_auth
 tcase python_wire_client_scram
 tcase python_wire_client_password
 tcase psql_sslmode_require_fails
+tcase postgres_split_sasl_nonblocking
 tcase dovecot_without_shim_refuses_login
 tcase curl_imap
 tcase curl_pop3
