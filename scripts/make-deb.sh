@@ -45,31 +45,39 @@ fi
 
 rm -rf "$out"
 mkdir -p "$out"
+# dpkg-buildpackage runs as nobody, who may not reach $out (a checkout under /root, mode 0700, as on a
+# stock machine): the build happens in a staging directory under /tmp, and its files land in $out after.
+work=$(mktemp -d "${TMPDIR:-/tmp}/tlsshim-deb.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+chmod 755 "$work"
 # Every file in the tarballs gets the changelog's date (reproducible, and not "ancient" for lintian).
 stamp=@$(dpkg-parsechangelog -S Timestamp)
 echo "make-deb: preparing tlsshim $version (wolfssl $wolfssl_version as a component tarball)"
 git ls-files -z --cached --others --exclude-standard -- . ':(exclude)debian' |
 	tar --null -T - --transform "s,^,tlsshim-$upstream/," --owner=0 --group=0 --mtime="$stamp" --sort=name \
-		-czf "$out/tlsshim_$upstream.orig.tar.gz"
+		-czf "$work/tlsshim_$upstream.orig.tar.gz"
 tar -C "$(dirname "$wsrc")" --transform "s,^$(basename "$wsrc"),wolfssl," --owner=0 --group=0 --mtime="$stamp" \
-	--sort=name -czf "$out/tlsshim_$upstream.orig-wolfssl.tar.gz" "$(basename "$wsrc")"
-tree=$out/tlsshim-$upstream
+	--sort=name -czf "$work/tlsshim_$upstream.orig-wolfssl.tar.gz" "$(basename "$wsrc")"
+tree=$work/tlsshim-$upstream
 mkdir -p "$tree"
-tar -C "$out" -xzf "$out/tlsshim_$upstream.orig.tar.gz"
+tar -C "$work" -xzf "$work/tlsshim_$upstream.orig.tar.gz"
 mkdir -p "$tree/wolfssl"
-tar -C "$tree/wolfssl" --strip-components=1 -xzf "$out/tlsshim_$upstream.orig-wolfssl.tar.gz"
+tar -C "$tree/wolfssl" --strip-components=1 -xzf "$work/tlsshim_$upstream.orig-wolfssl.tar.gz"
 git ls-files -z --cached --others --exclude-standard -- debian | tar --null -T - -cf - | tar -C "$tree" -xf -
-chown -R nobody:nogroup "$out"
+chown -R nobody:nogroup "$work"
 
 echo "make-deb: dpkg-buildpackage as nobody, without network (about 3 minutes: wolfSSL first)"
-log=$out/build.log
+log=$work/build.log
 if ! unshare --net -- setpriv --reuid=nobody --regid=nogroup --clear-groups --reset-env -- \
-	env HOME="$out" PATH=/usr/sbin:/usr/bin:/sbin:/bin DEB_BUILD_OPTIONS="parallel=2" \
+	env HOME="$work" PATH=/usr/sbin:/usr/bin:/sbin:/bin DEB_BUILD_OPTIONS="parallel=2" \
 	bash -c 'cd "$1" && ip link show 2>/dev/null | grep -q "state UP" && { echo "network is up"; exit 1; }; dpkg-buildpackage -us -uc -rfakeroot' _ "$tree" >"$log" 2>&1; then
 	tail -30 "$log"
-	echo "make-deb: dpkg-buildpackage failed; the whole log is $log"
+	cp "$log" "$out/build.log"
+	echo "make-deb: dpkg-buildpackage failed; the whole log is $out/build.log"
 	exit 1
 fi
+find "$work" -maxdepth 1 -type f -exec cp -p {} "$out/" \;
+chown -R --reference="$build" "$out" 2>/dev/null || true
 [ -f "$deb" ] || { echo "make-deb: dpkg-buildpackage made no $deb"; exit 1; }
 
 echo "make-deb: lintian --fail-on error,warning"
