@@ -127,7 +127,7 @@ for i in range(3):
 ' "$PORT"
 	[ "$RC" = 0 ] && [ "$(grep -c '^page' "$OUT")" = 3 ] || { fail "three connections through tinyproxy failed (rc=$RC)"; return; }
 	local n
-	n=$(grep -c 'tlsshim: proxy localhost resolved: 127.0.0.1' "$ERR")
+	n=$(grep -c 'tlsshim: proxy localhost resolved: ' "$ERR") # ::1 first on a stock /etc/hosts
 	[ "$n" = 1 ] || { fail "the proxy name was looked up $n times for 3 connections"; return; }
 	ok "3 connections, 1 lookup"
 }
