@@ -1154,6 +1154,17 @@ int conn_pending(struct conn *c, int fd)
 		poll_state_locked(c, fd, POLLIN, true, &st); /* FIONREAD counts what the kernel holds */
 		if (c->state == CONN_ESTABLISHED)
 			n = conn_program_queued(c) + (size_t)wolfSSL_pending(c->ssl);
+		if (n > 0 && c->state == CONN_ESTABLISHED) {
+			/* wolfSSL decrypts one record at a time: the ciphertext behind it (read-ahead,
+			 * kernel) is counted as it is, an upper bound of what reads return without waiting.
+			 * nginx takes FIONREAD as exactly what its next reads get and, once it has read more,
+			 * waits for a new edge, which bytes already in the kernel never give (issue 12 item
+			 * 1). */
+			int k = 0;
+			n += c->ra_len - c->ra_off;
+			if (libc.ioctl(fd, FIONREAD, &k) == 0 && k > 0)
+				n += (size_t)k;
+		}
 	}
 	pthread_mutex_unlock(&c->lock);
 	errno = e;

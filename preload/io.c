@@ -40,7 +40,9 @@ static ssize_t tls_write(struct conn *c, int fd, const void *buf, size_t len, in
 	return r;
 }
 
-/* Scatter read: fill iovecs in order; after the first byte arrives, take only what is already there. */
+/* Scatter read: fill iovecs in order; after the first byte arrives, take what is already there, the
+ * kernel socket included, as readv on a plain socket does: a short answer means nothing is left (nginx
+ * with EPOLLRDHUP then waits for the next edge, which never comes for bytes already in the kernel). */
 static ssize_t tls_readv(struct conn *c, int fd, const struct iovec *iov, int iovcnt, int flags)
 {
 	size_t total = 0;
@@ -48,11 +50,8 @@ static ssize_t tls_readv(struct conn *c, int fd, const struct iovec *iov, int io
 		if (iov[i].iov_len == 0)
 			continue;
 		int f = flags;
-		if (total > 0) {
-			if (!conn_read_ready(c, fd))
-				break;
+		if (total > 0)
 			f |= MSG_DONTWAIT;
-		}
 		ssize_t n = conn_read(c, fd, iov[i].iov_base, iov[i].iov_len, f & ~MSG_WAITALL);
 		if (n < 0) {
 			if (total > 0)

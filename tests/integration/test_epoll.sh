@@ -44,6 +44,118 @@ t_close_reuse() { emode close; }
 t_fork() { emode fork; }
 t_prereg() { emode prereg; }
 
+# ---- nginx as a reverse proxy with a TLS upstream (issue 12 item 1) ----
+# The upstream: nginx's own TLS (no shim). The proxy: nginx, 2 workers (epoll, edge triggered, the
+# upstream socket added to epoll before its connect), under the shim with a tls rule for the upstream.
+# /ka/ goes through an upstream block with keepalive (HTTP/1.1 to the upstream, connections reused),
+# /nk/ opens a connection per request and never buffers to disk (proxy_max_temp_file_size 0: nginx
+# stops reading the upstream while the client is slow, so readiness after back-pressure matters).
+ngx_setup() {
+	local d=$T/ngx
+	rm -rf "$d"
+	mkdir -p "$d/up/www" "$d/px/tmp" "$d/up/tmp"
+	det_file "$d/up/www/b32.bin" $((32 * 1024 * 1024))
+	det_file "$d/up/www/b48.bin" $((48 * 1024 * 1024))
+	# The workers run as nobody: pages and the proxy's CA file readable, temp directories writable (the
+	# upstream's key is read by its master, before the drop).
+	cp "$ROOT" "$d/px/ca.pem"
+	chmod 711 "$T" && chmod 755 "$d" "$d/up" "$d/up/www" "$d/px" && chmod 777 "$d/px/tmp" "$d/up/tmp" &&
+		chmod 644 "$d/up/www/"*.bin "$d/px/ca.pem"
+	NGX_UP=$(free_port)
+	cat >"$d/up/nginx.conf" <<NGX
+worker_processes 2;
+daemon off;
+pid $d/up/nginx.pid;
+error_log $d/up/error.log info;
+events { worker_connections 256; }
+http {
+  access_log off; sendfile on; keepalive_timeout 30; keepalive_requests 1000;
+  client_body_temp_path $d/up/tmp; proxy_temp_path $d/up/tmp; fastcgi_temp_path $d/up/tmp; uwsgi_temp_path $d/up/tmp; scgi_temp_path $d/up/tmp;
+  server {
+    listen 127.0.0.1:$NGX_UP ssl;
+    ssl_certificate $PKI/leaf.pem; ssl_certificate_key $PKI/leaf.key;
+    root $d/up/www;
+  }
+}
+NGX
+	NGX_PX=$(free_port)
+	cat >"$d/px/nginx.conf" <<NGX
+worker_processes 2;
+daemon off;
+pid $d/px/nginx.pid;
+error_log $d/px/error.log info;
+events { worker_connections 256; }
+http {
+  access_log $d/px/access.log; keepalive_timeout 30;
+  client_body_temp_path $d/px/tmp; proxy_temp_path $d/px/tmp; fastcgi_temp_path $d/px/tmp; uwsgi_temp_path $d/px/tmp; scgi_temp_path $d/px/tmp;
+  upstream tlsup { server 127.0.0.1:$NGX_UP; keepalive 4; }
+  server {
+    listen 127.0.0.1:$NGX_PX;
+    location /ka/ { proxy_pass http://tlsup/; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_read_timeout 20s; }
+    location /nk/ { proxy_pass http://127.0.0.1:$NGX_UP/; proxy_max_temp_file_size 0; proxy_read_timeout 20s; }
+  }
+}
+NGX
+	bg ngxup nginx -c "$d/up/nginx.conf" -p "$d/up"
+	wait_listen "$NGX_UP" || { fail "the upstream nginx did not start: $(tail -3 "$d/up/error.log")"; return 1; }
+	bg ngxpx env TLSSHIM_LOG=info TLSSHIM_LOG_FILE="$d/px/shim.log" TLSSHIM_RULES="tls 127.0.0.1:$NGX_UP name=localhost ca-file=$d/px/ca.pem" LD_PRELOAD="$PRELOAD" \
+		nginx -c "$d/px/nginx.conf" -p "$d/px"
+	wait_listen "$NGX_PX" || { fail "the proxy nginx did not start: $(tail -3 "$d/px/error.log")"; return 1; }
+}
+
+# ngx_get PATH...: each URL fetched through the proxy (one after the other, or all at once with PAR=1);
+# fails the case unless every body's SHA-256 is the file's.
+ngx_get() {
+	local d=$T/ngx i=0 p pids=() bad=""
+	for p in "$@"; do
+		i=$((i + 1))
+		if [ "${PAR:-0}" = 1 ]; then
+			timeout 90 curl -sS --max-time 80 -o "$d/got_$i" "http://127.0.0.1:$NGX_PX$p" 2>"$d/curl_$i.err" &
+			pids+=($!)
+		else
+			timeout 90 curl -sS --max-time 80 -o "$d/got_$i" "http://127.0.0.1:$NGX_PX$p" 2>"$d/curl_$i.err"
+		fi
+	done
+	for p in "${pids[@]}"; do wait "$p"; done
+	i=0
+	for p in "$@"; do
+		i=$((i + 1))
+		local f=$d/up/www/${p##*/}
+		[ "$(sha_of "$d/got_$i" 2>/dev/null)" = "$(sha_of "$f")" ] ||
+			bad="$bad $p(got $(stat -c %s "$d/got_$i" 2>/dev/null || echo 0) of $(stat -c %s "$f") bytes: $(head -c 200 "$d/curl_$i.err"))"
+	done
+	[ -z "$bad" ] && return 0
+	fail "through nginx with a TLS upstream:$bad; proxy error.log: $(grep -a -E 'error|upstream' "$d/px/error.log" | tail -3 | tr '\n' ' '); shim: $(grep -av 'handshake done' "$d/px/shim.log" | tail -3 | tr '\n' ' ')"
+	return 1
+}
+
+# TLS handshakes the proxy made to the upstream (the shim's info lines: nginx puts its error log on the
+# workers' stderr, so the shim writes to a file opened by the master).
+ngx_handshakes() { grep -ac 'handshake done' "$T/ngx/px/shim.log" 2>/dev/null || true; }
+
+t_nginx_proxy_tls_upstream_keepalive() {
+	need nginx curl || return
+	ngx_setup || return
+	ngx_get /ka/b32.bin /ka/b48.bin /ka/b32.bin || return
+	local seq
+	seq=$(ngx_handshakes)
+	PAR=1 ngx_get /ka/b32.bin /ka/b48.bin /ka/b32.bin /ka/b48.bin || return
+	[ "${seq:-0}" -ge 1 ] && [ "$seq" -lt 3 ] ||
+		{ fail "3 requests in a row made $seq TLS handshakes to the upstream: keepalive did not reuse the connection"; return; }
+	ok "7 responses of 32/48 MiB with equal SHA-256 (3 in a row over $seq upstream TLS connection(s), 4 at once; $(ngx_handshakes) handshakes in all), 2 workers"
+}
+
+t_nginx_proxy_tls_upstream_no_keepalive() {
+	need nginx curl || return
+	ngx_setup || return
+	ngx_get /nk/b32.bin /nk/b48.bin || return
+	PAR=1 ngx_get /nk/b48.bin /nk/b32.bin /nk/b48.bin || return
+	local h
+	h=$(ngx_handshakes)
+	[ "${h:-0}" = 5 ] || { fail "5 requests without keepalive made ${h:-0} TLS handshakes to the upstream (want 5: did the rule apply?)"; return; }
+	ok "5 responses of 32/48 MiB with equal SHA-256 (2 in a row, 3 at once), $h upstream TLS handshakes, 2 workers, no temp files"
+}
+
 tcase lt
 tcase et
 tcase oneshot
@@ -54,4 +166,6 @@ tcase shared_data
 tcase close_reuse
 tcase fork
 tcase prereg
+tcase nginx_proxy_tls_upstream_keepalive
+tcase nginx_proxy_tls_upstream_no_keepalive
 finish
