@@ -660,6 +660,67 @@ def write_outputs(b, t_start, t_end, ps_before, ps_after, load_before, load_afte
     plot(b, outdir, mach, wolf)
 
 
+PARTIAL_BEGIN = "<!-- partial run: begin -->"
+PARTIAL_END = "<!-- partial run: end -->"
+
+
+def write_partial(b, only, t_start, t_end, ps_before, ps_after, load_before, load_after, outdir):
+    """`run.py --only scale,server,passthru --update`: those sections (with their targets and plots) as one
+    block at the end of results.md, replacing the previous block; the full run's tables above stay."""
+    R = b.results
+    model, ncpu, kernel, _ = b.machine()
+    wolf = b.wolf_build()
+    mach = f"{model.replace('Processor', '').strip()} {ncpu}c"
+    L = [PARTIAL_BEGIN,
+         f"\n# Sections measured on {time.strftime('%Y-%m-%d %H:%M', time.localtime(t_start))} "
+         f"(`python3 bench/run.py --only {','.join(sorted(only))} --update`{', BENCH_QUICK=1' if QUICK else ''}, "
+         f"{t_end - t_start:.0f} s)\n",
+         f"Machine: **{model}**, {ncpu} cores, Linux {kernel}; {wolf}. Load average {load_before} at the start, "
+         f"{load_after} at the end; busiest processes at the start: {ps_before}; at the end: {ps_after}. The tables "
+         "above this block are from the last full `make bench` (its date at the top).\n"]
+    if "scale" in only:
+        L += scale.section(b, med, trio, fmt, mach, wolf, CFG)
+    if "server" in only:
+        L += serverbench.section(b, med, trio, fmt, mach, wolf, CFG)
+    rows = []
+    if "passthru" in only:
+        w, s = R[("passthru", "without", "-")], R[("passthru", "with", "-")]
+        L.append(f"\n## Pass-through cost on non-TLS fds, 100-rule policy loaded ({5 * CFG['pass_n']:,} calls per run)\n")
+        L.append("| Measure | without shim [min – max] | with shim [min – max] | with/without |")
+        L.append("|---|---|---|---|")
+        for m, nm, nd in (("total_secs", "passthru total (pipe, file, plain TCP), s", 3), ("ns_per_call", "ns per call", 0),
+                          ("dd_secs", f"dd bs=64 count={CFG['pass_n']:,}, wall s", 3)):
+            a, alo, ahi = trio(w[m], nd)
+            c, clo, chi = trio(s[m], nd)
+            L.append(f"| {nm} | {a} [{alo} – {ahi}] | {c} [{clo} – {chi}] | {med(s[m]) / med(w[m]):.3f}× |")
+        if "ir_per_call" in w:
+            iw, is_ = med(w["ir_per_call"]), med(s["ir_per_call"])
+            L.append(f"| callgrind user-space instructions per call ({5 * CFG['cg_n']:,} calls) | {fmt(iw, 1)} | {fmt(is_, 1)} | "
+                     f"+{is_ - iw:.1f} instr/call |")
+            dd = med(s["dd_secs"]) / med(w["dd_secs"])
+            rows.append(("pass-through: at most 15 extra user-space instructions per read/write on a non-socket fd, "
+                         "100-rule policy loaded (callgrind)", f"+{is_ - iw:.1f} per call; dd wall time {dd:.3f}×",
+                         is_ - iw <= 15, "the hook's pass-through test grew (FAST_HOOK, preload/hooks.h)"))
+    rows += scale.targets(b, med) + serverbench.targets(b, med)
+    L.append("\n## Targets of this block\n")
+    L.append("| Target | Measured | Met | Why not (when missed) |")
+    L.append("|---|---|---|---|")
+    for name, val, ok, *why in rows:
+        L.append(f"| {name} | {val} | {'yes' if ok else '**no**'} | {why[0] if why and not ok else ''} |")
+    for note in b.notes:
+        L.append(f"\nNote: {note}")
+    L.append("\n![scale](results-scale.png)\n\n![server](results-server.png)\n" + PARTIAL_END)
+    path = os.path.join(outdir, "results.md")
+    old = open(path).read() if os.path.exists(path) else ""
+    if PARTIAL_BEGIN in old:
+        old = old[:old.index(PARTIAL_BEGIN)].rstrip() + "\n"
+    with open(path, "w") as f:
+        f.write(old + "\n" + "\n".join(L) + "\n")
+    title = f"{mach}, {wolf}"
+    scale.plot(b, med, outdir, f"Scale: one active TLS connection beside N idle ones, one epoll set ({title})")
+    serverbench.plot(b, med, outdir, f"Server side, nginx 1.22, TLS 1.3 AES-128-GCM P-256 ({mach})")
+
+
 def overlap(a, b):
     """Why a ratio of two medians may be noise: the two paths' [min, max] ranges overlap."""
     if min(a) <= max(b) and min(b) <= max(a):
@@ -785,6 +846,9 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--out", default=HERE)
     ap.add_argument("--only", default="", help="comma list of: bulk,conn,ping,hold,scale,server,passthru (debugging)")
+    ap.add_argument("--update", action="store_true",
+                    help="with --only scale,server,passthru: write those sections into results.md (a block of its own, "
+                         "replacing the previous such block; the rest of the file stays) and their plots")
     a = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
@@ -804,7 +868,10 @@ def main():
             if not only or name in only:
                 fn()
         signal.alarm(0)
-        if not only:
+        if only and a.update:
+            write_partial(b, only, t0, time.time(), ps0, busiest(), l0, loadavg(), a.out)
+            log(f"updated {a.out}/results.md ({', '.join(sorted(only))}) in {time.time() - t0:.0f} s")
+        elif not only:
             os.makedirs(os.path.join(a.out, "results"), exist_ok=True)
             with open(os.path.join(a.out, "results", "raw.json"), "w") as f:  # not committed (.gitignore)
                 json.dump({"cfg": CFG, "results": [[list(k), v] for k, v in b.results.items()]}, f, indent=1)

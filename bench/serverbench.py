@@ -5,8 +5,9 @@ One nginx (Debian's 1.22, one worker, sendfile on) measured three ways in the sa
   nginx-tls   nginx's own TLS (OpenSSL, in-process: the ceiling)
   shim        plain nginx under LD_PRELOAD=libtlsshim.so with a `serve` rule
   stunnel     plain nginx behind stunnel4 in server mode (the usual sidecar)
-All three: TLS 1.3 only, TLS_AES_128_GCM_SHA256 only, P-256 (the bench's EC P-256 certificate and the
-P-256 group). The clients use Debian's OpenSSL (curl and wrk) and are the same for every path:
+All three: TLS 1.3 only, TLS_AES_128_GCM_SHA256 only, the bench's EC P-256 certificate; nginx and
+stunnel are pinned to the P-256 group, a `serve` rule has no option for the group (the shim's server picks
+X25519 from OpenSSL's offer): the section prints what each negotiated. The clients use Debian's OpenSSL (curl and wrk) and are the same for every path:
   bulk        curl downloads a BULK-byte file: MB/s (curl's speed_download) and the server side's CPU
               (nginx master + worker, plus stunnel for that path: user+system s from /proc) per GiB
   keep-alive  wrk -t1 -c10 on a 1 KiB file over keep-alive connections: requests/s
@@ -213,7 +214,9 @@ def section(b, med, trio, fmt, mach, wolf, cfg):
         return []
     neg = "; ".join(f"{p}: {b.srv_neg[p]}" for p in SRV_PATHS)
     L = ["\n## Server side: nginx's own TLS vs plain nginx under the shim (`serve`) vs plain nginx behind stunnel\n",
-         f"One nginx 1.22 worker each, TLS 1.3, one suite, P-256 (negotiated, as `openssl s_client` saw it: {neg}). "
+         f"One nginx 1.22 worker each, TLS 1.3, one suite, an EC P-256 certificate; the key-exchange group is whatever each "
+         f"server picks from the client's offer (nginx and stunnel are pinned to P-256; a `serve` rule has no option for "
+         f"it), as `openssl s_client` saw it: {neg}. "
          f"Clients (the same for every path, Debian's OpenSSL): curl downloading {cfg['srv_bulk_bytes'] >> 20} MiB; "
          f"wrk -t1 -c10 for {cfg['srv_wrk_secs']} s on a 1 KiB file over keep-alive; wrk -t1 -c4 with `Connection: close` "
          f"(a full handshake per request). CPU: user+system s of the server side (nginx master and worker; for "
@@ -228,7 +231,7 @@ def section(b, med, trio, fmt, mach, wolf, cfg):
         for m, nd in (("mbps", 0), ("req_per_s", 0), ("conn_per_s", 0), ("cpu_per_gib", 2)):
             a, lo, hi = trio(r[m], nd)
             cells.append(f"{a} [{lo} – {hi}] | {med(r[m]) / med(ref[m]):.2f}×")
-        L.append(f"| {mach} | TLS 1.3 AES-128-GCM P-256 | {p} | " + " | ".join(cells) + " |")
+        L.append(f"| {mach} | TLS 1.3 AES-128-GCM | {p} | " + " | ".join(cells) + " |")
     return L
 
 
