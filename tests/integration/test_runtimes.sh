@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Issue 12 ("Proof"): real runtimes with their own event loops, unmodified, under the shim, against real TLS
 # servers: a python3 asyncio client holding 5,000 TLS connections at once (against the asyncio TLS echo
-# server, ev/aio_echo_server.py), node's fetch() and node's http module with a keep-alive agent, both
-# against nginx serving with its own TLS (OpenSSL), 2 workers. Every body
+# server, ev/aio_echo_server.py), node's fetch() and node's http module with a keep-alive agent, and
+# curl --parallel, the last three against nginx serving with its own TLS (OpenSSL), 2 workers. Every body
 # is compared by SHA-256 with what the server holds; parallelism is proven from the server's side (its
 # access log: the request intervals that overlap, the distinct connections), not from the client's word.
 source "$(dirname "$0")/lib.sh" "${1:-build}"
@@ -151,7 +151,35 @@ node_case() {
 t_node_fetch() { node_case fetch; }
 t_node_http_keepalive() { node_case http; }
 
+# ---- curl --parallel ----
+t_curl_parallel_nginx() {
+	local n=60 par=20
+	need curl nginx || return
+	ngx_tls "$n" || { fail "nginx did not start: $(tail -3 "$NGX/error.log" 2>/dev/null | tr '\n' ' ')"; return; }
+	mkdir -p "$T/cp"
+	TMO=90 TLSSHIM_RULES="$(rule)" srun curlp curl -sS --max-time 80 --parallel --parallel-max "$par" \
+		-o "$T/cp/f#1.bin" -w 'file %{url} %{http_code}\n' "http://localhost:$PORT/f[0-$((n - 1))].bin"
+	[ "$RC" = 0 ] || { fail "curl exit $RC: $(tail -3 "$ERR" | tr '\n' ' ')"; return; }
+	local i bad=0 what=""
+	for i in $(seq 0 $((n - 1))); do
+		if [ "$(sha_of "$T/cp/f$i.bin" 2>/dev/null)" != "$(sha_of "$NGX/www/f$i.bin")" ]; then
+			bad=$((bad + 1))
+			what="$what f$i.bin: got $(stat -c %s "$T/cp/f$i.bin" 2>/dev/null || echo no) bytes of $(stat -c %s "$NGX/www/f$i.bin") ($(cmp "$T/cp/f$i.bin" "$NGX/www/f$i.bin" 2>&1 | head -1); nginx logged: $(grep -a " /f$i.bin " "$NGX/access.log" | head -2 | tr '\n' ' '));"
+		fi
+	done
+	[ "$bad" = 0 ] || { fail "$bad of $n bodies differ:$what nginx: $(ngx_log_stats 1); curl stderr: $(head -c 300 "$ERR" | tr '\n' ' ')"; return; }
+	local st peak serial
+	st=$(ngx_log_stats 1)
+	peak=$(echo "$st" | sed -n 's/.*peak_overlap=\([0-9]*\).*/\1/p')
+	# The sum of nginx's request times: what the transfers would take one after the other.
+	serial=$(awk '{s += $2} END {printf "%d", s * 1000}' "$NGX/access.log")
+	[ "${peak:-0}" -ge 10 ] || { fail "not parallel: at most $peak of $par requests overlapped in nginx's log ($st)"; return; }
+	[ "$MS" -lt $((serial / 4)) ] || { fail "took $MS ms; the transfers one after the other take $serial ms: not parallel"; return; }
+	ok "$n bodies verified in $MS ms (one after the other: $serial ms); nginx (own TLS): $st"
+}
+
 tcase python_asyncio_5000
 tcase node_fetch
 tcase node_http_keepalive
+tcase curl_parallel_nginx
 finish
