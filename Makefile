@@ -70,7 +70,7 @@ $(BUILD)/tlsshim: $(tools_objs) $(policy_objs) $(WOLF_DEP)
 
 # ---- tests ----
 UNIT_SRC = $(wildcard tests/unit/*.c)
-UNIT_PRELOAD = preload/fdtab.c preload/names.c preload/choose.c preload/verify.c preload/chain.c preload/der.c preload/dlg_parse.c
+UNIT_PRELOAD = preload/fdtab.c preload/forkgate.c preload/names.c preload/choose.c preload/verify.c preload/chain.c preload/der.c preload/dlg_parse.c
 $(BUILD)/unit-tests: $(UNIT_SRC) $(POLICY_SRC) $(UNIT_PRELOAD) $(wildcard */*.h) $(WOLF_DEP)
 	$(CC) $(BASEFLAGS) $(WOLF_CFLAGS) $(CFLAGS) -DTLSSHIM_UNIT_TEST -o $@ $(UNIT_SRC) $(POLICY_SRC) $(UNIT_PRELOAD) \
 	  -lcriterion $(WOLF_LIBS) -lpthread

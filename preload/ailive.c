@@ -1,5 +1,6 @@
 /* ailive.c: the live getaddrinfo results (see ailive.h) and the freeaddrinfo hook that ends them. */
 #include "preload/ailive.h"
+#include "preload/forkgate.h"
 
 #include "preload/child.h"
 #include "preload/hooks.h"
@@ -25,27 +26,11 @@ struct ailive_list {
  * (ailive_name_for): every field under ailive_lock, which is only held for memory operations. `lists` is
  * allocated by the first ailive_track and never freed; n_live (the number of used slots, also written
  * under the lock) is read without it so that freeaddrinfo and connect skip the lock while nothing is
- * recorded. The fork handlers hold the lock across fork(), so the child's copy is never locked. */
+ * recorded. The lock is taken inside the fork gate (forkgate.h), so the child's copy is never locked. */
 static pthread_mutex_t ailive_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ailive_list *lists;
 static unsigned long long ailive_seq;
 static _Atomic unsigned n_live;
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-
-static void before_fork(void)
-{
-	pthread_mutex_lock(&ailive_lock);
-}
-
-static void after_fork(void)
-{
-	pthread_mutex_unlock(&ailive_lock);
-}
-
-static void register_atfork(void)
-{
-	pthread_atfork(before_fork, after_fork, after_fork);
-}
 
 /* The address in a result's sockaddr, normalised; false for other families or short sockaddrs. */
 static bool addr_of(const struct sockaddr *sa, socklen_t len, int *family, uint8_t addr[16])
@@ -73,14 +58,13 @@ void ailive_track(const char *node, const struct addrinfo *res)
 {
 	if (!node || !res || strlen(node) > NAMES_MAX_LEN || child_shares_parent_memory())
 		return;
-	pthread_once(&atfork_once, register_atfork);
-	pthread_mutex_lock(&ailive_lock);
+	forkgate_lock(&ailive_lock);
 	if (!lists)
 		lists = calloc(AILIVE_LISTS, sizeof(*lists));
 	struct ailive_list *l = NULL; /* a free slot, else the oldest record */
 	for (size_t i = 0; lists && i < AILIVE_LISTS; i++) {
 		if (lists[i].head == res) { /* already recorded */
-			pthread_mutex_unlock(&ailive_lock);
+			forkgate_unlock(&ailive_lock);
 			return;
 		}
 		if (!l || (l->head && (!lists[i].head || lists[i].seq < l->seq)))
@@ -100,7 +84,7 @@ void ailive_track(const char *node, const struct addrinfo *res)
 			l->sa[l->n++] = ai->ai_addr;
 		}
 	}
-	pthread_mutex_unlock(&ailive_lock);
+	forkgate_unlock(&ailive_lock);
 }
 
 bool ailive_name_for(const struct sockaddr *sa, int family, const uint8_t *addr, char *out, size_t out_len)
@@ -109,7 +93,7 @@ bool ailive_name_for(const struct sockaddr *sa, int family, const uint8_t *addr,
 		return false;
 	size_t alen = family == AF_INET ? 4 : 16;
 	bool found = false;
-	pthread_mutex_lock(&ailive_lock);
+	forkgate_lock(&ailive_lock);
 	for (size_t i = 0; lists && i < AILIVE_LISTS && !found; i++) {
 		const struct ailive_list *l = &lists[i];
 		for (int j = 0; l->head && j < l->n && !found; j++) {
@@ -120,7 +104,7 @@ bool ailive_name_for(const struct sockaddr *sa, int family, const uint8_t *addr,
 			}
 		}
 	}
-	pthread_mutex_unlock(&ailive_lock);
+	forkgate_unlock(&ailive_lock);
 	return found;
 }
 
@@ -131,7 +115,7 @@ EXPORT void freeaddrinfo(struct addrinfo *res)
 	 * address comparison in ailive_name_for keeps a reused pointer from naming another address. */
 	if (res && atomic_load_explicit(&n_live, memory_order_relaxed) != 0 &&
 	    !child_shares_parent_memory()) {
-		pthread_mutex_lock(&ailive_lock);
+		forkgate_lock(&ailive_lock);
 		for (size_t i = 0; lists && i < AILIVE_LISTS; i++) {
 			if (lists[i].head == res) {
 				lists[i].head = NULL;
@@ -139,7 +123,7 @@ EXPORT void freeaddrinfo(struct addrinfo *res)
 				break;
 			}
 		}
-		pthread_mutex_unlock(&ailive_lock);
+		forkgate_unlock(&ailive_lock);
 	}
 	libc.freeaddrinfo(res);
 }

@@ -34,12 +34,11 @@
  * would-block we know exactly how many bytes the committed record holds. */
 #define RECORD_PLAINTEXT_MAX 16384
 
-/* Recycled connections (type-stable memory, see conn.h) and the list of live ones (for fork and exit).
- * Guarded by free_lock; touched only when a
- * TLS connection starts or ends, never on the data path. */
+/* Recycled connections (type-stable memory, see conn.h). Guarded by free_lock (taken inside the fork
+ * gate, for a few instructions); touched only when a TLS connection starts or ends, never on the data
+ * path. Nothing keeps a list of live connections: fork does nothing per connection (conn_lock). */
 static pthread_mutex_t free_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct conn *free_list;
-static struct conn *live_list;
 
 struct conn conn_closing = {
     .refs = 1 << 30, /* never reaches zero */
@@ -93,20 +92,15 @@ static void conn_free(struct conn *c)
 	c->serve = NULL;
 	pq_release(c);
 	if (c->ssl) {
+		forkgate_enter(); /* wolfSSL_free takes the context's reference-count mutex */
 		wolfSSL_free(c->ssl);
+		forkgate_leave();
 		c->ssl = NULL;
 	}
-	pthread_mutex_lock(&free_lock);
-	if (c->live_prev)
-		c->live_prev->live_next = c->live_next;
-	else
-		live_list = c->live_next;
-	if (c->live_next)
-		c->live_next->live_prev = c->live_prev;
-	c->live_prev = c->live_next = NULL;
+	forkgate_lock(&free_lock);
 	c->next_free = free_list;
 	free_list = c;
-	pthread_mutex_unlock(&free_lock);
+	forkgate_unlock(&free_lock);
 }
 
 void conn_put(struct conn *c)
@@ -117,32 +111,25 @@ void conn_put(struct conn *c)
 
 struct conn *conn_new(const struct policy_rule *rule)
 {
-	pthread_mutex_lock(&free_lock);
+	forkgate_lock(&free_lock);
 	struct conn *c = free_list;
-	if (c) {
+	if (c)
 		free_list = c->next_free;
-	} else {
+	forkgate_unlock(&free_lock);
+	if (!c) {
 		c = calloc(1, sizeof(*c));
-		if (!c) {
-			pthread_mutex_unlock(&free_lock);
+		if (!c)
 			return NULL;
-		}
 		pthread_mutex_init(&c->lock, NULL);
 	}
-	c->live_prev = NULL;
-	c->live_next = live_list;
-	if (live_list)
-		live_list->live_prev = c;
-	live_list = c;
-	pthread_mutex_unlock(&free_lock);
-	pthread_mutex_lock(&c->lock);
+	conn_lock(c);
 	c->next_free = NULL;
 	c->state = CONN_CONNECTING;
 	c->role = CONN_ROLE_CLIENT;
 	c->serve = NULL;
 	c->fd_count = 0;
 	c->owner = getpid();
-	c->forked = c->wrote_since_fork = false;
+	c->forked = c->wrote_since_fork = false; /* (conn_lock set forks_seen) */
 	c->ssl = NULL;
 	c->io_fd = -1;
 	c->io_errno = 0;
@@ -166,7 +153,7 @@ struct conn *conn_new(const struct policy_rule *rule)
 	c->stale_ticket = 0;
 	c->bytes_in = c->bytes_out = 0;
 	c->counted_in = c->counted_out = 0;
-	pthread_mutex_unlock(&c->lock);
+	conn_unlock(c);
 	atomic_store_explicit(&c->refs, 1, memory_order_release);
 	return c;
 }
@@ -174,14 +161,14 @@ struct conn *conn_new(const struct policy_rule *rule)
 int conn_attach_fd(struct conn *c, int fd)
 {
 	atomic_fetch_add_explicit(&c->refs, 1, memory_order_acq_rel);
-	pthread_mutex_lock(&c->lock);
+	conn_lock(c);
 	c->fd_count++;
-	pthread_mutex_unlock(&c->lock);
+	conn_unlock(c);
 	struct conn *old = fdtab_store(fd, c);
 	if (old == (struct conn *)-1) {
-		pthread_mutex_lock(&c->lock);
+		conn_lock(c);
 		c->fd_count--;
-		pthread_mutex_unlock(&c->lock);
+		conn_unlock(c);
 		conn_put(c);
 		return -1;
 	}
@@ -486,13 +473,13 @@ int conn_begin(struct conn *c, int fd, const char *name, const char *sni, int fa
 {
 	const struct policy_tls_opts *o = &c->rule->tls;
 	char err[400];
-	pthread_mutex_lock(&c->lock);
+	conn_lock(c);
 	verify_begin(&c->verify, o, name, family, addr);
 	c->ssl = tlsctx_new_session(wolf_ctx, o, sni, &c->verify, err, sizeof(err));
 	if (!c->ssl) {
 		c->state = CONN_FAILED;
 		c->fail_errno = ECONNREFUSED;
-		pthread_mutex_unlock(&c->lock);
+		conn_unlock(c);
 		log_msg(LOG_ERROR, "%s: %s", c->dest, err);
 		errno = ECONNREFUSED;
 		return -1;
@@ -526,13 +513,13 @@ int conn_begin(struct conn *c, int fd, const char *name, const char *sni, int fa
 	c->restore_nodelay = libc.getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &nlen) == 0 && !nodelay;
 	if (c->restore_nodelay)
 		set_nodelay(fd, 1);
-	pthread_mutex_unlock(&c->lock);
+	conn_unlock(c);
 	return 0;
 }
 
 void conn_begin_server(struct conn *c, int fd, struct serve_state *s)
 {
-	pthread_mutex_lock(&c->lock);
+	conn_lock(c);
 	c->role = CONN_ROLE_SERVER;
 	c->serve = s;
 	c->io_fd = fd;
@@ -545,7 +532,7 @@ void conn_begin_server(struct conn *c, int fd, struct serve_state *s)
 	c->restore_nodelay = libc.getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &nlen) == 0 && !nodelay;
 	if (c->restore_nodelay)
 		set_nodelay(fd, 1);
-	pthread_mutex_unlock(&c->lock);
+	conn_unlock(c);
 }
 
 /* A server session is made when its ClientHello is in (the SNI picks the rule). Lock held.
@@ -750,10 +737,10 @@ static int progress_locked(struct conn *c, int fd)
 
 int conn_progress(struct conn *c, int fd)
 {
-	pthread_mutex_lock(&c->lock);
+	conn_lock(c);
 	int r = progress_locked(c, fd);
 	int e = errno;
-	pthread_mutex_unlock(&c->lock);
+	conn_unlock(c);
 	errno = e;
 	return r;
 }
@@ -761,12 +748,12 @@ int conn_progress(struct conn *c, int fd)
 int conn_finish(struct conn *c, int fd)
 {
 	for (;;) {
-		pthread_mutex_lock(&c->lock);
+		conn_lock(c);
 		int r = progress_locked(c, fd);
 		int e = errno;
 		short want = c->want_events;
 		long long deadline = c->deadline_ms;
-		pthread_mutex_unlock(&c->lock);
+		conn_unlock(c);
 		if (r <= 0) {
 			errno = e;
 			return r;
@@ -778,9 +765,9 @@ int conn_finish(struct conn *c, int fd)
 
 enum conn_state conn_get_state(struct conn *c)
 {
-	pthread_mutex_lock(&c->lock);
+	conn_lock(c);
 	enum conn_state s = c->state;
-	pthread_mutex_unlock(&c->lock);
+	conn_unlock(c);
 	return s;
 }
 
@@ -842,13 +829,13 @@ static int drive_handshake(struct conn *c, int fd, int flags)
 	int r = progress_locked(c, fd);
 	if (r <= 0)
 		return 0; /* established, or failed: the caller reports the state */
-	pthread_mutex_unlock(&c->lock);
+	conn_unlock(c);
 	if (fd_is_nonblocking(fd, flags)) {
 		errno = EAGAIN;
 		return -1;
 	}
 	conn_finish(c, fd);
-	pthread_mutex_lock(&c->lock);
+	conn_lock(c);
 	return 0;
 }
 
@@ -860,7 +847,7 @@ ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 	int ra_rounds = 0;
 	if (len > INT_MAX)
 		len = INT_MAX;
-	pthread_mutex_lock(&c->lock);
+	conn_lock(c);
 	if (drive_handshake(c, fd, flags) != 0)
 		return -1;
 	long long rcv_deadline = -2; /* -2: SO_RCVTIMEO not yet asked */
@@ -872,7 +859,7 @@ ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 			flush_committed(c, fd);
 		if (c->state != CONN_ESTABLISHED) {
 			int e = dead_errno(c, false);
-			pthread_mutex_unlock(&c->lock);
+			conn_unlock(c);
 			if (got)
 				return (ssize_t)got;
 			errno = e;
@@ -883,13 +870,13 @@ ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 			 * alone; a read goes on to take the records already here, without waiting. */
 			got += pq_take(c, (char *)buf + got, len - got, flags & MSG_PEEK);
 			if (flags & MSG_PEEK) {
-				pthread_mutex_unlock(&c->lock);
+				conn_unlock(c);
 				return (ssize_t)got;
 			}
 			continue;
 		}
 		if (c->read_eof || len == 0 || got == len) {
-			pthread_mutex_unlock(&c->lock);
+			conn_unlock(c);
 			return (ssize_t)got;
 		}
 		c->io_fd = fd;
@@ -927,7 +914,7 @@ ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 				/* A thread blocked in poll on this fd would never hear of bytes left behind.
 				 */
 				bool left_behind = wolfSSL_pending(c->ssl) > 0 || c->ra_off < c->ra_len;
-				pthread_mutex_unlock(&c->lock);
+				conn_unlock(c);
 				if (left_behind)
 					wake_notify(fd);
 				return (ssize_t)got;
@@ -948,7 +935,7 @@ ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 				     read-ahead */
 		if (err == WOLFSSL_ERROR_WANT_READ || err == WOLFSSL_ERROR_WANT_WRITE) {
 			if (got && !(flags & MSG_WAITALL)) {
-				pthread_mutex_unlock(&c->lock);
+				conn_unlock(c);
 				return (ssize_t)got;
 			}
 			/* Full duplex (another thread writing): the record this read owes the peer, or
@@ -956,7 +943,7 @@ ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 			 * room once we read what it sends. So a blocking read that owes a send waits for
 			 * both directions and moves whichever comes first. */
 			bool owe = c->out_committed > 0 || err == WOLFSSL_ERROR_WANT_WRITE;
-			pthread_mutex_unlock(&c->lock);
+			conn_unlock(c);
 			int w;
 			if (fd_is_nonblocking(fd, flags)) {
 				if (err == WOLFSSL_ERROR_WANT_READ) {
@@ -984,7 +971,7 @@ ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 					return (ssize_t)got;
 				return -1;
 			}
-			pthread_mutex_lock(&c->lock);
+			conn_lock(c);
 			continue;
 		}
 		if (c->tcp_eof &&
@@ -1003,14 +990,14 @@ ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 					"does that",
 					c->dest);
 			}
-			pthread_mutex_unlock(&c->lock);
+			conn_unlock(c);
 			if (got)
 				return (ssize_t)got;
 			errno = ECONNRESET;
 			return -1;
 		}
 		int e = conn_break(c, err, false);
-		pthread_mutex_unlock(&c->lock);
+		conn_unlock(c);
 		if (got)
 			return (ssize_t)got;
 		errno = e;
@@ -1131,9 +1118,9 @@ static void poll_state_locked(struct conn *c, int fd, short events, bool kernel_
 void conn_poll_state(struct conn *c, int fd, short events, bool kernel_said, struct conn_ready *out)
 {
 	int e = errno;
-	pthread_mutex_lock(&c->lock);
+	conn_lock(c);
 	poll_state_locked(c, fd, events, kernel_said, out);
-	pthread_mutex_unlock(&c->lock);
+	conn_unlock(c);
 	errno = e;
 }
 
@@ -1148,7 +1135,7 @@ int conn_pending(struct conn *c, int fd)
 {
 	struct conn_ready st;
 	int e = errno;
-	pthread_mutex_lock(&c->lock);
+	conn_lock(c);
 	size_t n = 0;
 	if (c->state == CONN_ESTABLISHED) {
 		poll_state_locked(c, fd, POLLIN, true, &st); /* FIONREAD counts what the kernel holds */
@@ -1166,34 +1153,34 @@ int conn_pending(struct conn *c, int fd)
 				n += (size_t)k;
 		}
 	}
-	pthread_mutex_unlock(&c->lock);
+	conn_unlock(c);
 	errno = e;
 	return n > INT_MAX ? INT_MAX : (int)n;
 }
 
 bool conn_set_nodelay(struct conn *c, bool on)
 {
-	pthread_mutex_lock(&c->lock);
+	conn_lock(c);
 	bool during = c->state == CONN_CONNECTING && !conn_is_sentinel(c);
 	if (during)
 		c->restore_nodelay = !on; /* handshake_done leaves it on, or turns it off */
-	pthread_mutex_unlock(&c->lock);
+	conn_unlock(c);
 	return during;
 }
 
 bool conn_get_nodelay(struct conn *c, int *on)
 {
-	pthread_mutex_lock(&c->lock);
+	conn_lock(c);
 	bool during = c->state == CONN_CONNECTING && !conn_is_sentinel(c);
 	if (during)
 		*on = !c->restore_nodelay;
-	pthread_mutex_unlock(&c->lock);
+	conn_unlock(c);
 	return during;
 }
 
 int conn_so_error(struct conn *c, int fd)
 {
-	pthread_mutex_lock(&c->lock);
+	conn_lock(c);
 	if (c->state == CONN_CONNECTING)
 		progress_locked(c, fd);
 	int r = -1;
@@ -1203,7 +1190,7 @@ int conn_so_error(struct conn *c, int fd)
 		r = c->fail_reported ? 0 : c->fail_errno;
 		c->fail_reported = true;
 	}
-	pthread_mutex_unlock(&c->lock);
+	conn_unlock(c);
 	return r;
 }
 
@@ -1226,11 +1213,11 @@ static int flush_committed(struct conn *c, int fd)
 
 bool conn_try_flush(struct conn *c, int fd)
 {
-	pthread_mutex_lock(&c->lock);
+	conn_lock(c);
 	if (c->state == CONN_ESTABLISHED && c->out_committed)
 		flush_committed(c, fd);
 	bool left = c->state == CONN_ESTABLISHED && c->out_committed > 0;
-	pthread_mutex_unlock(&c->lock);
+	conn_unlock(c);
 	return left;
 }
 
@@ -1240,14 +1227,14 @@ ssize_t conn_write(struct conn *c, int fd, const void *buf, size_t len, int flag
 		return child_refuse(fd, "a write");
 	size_t done = 0;
 	long long deadline = -2; /* -2: not yet asked */
-	pthread_mutex_lock(&c->lock);
+	conn_lock(c);
 	if (drive_handshake(c, fd, flags) != 0)
 		return -1;
 	for (;;) {
 		int err;
 		if (c->state != CONN_ESTABLISHED || c->write_shut) {
 			int e = c->write_shut && c->state == CONN_ESTABLISHED ? EPIPE : dead_errno(c, true);
-			pthread_mutex_unlock(&c->lock);
+			conn_unlock(c);
 			if (done)
 				return (ssize_t)done;
 			if (e == EPIPE && !(flags & MSG_NOSIGNAL))
@@ -1258,7 +1245,7 @@ ssize_t conn_write(struct conn *c, int fd, const void *buf, size_t len, int flag
 		if (c->out_committed) {
 			err = flush_committed(c, fd);
 		} else if (done == len) {
-			pthread_mutex_unlock(&c->lock);
+			conn_unlock(c);
 			return (ssize_t)done;
 		} else if (c->dlg && dialogue_filter_write(c->dlg, c, (const char *)buf + done, len - done)) {
 			done += 8; /* starttls=postgres: the program's own SSLRequest, answered 'N' */
@@ -1287,7 +1274,7 @@ ssize_t conn_write(struct conn *c, int fd, const void *buf, size_t len, int flag
 		if (err == 0)
 			continue;
 		if (err == WOLFSSL_ERROR_WANT_WRITE || err == WOLFSSL_ERROR_WANT_READ) {
-			pthread_mutex_unlock(&c->lock);
+			conn_unlock(c);
 			if (fd_is_nonblocking(fd, flags)) {
 				if (done)
 					return (ssize_t)done;
@@ -1315,11 +1302,11 @@ ssize_t conn_write(struct conn *c, int fd, const void *buf, size_t len, int flag
 					errno = EAGAIN; /* SO_SNDTIMEO expired, as the kernel reports it */
 				return -1;
 			}
-			pthread_mutex_lock(&c->lock);
+			conn_lock(c);
 			continue;
 		}
 		int e = conn_break(c, err, true);
-		pthread_mutex_unlock(&c->lock);
+		conn_unlock(c);
 		if (done)
 			return (ssize_t)done;
 		if (e == EPIPE && !(flags & MSG_NOSIGNAL))
@@ -1329,7 +1316,19 @@ ssize_t conn_write(struct conn *c, int fd, const void *buf, size_t len, int flag
 	}
 }
 
-/* Flushes what is committed and sends close_notify, waiting at most timeout_ms. Lock held. */
+/* Waits (at most until deadline) for fd to take more bytes, without the lock: a peer that does not read
+ * must not hold the connection's lock, or the fork gate, for the seconds of a close. True when it can go
+ * on (the socket is writable and the connection is still established). Lock held on entry and return. */
+static bool wait_writable_unlocked(struct conn *c, int fd, long long deadline)
+{
+	conn_unlock(c);
+	int w = wait_fd(fd, POLLOUT, deadline);
+	conn_lock(c);
+	return w > 0 && c->state == CONN_ESTABLISHED;
+}
+
+/* Flushes what is committed and sends close_notify, waiting at most timeout_ms (lock released while it
+ * waits). Lock held. */
 static void send_close_notify(struct conn *c, int fd, int timeout_ms)
 {
 	long long deadline = now_ms() + timeout_ms;
@@ -1338,16 +1337,18 @@ static void send_close_notify(struct conn *c, int fd, int timeout_ms)
 		int err = flush_committed(c, fd);
 		if (err == 0)
 			break;
-		if (err != WOLFSSL_ERROR_WANT_WRITE || wait_fd(fd, POLLOUT, deadline) <= 0)
+		if (err != WOLFSSL_ERROR_WANT_WRITE || !wait_writable_unlocked(c, fd, deadline))
 			return;
+		c->io_fd = fd;
 	}
 	for (;;) {
 		int r = wolfSSL_shutdown(c->ssl);
 		if (r == WOLFSSL_SUCCESS || r == WOLFSSL_SHUTDOWN_NOT_DONE)
 			return;
 		if (wolfSSL_get_error(c->ssl, r) != WOLFSSL_ERROR_WANT_WRITE ||
-		    wait_fd(fd, POLLOUT, deadline) <= 0)
+		    !wait_writable_unlocked(c, fd, deadline))
 			return;
+		c->io_fd = fd;
 	}
 }
 
@@ -1355,14 +1356,14 @@ int conn_shutdown(struct conn *c, int fd, int how)
 {
 	if (child_shares_parent_memory()) /* the socket (and its session) is the parent's too */
 		return child_refuse(fd, "shutdown");
-	pthread_mutex_lock(&c->lock);
+	conn_lock(c);
 	if ((how == SHUT_WR || how == SHUT_RDWR) && c->state == CONN_ESTABLISHED && !c->write_shut) {
 		send_close_notify(c, fd, 2000);
 		c->write_shut = true;
 	}
 	if (how == SHUT_RD || how == SHUT_RDWR)
 		c->read_eof = true;
-	pthread_mutex_unlock(&c->lock);
+	conn_unlock(c);
 	return libc.shutdown(fd, how);
 }
 
@@ -1382,10 +1383,10 @@ void conn_publish_all_bytes(void)
 		struct conn *c = fdtab_load(fd);
 		if (!c || conn_is_sentinel(c) || !(c = conn_get(fd)))
 			continue;
-		if (!conn_is_sentinel(c) && pthread_mutex_trylock(&c->lock) == 0) {
+		if (!conn_is_sentinel(c) && conn_trylock(c)) {
 			if (c->state != CONN_CLOSED && c->state != CONN_CONNECTING)
 				publish_bytes(c);
-			pthread_mutex_unlock(&c->lock);
+			conn_unlock(c);
 		}
 		conn_put(c);
 	}
@@ -1432,7 +1433,7 @@ void conn_detach_fd(struct conn *c, int fd)
 {
 	if (conn_is_sentinel(c))
 		return;
-	pthread_mutex_lock(&c->lock);
+	conn_lock(c);
 	c->fd_count--;
 	if (c->fd_count == 0) {
 		/* Not after a fork: the socket is shared, and the other process's records are not ours. */
@@ -1445,39 +1446,12 @@ void conn_detach_fd(struct conn *c, int fd)
 		if (c->state == CONN_ESTABLISHED || c->state == CONN_CONNECTING)
 			c->state = CONN_CLOSED;
 	}
-	pthread_mutex_unlock(&c->lock);
+	conn_unlock(c);
 	conn_put(c);
 	metrics_tick(); /* no lock held: the periodic metrics file rides on closes */
 }
 
-/* ---- fork and exit ---- */
-
-void conn_atfork_prepare(void)
-{
-	pthread_mutex_lock(&free_lock);
-	for (struct conn *c = live_list; c; c = c->live_next)
-		pthread_mutex_lock(&c->lock);
-}
-
-static void after_fork(void)
-{
-	for (struct conn *c = live_list; c; c = c->live_next) {
-		c->forked = true;
-		c->wrote_since_fork = false;
-		pthread_mutex_unlock(&c->lock);
-	}
-	pthread_mutex_unlock(&free_lock);
-}
-
-void conn_atfork_parent(void)
-{
-	after_fork();
-}
-
-void conn_atfork_child(void)
-{
-	after_fork();
-}
+/* ---- exit ---- */
 
 void conn_end_all_at_exit(int budget_ms)
 {
@@ -1486,7 +1460,7 @@ void conn_end_all_at_exit(int budget_ms)
 		struct conn *c = conn_get(fd);
 		if (!c)
 			continue;
-		pthread_mutex_lock(&c->lock);
+		conn_lock(c);
 		long long left = deadline - now_ms();
 		if (c->state == CONN_ESTABLISHED && !c->write_shut && may_end_session(c) && left > 0) {
 			send_close_notify(c, fd, (int)left);
@@ -1495,7 +1469,7 @@ void conn_end_all_at_exit(int budget_ms)
 		conn_count_end(c, fd);
 		if (c->state == CONN_ESTABLISHED)
 			c->state = CONN_CLOSED;
-		pthread_mutex_unlock(&c->lock);
+		conn_unlock(c);
 		conn_put(c);
 	}
 }

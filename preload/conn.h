@@ -3,7 +3,9 @@
  * and the end of the session (close_notify on the last close).
  *
  * Locking: c->lock guards the session and every field below it; it is never held while waiting for
- * the network, so a reader blocked in the kernel does not stop a writer.
+ * the network, so a reader blocked in the kernel does not stop a writer. It is taken only through
+ * conn_lock/conn_unlock, inside the fork gate (forkgate.h), so a fork never copies it held; wolfSSL is
+ * called only with it held (or, for wolfSSL_free, inside the gate).
  * Lifetime: c->refs counts fd slots plus calls in flight; memory is recycled (never returned to the
  * allocator), so a stale pointer read from the fd table is always safe to try to reference. */
 #ifndef TLSSHIM_CONN_H
@@ -18,6 +20,7 @@
 #include <sys/socket.h>
 
 #include "policy/policy.h"
+#include "preload/forkgate.h"
 #include "preload/verify.h"
 
 struct WOLFSSL;
@@ -43,8 +46,9 @@ enum conn_state {
 struct conn {
 	_Atomic int refs;
 	pthread_mutex_t lock;
-	struct conn *next_free;		    /* free list link (conn.c) */
-	struct conn *live_prev, *live_next; /* list of live connections (conn.c), for fork and exit */
+	struct conn *next_free;	  /* free list link (conn.c) */
+	unsigned long forks_seen; /* forkgate_forks() when forked/wrote_since_fork were last brought up to
+				     date (conn_lock does it: a fork is learnt lazily, never walked) */
 
 	enum conn_state state;
 	enum conn_role role;	   /* set by conn_new (client) or conn_begin_server, then fixed */
@@ -145,12 +149,44 @@ int conn_progress(struct conn *c, int fd);
 /* Runs the handshake to its end, waiting (bounded by handshake-timeout=). 0 or -1 with errno. */
 int conn_finish(struct conn *c, int fd);
 
-/* fork and exit (conn.c): the prepare/parent/child handlers keep every connection's lock consistent
- * across fork; conn_end_all_at_exit sends close_notify for the sessions this process may end. */
-void conn_atfork_prepare(void);
-void conn_atfork_parent(void);
-void conn_atfork_child(void);
+/* Exit (conn.c): sends close_notify for the sessions this process may end. */
 void conn_end_all_at_exit(int budget_ms);
+
+/* Takes c->lock inside the fork gate, and brings the fork flags up to date: when a fork happened since
+ * this connection last looked (in this process's copy, parent or child), it is marked forked and nobody
+ * has written since. O(1) per fork for the whole process, paid by each connection at its next use. */
+static inline void conn_lock(struct conn *c)
+{
+	forkgate_lock(&c->lock);
+	unsigned long forks = forkgate_forks();
+	if (__builtin_expect(c->forks_seen != forks, 0)) {
+		c->forks_seen = forks;
+		c->forked = true;
+		c->wrote_since_fork = false;
+	}
+}
+
+/* conn_lock without waiting: true when taken (then release with conn_unlock). */
+static inline bool conn_trylock(struct conn *c)
+{
+	forkgate_enter();
+	if (pthread_mutex_trylock(&c->lock) != 0) {
+		forkgate_leave();
+		return false;
+	}
+	unsigned long forks = forkgate_forks();
+	if (__builtin_expect(c->forks_seen != forks, 0)) {
+		c->forks_seen = forks;
+		c->forked = true;
+		c->wrote_since_fork = false;
+	}
+	return true;
+}
+
+static inline void conn_unlock(struct conn *c)
+{
+	forkgate_unlock(&c->lock);
+}
 
 /* The state, read under the lock. */
 enum conn_state conn_get_state(struct conn *c);

@@ -374,9 +374,9 @@ EXPORT int getpeername(int fd, __SOCKADDR_ARG addr, socklen_t *len)
 	struct conn *c = conn_get(fd);
 	if (!c)
 		return ret;
-	pthread_mutex_lock(&c->lock);
+	conn_lock(c);
 	dialogue_peer(c->dlg, sa, len);
-	pthread_mutex_unlock(&c->lock);
+	conn_unlock(c);
 	conn_put(c);
 	return 0;
 }

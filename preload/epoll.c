@@ -546,19 +546,19 @@ static uint32_t tls_events(struct conn *c, int fd, uint32_t want, bool held_only
 	struct conn_ready st;
 	if (held_only) {
 		conn_poll_state(c, fd, POLLIN, false, &st);
-		pthread_mutex_lock(&c->lock);
+		conn_lock(c);
 		*bytes_in = c->bytes_in;
-		pthread_mutex_unlock(&c->lock);
+		conn_unlock(c);
 		return (st.now & POLLIN) ? (want & EPOLLIN) : 0;
 	}
 	struct pollfd p = {.fd = fd, .events = POLLIN | POLLOUT | POLLRDHUP};
 	if (libc.poll(&p, 1, 0) < 0)
 		p.revents = 0;
-	pthread_mutex_lock(&c->lock);
+	conn_lock(c);
 	/* A session that existed at a fork: the records in the kernel may be another process's to
 	 * decrypt, so they are not taken here; the kernel's POLLIN says readable then. */
 	bool forked = c->forked;
-	pthread_mutex_unlock(&c->lock);
+	conn_unlock(c);
 	short ev = (short)(((want & EPOLLIN) ? POLLIN : 0) | ((want & EPOLLOUT) ? POLLOUT : 0));
 	bool kernel_said = !forked && (p.revents & (POLLIN | POLLHUP | POLLERR | POLLRDHUP));
 	conn_poll_state(c, fd, ev, kernel_said, &st);
@@ -574,10 +574,10 @@ static uint32_t tls_events(struct conn *c, int fd, uint32_t want, bool held_only
 	uint32_t out = epoll_bits(st.now) | epoll_bits((short)(p.revents & st.pass));
 	if (forked && (want & EPOLLIN) && (p.revents & POLLIN))
 		out |= EPOLLIN;
-	pthread_mutex_lock(&c->lock);
+	conn_lock(c);
 	*bytes_in = c->bytes_in;
 	bool peer_done = c->read_eof || c->tcp_eof; /* close_notify (or FIN): the peer's write side ended */
-	pthread_mutex_unlock(&c->lock);
+	conn_unlock(c);
 	if ((p.revents & POLLRDHUP) || peer_done)
 		out |= EPOLLRDHUP;
 	return out;

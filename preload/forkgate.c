@@ -1,6 +1,6 @@
-/* forkgate.c: the fork gate and the shim's only pthread_atfork handlers (see forkgate.h). */
+/* forkgate.c: the fork gate and the fork handlers that keep the shim's locks consistent (forkgate.h).
+ * (Other files register child-only handlers that reset their own state; none of them takes a lock.) */
 #include "preload/forkgate.h"
-#include "preload/resolve.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -24,6 +24,17 @@ static bool gate_taken_for_fork;
 /* See forkgate.h. Incremented by the atfork parent and child handlers; read with relaxed loads. */
 static _Atomic unsigned long fork_count;
 static _Atomic unsigned long process_gen = 1;
+
+/* The handlers of the one lock outside the gate (resolve.c), set once by its constructor (before any
+ * thread can fork) and read-only afterwards. */
+static void (*leaf_prepare)(void), (*leaf_parent)(void), (*leaf_child)(void);
+
+void forkgate_register_leaf(void (*prepare)(void), void (*parent)(void), void (*child)(void))
+{
+	leaf_prepare = prepare;
+	leaf_parent = parent;
+	leaf_child = child;
+}
 
 void forkgate_enter(void)
 {
@@ -55,12 +66,14 @@ static void forkgate_prepare(void)
 		gate_taken_for_fork = true;
 		gate_forking = true;
 	}
-	resolve_atfork_prepare(); /* outside the gate by design (forkgate.h): its holders never enter it */
+	if (leaf_prepare) /* after the gate: its holders never enter the gate (forkgate.h) */
+		leaf_prepare();
 }
 
 static void forkgate_parent(void)
 {
-	resolve_atfork_parent();
+	if (leaf_parent)
+		leaf_parent();
 	atomic_fetch_add_explicit(&fork_count, 1, memory_order_relaxed);
 	if (gate_taken_for_fork) {
 		gate_forking = false;
@@ -70,7 +83,8 @@ static void forkgate_parent(void)
 
 static void forkgate_child(void)
 {
-	resolve_atfork_child();
+	if (leaf_child)
+		leaf_child();
 	atomic_fetch_add_explicit(&fork_count, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&process_gen, 1, memory_order_relaxed);
 	pthread_rwlock_t fresh = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;

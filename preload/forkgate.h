@@ -38,6 +38,10 @@ static inline void forkgate_unlock(pthread_mutex_t *m)
 	forkgate_leave();
 }
 
+/* The one lock outside the gate (resolve.c's rule-name table) hands its fork handlers here, once, from a
+ * constructor: prepare runs after the gate is taken, parent and child before it is given back. */
+void forkgate_register_leaf(void (*prepare)(void), void (*parent)(void), void (*child)(void));
+
 /* How many forks this process's memory has gone through (in the parent and in the child: both count the
  * fork). Read lock-free; conn.c compares it with the value a connection last saw. */
 unsigned long forkgate_forks(void);

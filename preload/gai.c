@@ -5,6 +5,7 @@
  * returns, when gai_error() reports it done, after gai_suspend(), and before a SIGEV_THREAD notification
  * function runs. A SIGEV_SIGNAL handler that reads ar_result without calling gai_error is not seen. */
 #include "preload/ailive.h"
+#include "preload/forkgate.h"
 #include "preload/hooks.h"
 #include "preload/names.h"
 
@@ -24,9 +25,9 @@ static bool is_name(const char *node)
 /* The requests whose answer was learned, newest last: each answer is read once, when the program can
  * first see it. A program may free ar_result and still call gai_error() on the request (it stays
  * done), and reading the freed list again would be a use after free. Written by learned_before under
- * learned_lock (held for the ring only). A request reused for a new lookup whose answer lands at the
- * same address as the last one is not learned again (the memory then lacks that name; fail-closed:
- * names only ever add candidates). */
+ * learned_lock (held for the ring only, inside the fork gate). A request reused for a new lookup whose answer
+ * lands at the same address as the last one is not learned again (the memory then lacks that name;
+ * fail-closed: names only ever add candidates). */
 #define LEARNED_RING 256
 static struct {
 	const struct gaicb *req;
@@ -38,7 +39,7 @@ static pthread_mutex_t learned_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool learned_before(const struct gaicb *req)
 {
 	bool seen = false;
-	pthread_mutex_lock(&learned_lock);
+	forkgate_lock(&learned_lock);
 	for (unsigned i = 0; i < LEARNED_RING && !seen; i++)
 		seen = learned[i].req == req && learned[i].result == req->ar_result;
 	if (!seen) {
@@ -46,7 +47,7 @@ static bool learned_before(const struct gaicb *req)
 		learned[learned_next % LEARNED_RING].result = req->ar_result;
 		learned_next++;
 	}
-	pthread_mutex_unlock(&learned_lock);
+	forkgate_unlock(&learned_lock);
 	return seen;
 }
 

@@ -19,10 +19,12 @@ static struct policy the_policy;
 static bool policy_ok;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
-/* One context per rule, built on the first connect that needs it and kept for the process's life.
- * ctx_lock serialises building (connect path only); readers load the pointer atomically. */
+/* One context per rule, built on the first connect that needs it and kept for the process's life. The
+ * array is allocated once (init_once); each slot is written once, by a compare-and-swap, and read with an
+ * atomic load. Building reads the rule's CA, certificate and key files, so it runs with no lock held:
+ * two threads that miss at once both build, one context wins and the other is freed. A context being
+ * built is private to its thread until the swap, so a fork meanwhile leaves nothing shared half-made. */
 static _Atomic(WOLFSSL_CTX *) *rule_ctx;
-static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void load_config(void)
 {
@@ -79,21 +81,20 @@ void *shim_rule_ctx(const struct policy_rule *rule, char *err, unsigned long err
 	WOLFSSL_CTX *ctx = atomic_load_explicit(&rule_ctx[idx], memory_order_acquire);
 	if (ctx)
 		return ctx;
-	pthread_mutex_lock(&ctx_lock);
-	ctx = atomic_load_explicit(&rule_ctx[idx], memory_order_acquire);
-	if (!ctx) {
-		ctx = tlsctx_new(&rule->tls, err, errlen);
-		if (ctx)
-			atomic_store_explicit(&rule_ctx[idx], ctx, memory_order_release);
-	}
-	pthread_mutex_unlock(&ctx_lock);
-	return ctx;
+	WOLFSSL_CTX *made = tlsctx_new(&rule->tls, err, errlen); /* files read here: no lock held */
+	if (!made)
+		return NULL;
+	WOLFSSL_CTX *expected = NULL;
+	if (atomic_compare_exchange_strong_explicit(&rule_ctx[idx], &expected, made, memory_order_acq_rel,
+						    memory_order_acquire))
+		return made;
+	wolfSSL_CTX_free(made); /* another thread's won; ours was never shared */
+	return expected;
 }
 
 __attribute__((constructor)) static void tlsshim_constructor(void)
 {
-	shim_init();
-	pthread_atfork(conn_atfork_prepare, conn_atfork_parent, conn_atfork_child);
+	shim_init(); /* fork handlers: forkgate.c */
 }
 
 /* At exit the kernel closes the fds without telling anyone: end our sessions properly first, within a

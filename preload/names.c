@@ -1,5 +1,6 @@
 /* names.c: the address -> candidate names memory (see names.h). */
 #include "preload/names.h"
+#include "preload/forkgate.h"
 
 #include <netinet/in.h>
 #include <pthread.h>
@@ -17,9 +18,9 @@ struct name_entry {
 };
 
 /* The process's memory of resolver answers: written by the resolver hooks, read by connect (choose.c);
- * all of it under names_lock, which is never held across a call that can block. `names` is allocated on
- * the first remembered name (a process that never resolves pays nothing) and never freed. A linear scan
- * of 1024 entries costs less than the connect it serves. */
+ * all of it under names_lock (taken inside the fork gate), which is never held across a call that can block.
+ * `names` is allocated on the first remembered name (a process that never resolves pays nothing) and never
+ * freed. A linear scan of 1024 entries costs less than the connect it serves. */
 static pthread_mutex_t names_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct name_entry *names;
 static unsigned long long names_clock;
@@ -73,11 +74,11 @@ size_t names_remember(const char *name, int family, const void *addr_in, char *o
 	if (nlen == 0 || nlen > NAMES_MAX_LEN)
 		return 0;
 	normalise(&family, &addr);
-	pthread_mutex_lock(&names_lock);
+	forkgate_lock(&names_lock);
 	if (!names)
 		names = calloc(NAMES_CAPACITY, sizeof(*names));
 	if (!names) {
-		pthread_mutex_unlock(&names_lock);
+		forkgate_unlock(&names_lock);
 		return 0; /* nothing remembered: connects to the address verify the address itself */
 	}
 	struct name_entry *e = find(family, addr);
@@ -105,7 +106,7 @@ size_t names_remember(const char *name, int family, const void *addr_in, char *o
 		other[other_len - 1] = '\0';
 	}
 	e->used = ++names_clock;
-	pthread_mutex_unlock(&names_lock);
+	forkgate_unlock(&names_lock);
 	return count;
 }
 
@@ -117,7 +118,7 @@ void names_candidates(int family, const void *addr_in, struct names_set *out)
 	if (family != AF_INET && family != AF_INET6)
 		return;
 	normalise(&family, &addr);
-	pthread_mutex_lock(&names_lock);
+	forkgate_lock(&names_lock);
 	struct name_entry *e = find(family, addr);
 	if (e) {
 		out->n = e->set.n;
@@ -126,17 +127,17 @@ void names_candidates(int family, const void *addr_in, struct names_set *out)
 			strcpy(out->name[i], e->set.name[i]);
 		e->used = ++names_clock;
 	}
-	pthread_mutex_unlock(&names_lock);
+	forkgate_unlock(&names_lock);
 }
 
 void names_clear(void)
 {
-	pthread_mutex_lock(&names_lock);
+	forkgate_lock(&names_lock);
 	if (names)
 		memset(names, 0, NAMES_CAPACITY * sizeof(*names));
 	names_clock = 0;
 	atomic_fetch_add_explicit(&names_gen, 1, memory_order_release);
-	pthread_mutex_unlock(&names_lock);
+	forkgate_unlock(&names_lock);
 }
 
 unsigned long names_generation(void)

@@ -1,5 +1,6 @@
 /* precopy.c: copies of a TCP socket made before it connected (precopy.h). */
 #include "preload/precopy.h"
+#include "preload/forkgate.h"
 #include "preload/conn.h"
 #include "preload/fdtab.h"
 #include "preload/hooks.h"
@@ -22,9 +23,9 @@ struct note {
 };
 
 /* The notes: an array that grows (never shrinks) under notes_lock, which is held only for array work and
- * atomic fd-table stores, never across a system call that can block or a connection's lock; the atfork
- * handlers take it so a child never inherits it held. n_notes is also read without the lock (connects
- * skip everything while it is 0). Written by precopy_note, precopy_attach, precopy_undo. */
+ * atomic fd-table stores, never across a system call that can block or a connection's lock; it is taken
+ * inside the fork gate (forkgate.h), so a child never inherits it held. n_notes is also read without the lock
+ * (connects skip everything while it is 0). Written by precopy_note, precopy_attach, precopy_undo. */
 static pthread_mutex_t notes_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct note *notes;
 static size_t notes_cap;
@@ -89,19 +90,19 @@ static bool still_same(const struct note *e)
  * on a snapshot. Called when the array is full. */
 static void prune(void)
 {
-	pthread_mutex_lock(&notes_lock);
+	forkgate_lock(&notes_lock);
 	size_t n = atomic_load_explicit(&n_notes, memory_order_relaxed);
 	struct note *snap = n ? malloc(n * sizeof(*snap)) : NULL;
 	if (snap)
 		memcpy(snap, notes, n * sizeof(*snap));
-	pthread_mutex_unlock(&notes_lock);
+	forkgate_unlock(&notes_lock);
 	if (!snap)
 		return;
 	size_t stale = 0;
 	for (size_t i = 0; i < n; i++)
 		if (!still_same(&snap[i]))
 			snap[stale++] = snap[i];
-	pthread_mutex_lock(&notes_lock);
+	forkgate_lock(&notes_lock);
 	size_t m = atomic_load_explicit(&n_notes, memory_order_relaxed), k = 0;
 	for (size_t i = 0; i < m; i++) {
 		bool drop = false;
@@ -112,7 +113,7 @@ static void prune(void)
 			notes[k++] = notes[i];
 	}
 	atomic_store_explicit(&n_notes, k, memory_order_release);
-	pthread_mutex_unlock(&notes_lock);
+	forkgate_unlock(&notes_lock);
 	free(snap);
 }
 
@@ -185,12 +186,12 @@ int precopy_note(int oldfd, int newfd)
 	bool racing = false, added = true;
 	if (atomic_load_explicit(&n_notes, memory_order_relaxed) + 2 > notes_cap)
 		prune(); /* full (or nearly): make room first, outside the lock */
-	pthread_mutex_lock(&notes_lock);
+	forkgate_lock(&notes_lock);
 	if (fdtab_load(oldfd))
 		racing = fdtab_replace(newfd, NULL, &conn_closing);
 	else
 		added = add_locked(ino, dev, oldfd) && add_locked(ino, dev, newfd);
-	pthread_mutex_unlock(&notes_lock);
+	forkgate_unlock(&notes_lock);
 	if (racing)
 		return share_racing(oldfd, newfd) == 0 ? newfd : -1;
 	if (!added) {
@@ -236,9 +237,9 @@ int precopy_attach(struct conn *c, int fd)
 	int attached = 0;
 	for (;;) {
 		int copies[64];
-		pthread_mutex_lock(&notes_lock);
+		forkgate_lock(&notes_lock);
 		size_t got = take_locked(ino, dev, fd, copies, 64);
-		pthread_mutex_unlock(&notes_lock);
+		forkgate_unlock(&notes_lock);
 		if (got == 0)
 			return attached;
 		for (size_t i = 0; i < got; i++) {
@@ -278,9 +279,9 @@ void precopy_note_socket(int fd, int domain, int type)
 		return;
 	if (atomic_load_explicit(&n_notes, memory_order_relaxed) + 1 > notes_cap)
 		prune();
-	pthread_mutex_lock(&notes_lock);
+	forkgate_lock(&notes_lock);
 	bool added = add_locked(ino, dev, fd);
-	pthread_mutex_unlock(&notes_lock);
+	forkgate_unlock(&notes_lock);
 	if (!added)
 		log_msg(
 		    LOG_WARN,
@@ -297,13 +298,13 @@ void precopy_forget(int fd)
 	dev_t dev;
 	if (!inode_of(fd, &ino, &dev))
 		return;
-	pthread_mutex_lock(&notes_lock);
+	forkgate_lock(&notes_lock);
 	size_t n = atomic_load_explicit(&n_notes, memory_order_relaxed), k = 0;
 	for (size_t i = 0; i < n; i++)
 		if (notes[i].ino != ino || notes[i].dev != dev)
 			notes[k++] = notes[i];
 	atomic_store_explicit(&n_notes, k, memory_order_release);
-	pthread_mutex_unlock(&notes_lock);
+	forkgate_unlock(&notes_lock);
 }
 
 void precopy_undo(struct conn *c, int fd)
@@ -321,21 +322,11 @@ void precopy_undo(struct conn *c, int fd)
 		struct conn *taken = fdtab_take(other);
 		if (taken)
 			conn_detach_fd(taken, -1);
-		pthread_mutex_lock(&notes_lock);
+		forkgate_lock(&notes_lock);
 		add_locked(ino, dev, other);
 		add_locked(ino, dev, fd);
-		pthread_mutex_unlock(&notes_lock);
+		forkgate_unlock(&notes_lock);
 	}
-}
-
-static void atfork_prepare(void)
-{
-	pthread_mutex_lock(&notes_lock);
-}
-
-static void atfork_parent(void)
-{
-	pthread_mutex_unlock(&notes_lock);
 }
 
 void precopy_atfork_child(void)
@@ -343,10 +334,9 @@ void precopy_atfork_child(void)
 	size_t n = atomic_load_explicit(&n_notes, memory_order_relaxed);
 	for (size_t i = 0; i < n; i++)
 		fdtab_replace(notes[i].fd, NULL, &conn_unclassified);
-	pthread_mutex_unlock(&notes_lock);
 }
 
 __attribute__((constructor(210))) static void precopy_init(void)
 {
-	pthread_atfork(atfork_prepare, atfork_parent, precopy_atfork_child);
+	pthread_atfork(NULL, NULL, precopy_atfork_child); /* the lock itself: the fork gate */
 }

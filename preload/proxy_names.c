@@ -1,5 +1,6 @@
 /* proxy_names.c: the proxy= host name cache (see proxy_names.h). */
 #include "preload/proxy_names.h"
+#include "preload/forkgate.h"
 #include "preload/libc.h"
 #include "preload/log.h"
 
@@ -22,25 +23,10 @@ struct proxy_name {
 };
 
 /* The cache. Written and read by proxy_names_lookup from any thread, under cache_lock, which is held
- * only to copy one entry in or out (never across the lookup or any other call that can block) and
- * across fork by the atfork handlers below, so a child never inherits it locked. */
+ * only to copy one entry in or out (never across the lookup or any other call that can block), inside
+ * the fork gate (forkgate.h), so a child never inherits it locked. */
 static struct proxy_name cache[PROXY_NAMES_SLOTS];
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void cache_atfork_prepare(void)
-{
-	pthread_mutex_lock(&cache_lock);
-}
-
-static void cache_atfork_release(void)
-{
-	pthread_mutex_unlock(&cache_lock);
-}
-
-__attribute__((constructor)) static void proxy_names_init(void)
-{
-	pthread_atfork(cache_atfork_prepare, cache_atfork_release, cache_atfork_release);
-}
 
 static time_t now_s(void)
 {
@@ -80,13 +66,13 @@ int proxy_names_lookup(const char *host, struct proxy_addrs *out, char *err, siz
 {
 	time_t now = now_s();
 	bool hit = false;
-	pthread_mutex_lock(&cache_lock);
+	forkgate_lock(&cache_lock);
 	for (size_t i = 0; i < PROXY_NAMES_SLOTS && !hit; i++)
 		if (cache[i].host[0] && cache[i].expires > now && strcasecmp(cache[i].host, host) == 0) {
 			*out = cache[i].addrs;
 			hit = true;
 		}
-	pthread_mutex_unlock(&cache_lock);
+	forkgate_unlock(&cache_lock);
 	if (hit)
 		return 0;
 	if (lookup(host, out, err, errlen) != 0) /* no lock held */
@@ -99,7 +85,7 @@ int proxy_names_lookup(const char *host, struct proxy_addrs *out, char *err, siz
 	}
 	if (strlen(host) >= sizeof(cache[0].host))
 		return 0; /* not kept (a valid host name is at most 253 bytes) */
-	pthread_mutex_lock(&cache_lock);
+	forkgate_lock(&cache_lock);
 	size_t slot = 0; /* the same name (another thread's answer), else an empty or the oldest slot */
 	for (size_t i = 0; i < PROXY_NAMES_SLOTS; i++) {
 		if (strcasecmp(cache[i].host, host) == 0) {
@@ -112,6 +98,6 @@ int proxy_names_lookup(const char *host, struct proxy_addrs *out, char *err, siz
 	snprintf(cache[slot].host, sizeof(cache[slot].host), "%s", host);
 	cache[slot].expires = now + PROXY_NAMES_TTL_S;
 	cache[slot].addrs = *out;
-	pthread_mutex_unlock(&cache_lock);
+	forkgate_unlock(&cache_lock);
 	return 0;
 }

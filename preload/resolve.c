@@ -2,7 +2,6 @@
  * teach names.c which name each address came from, and the lookup of a rule's own host name for
  * programs that never ask the resolver (curl's built-in localhost, c-ares). */
 #include "preload/ailive.h"
-#include "preload/resolve.h"
 #include "preload/child.h"
 #include "preload/forkgate.h"
 #include "preload/hooks.h"
@@ -152,23 +151,28 @@ static struct rule_name *rule_names;
  * shim never waits for the lookup it is inside of. Only the owning thread touches it. */
 static __thread bool in_rule_lookup;
 
-void resolve_atfork_prepare(void)
+static void resolve_atfork_prepare(void)
 {
 	pthread_mutex_lock(&rule_names_lock);
 }
 
-void resolve_atfork_parent(void)
+static void resolve_atfork_parent(void)
 {
 	pthread_mutex_unlock(&rule_names_lock);
 }
 
-void resolve_atfork_child(void)
+static void resolve_atfork_child(void)
 {
 	/* The only thread here is the forking one; the waiters were the parent's threads. */
 	pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
 	pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 	rule_names_lock = m;
 	rule_names_done = cv;
+}
+
+__attribute__((constructor)) static void resolve_init(void)
+{
+	forkgate_register_leaf(resolve_atfork_prepare, resolve_atfork_parent, resolve_atfork_child);
 }
 
 static uint32_t name_hash(const char *s)

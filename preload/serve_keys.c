@@ -16,6 +16,7 @@
  * connection or session goes; only its session ticket keys (about a hundred bytes, serve_tickets.c)
  * stay, since wolfSSL has no hook to free them with it. */
 #include "preload/serve.h"
+#include "preload/forkgate.h"
 #include "preload/log.h"
 #include "preload/shim.h"
 #include "preload/tlsctx.h"
@@ -59,22 +60,11 @@ static size_t n_slots;
 static pthread_once_t slots_once = PTHREAD_ONCE_INIT;
 
 /* Guards every slot's ctx pointer: held only to read it and take a reference, or to swap it (no I/O,
- * no wait), and across fork by the atfork handlers, so a child never inherits it locked. */
+ * no wait), inside the fork gate (forkgate.h), so a child never inherits it locked. */
 static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void slots_atfork_prepare(void)
-{
-	pthread_mutex_lock(&ctx_lock);
-}
-
-static void slots_atfork_parent(void)
-{
-	pthread_mutex_unlock(&ctx_lock);
-}
 
 static void slots_atfork_child(void)
 {
-	pthread_mutex_unlock(&ctx_lock);
 	for (size_t i = 0; i < n_slots; i++)
 		atomic_store(&slots[i].checking,
 			     0); /* a check another thread was making did not come along */
@@ -85,24 +75,27 @@ static void slots_init(void)
 	const struct policy *p = shim_policy();
 	slots = p->n_rules ? calloc(p->n_rules, sizeof(*slots)) : NULL;
 	n_slots = slots ? p->n_rules : 0;
-	pthread_atfork(slots_atfork_prepare, slots_atfork_parent, slots_atfork_child);
+	pthread_atfork(NULL, NULL, slots_atfork_child);
 }
 
 /* The slot's context with a reference for the caller, or NULL (none yet). */
 static WOLFSSL_CTX *slot_ref(struct serve_slot *s)
 {
-	pthread_mutex_lock(&ctx_lock);
+	forkgate_lock(&ctx_lock);
 	WOLFSSL_CTX *ctx = s->ctx;
 	if (ctx && wolfSSL_CTX_up_ref(ctx) != WOLFSSL_SUCCESS)
 		ctx = NULL;
-	pthread_mutex_unlock(&ctx_lock);
+	forkgate_unlock(&ctx_lock);
 	return ctx;
 }
 
 void serve_keys_put(WOLFSSL_CTX *ctx)
 {
-	if (ctx)
+	if (ctx) {
+		forkgate_enter();      /* the context's reference count has a wolfSSL mutex */
 		wolfSSL_CTX_free(ctx); /* drops one reference; wolfSSL frees it with the last */
+		forkgate_leave();
+	}
 }
 
 static long long now_ms(void)
@@ -179,10 +172,10 @@ static void reload(const struct policy_rule *rule, struct serve_slot *s, const s
 	}
 	memcpy(s->sigs, now, sizeof(s->sigs));
 	s->failed_logged = false;
-	pthread_mutex_lock(&ctx_lock);
+	forkgate_lock(&ctx_lock);
 	WOLFSSL_CTX *old = s->ctx;
 	s->ctx = ctx;
-	pthread_mutex_unlock(&ctx_lock);
+	forkgate_unlock(&ctx_lock);
 	serve_keys_put(old); /* freed when its last connection and session are gone */
 	log_msg(LOG_INFO, "serve rule %s:%u: reloaded %s and %s", rule->source, rule->line, rule->tls.cert,
 		rule->tls.key);
@@ -203,7 +196,7 @@ WOLFSSL_CTX *serve_keys_get(const struct policy_rule *rule, char *err, size_t er
 		ctx = build(rule, err, errlen);
 		if (!ctx)
 			return NULL;
-		pthread_mutex_lock(&ctx_lock);
+		forkgate_lock(&ctx_lock);
 		WOLFSSL_CTX *mine = ctx;
 		if (!s->ctx) {
 			memcpy(s->sigs, sig, sizeof(s->sigs));
@@ -215,7 +208,7 @@ WOLFSSL_CTX *serve_keys_get(const struct policy_rule *rule, char *err, size_t er
 		}
 		if (wolfSSL_CTX_up_ref(ctx) != WOLFSSL_SUCCESS)
 			ctx = NULL;
-		pthread_mutex_unlock(&ctx_lock);
+		forkgate_unlock(&ctx_lock);
 		serve_keys_put(mine);
 		if (!ctx)
 			snprintf(err, errlen, "cannot take a reference to the key material");

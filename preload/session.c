@@ -1,5 +1,6 @@
 /* session.c: session resumption cache and SSLKEYLOGFILE (see session.h). */
 #include "preload/session.h"
+#include "preload/forkgate.h"
 #include "preload/log.h"
 #include "preload/ownfd.h"
 
@@ -15,10 +16,12 @@ struct cached_session {
 	char key[SESSION_KEY_MAX];
 	WOLFSSL_SESSION *sess; /* NULL: empty slot */
 	unsigned long long used;
+	unsigned long gen; /* forkgate_process_gen() when stored: a forked child never offers its parent's
+			      tickets (the parent still holds them; a ticket is offered once) */
 };
 
-/* The cache: small, bounded, least recently used replaced. Guarded by cache_lock; used at connect and
- * when a ticket arrives, never per record. */
+/* The cache: small, bounded, least recently used replaced. Guarded by cache_lock (taken inside the fork
+ * gate); used at connect and when a ticket arrives, never per record. */
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct cached_session cache[SESSION_CACHE_SIZE];
 static unsigned long long cache_clock;
@@ -28,16 +31,22 @@ bool session_offer(WOLFSSL *ssl, const char *key)
 	/* Taken out of the cache, not copied: a ticket is used once (RFC 8446 C.4), so connections made
 	 * at the same time never present the same ticket; each connection stores the session it got. */
 	WOLFSSL_SESSION *sess = NULL;
-	pthread_mutex_lock(&cache_lock);
+	bool inherited = false;
+	forkgate_lock(&cache_lock);
 	for (size_t i = 0; i < SESSION_CACHE_SIZE; i++) {
 		if (cache[i].sess && strcmp(cache[i].key, key) == 0) {
 			sess = cache[i].sess;
+			inherited = cache[i].gen != forkgate_process_gen();
 			cache[i].sess = NULL;
 			cache[i].key[0] = '\0';
 			break;
 		}
 	}
-	pthread_mutex_unlock(&cache_lock);
+	forkgate_unlock(&cache_lock);
+	if (inherited) { /* a copy of the parent's: dropped here, lazily (fork itself walks nothing) */
+		wolfSSL_SESSION_free(sess);
+		return false;
+	}
 	if (!sess)
 		return false;
 	bool offered = wolfSSL_set_session(ssl, sess) == WOLFSSL_SUCCESS;
@@ -78,7 +87,7 @@ bool session_store(WOLFSSL *ssl, const char *key, uint32_t stale_ticket)
 		wolfSSL_SESSION_free(sess);
 		return false;
 	}
-	pthread_mutex_lock(&cache_lock);
+	forkgate_lock(&cache_lock);
 	struct cached_session *slot = &cache[0];
 	for (size_t i = 0; i < SESSION_CACHE_SIZE; i++) {
 		if (cache[i].sess && strcmp(cache[i].key, key) == 0) {
@@ -94,7 +103,8 @@ bool session_store(WOLFSSL *ssl, const char *key, uint32_t stale_ticket)
 	snprintf(slot->key, sizeof(slot->key), "%s", key);
 	slot->sess = sess;
 	slot->used = ++cache_clock;
-	pthread_mutex_unlock(&cache_lock);
+	slot->gen = forkgate_process_gen();
+	forkgate_unlock(&cache_lock);
 	if (old)
 		wolfSSL_SESSION_free(old);
 	return true;

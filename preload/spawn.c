@@ -6,6 +6,7 @@
  * decides at spawn time: an action that would put a TLS fd into the child makes posix_spawn return EBADF
  * with one reason line, and nothing is spawned. */
 #include "preload/hooks.h"
+#include "preload/forkgate.h"
 #include "preload/log.h"
 
 #include <pthread.h>
@@ -29,25 +30,10 @@ struct spawn_shadow {
 };
 
 /* Every live shadow. Written by the file-action hooks, read at spawn time; guarded by shadow_lock, which
- * is held only for list and array updates (never across a system call) and across fork by the atfork
- * handlers below, so a child never inherits it locked. */
+ * is taken inside the fork gate (forkgate.h) and held only for list and array updates (never across a
+ * system call), so a child never inherits it locked. */
 static struct spawn_shadow *shadows;
 static pthread_mutex_t shadow_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void shadow_atfork_prepare(void)
-{
-	pthread_mutex_lock(&shadow_lock);
-}
-
-static void shadow_atfork_release(void)
-{
-	pthread_mutex_unlock(&shadow_lock);
-}
-
-__attribute__((constructor)) static void spawn_init(void)
-{
-	pthread_atfork(shadow_atfork_prepare, shadow_atfork_release, shadow_atfork_release);
-}
 
 /* The shadow of fa; lock held. */
 static struct spawn_shadow *shadow_find(const posix_spawn_file_actions_t *fa)
@@ -62,7 +48,7 @@ static struct spawn_shadow *shadow_find(const posix_spawn_file_actions_t *fa)
  * shadow broken: posix_spawn will refuse it rather than guess. */
 static void shadow_add(const posix_spawn_file_actions_t *fa, enum spawn_op op, int fd, int newfd)
 {
-	pthread_mutex_lock(&shadow_lock);
+	forkgate_lock(&shadow_lock);
 	struct spawn_shadow *s = shadow_find(fa);
 	if (s && s->n == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 8;
@@ -76,7 +62,7 @@ static void shadow_add(const posix_spawn_file_actions_t *fa, enum spawn_op op, i
 	}
 	if (s && s->n < s->cap)
 		s->acts[s->n++] = (struct spawn_action){.op = op, .fd = fd, .newfd = newfd};
-	pthread_mutex_unlock(&shadow_lock);
+	forkgate_unlock(&shadow_lock);
 }
 
 EXPORT int posix_spawn_file_actions_init(posix_spawn_file_actions_t *fa)
@@ -91,7 +77,7 @@ EXPORT int posix_spawn_file_actions_init(posix_spawn_file_actions_t *fa)
 		return r;
 	}
 	fresh->fa = fa;
-	pthread_mutex_lock(&shadow_lock);
+	forkgate_lock(&shadow_lock);
 	struct spawn_shadow *stale = shadow_find(fa); /* re-initialised without destroy: start over */
 	if (stale) {
 		stale->n = 0;
@@ -101,7 +87,7 @@ EXPORT int posix_spawn_file_actions_init(posix_spawn_file_actions_t *fa)
 		shadows = fresh;
 		fresh = NULL;
 	}
-	pthread_mutex_unlock(&shadow_lock);
+	forkgate_unlock(&shadow_lock);
 	free(fresh);
 	return 0;
 }
@@ -110,7 +96,7 @@ EXPORT int posix_spawn_file_actions_destroy(posix_spawn_file_actions_t *fa)
 {
 	libc_ensure();
 	struct spawn_shadow *gone = NULL;
-	pthread_mutex_lock(&shadow_lock);
+	forkgate_lock(&shadow_lock);
 	for (struct spawn_shadow **p = &shadows; *p; p = &(*p)->next) {
 		if ((*p)->fa == fa) {
 			gone = *p;
@@ -118,7 +104,7 @@ EXPORT int posix_spawn_file_actions_destroy(posix_spawn_file_actions_t *fa)
 			break;
 		}
 	}
-	pthread_mutex_unlock(&shadow_lock);
+	forkgate_unlock(&shadow_lock);
 	if (gone) {
 		free(gone->acts);
 		free(gone);
@@ -217,7 +203,7 @@ static int spawn_check(const char *what, const char *path, const posix_spawn_fil
 {
 	if (!fa || fdtab_next(0, FDTAB_MAX_FD - 1) < 0)
 		return 0; /* no actions, or no TLS fd at all: every TLS fd is close-on-exec */
-	pthread_mutex_lock(&shadow_lock);
+	forkgate_lock(&shadow_lock);
 	struct spawn_shadow *s = shadow_find(fa);
 	size_t n = s ? s->n : 0;
 	bool broken = !s || s->broken;
@@ -225,7 +211,7 @@ static int spawn_check(const char *what, const char *path, const posix_spawn_fil
 	if (acts)
 		for (size_t i = 0; i < n; i++)
 			acts[i] = s->acts[i];
-	pthread_mutex_unlock(&shadow_lock);
+	forkgate_unlock(&shadow_lock);
 	if (broken || (n && !acts)) {
 		free(acts);
 		log_msg(

@@ -1,5 +1,6 @@
 /* wake.c: see wake.h. */
 #include "preload/wake.h"
+#include "preload/forkgate.h"
 #include "preload/libc.h"
 
 #include <errno.h>
@@ -14,8 +15,9 @@
  * stack frame, linked and unlinked by that thread (wake_register/wake_unregister) and walked by
  * wake_notify, all under wake_lock, which is held only for list work and eventfd writes (never across a
  * wait). n_waiters (written under wake_lock, read without it) lets wake_notify skip the lock when nobody
- * waits, the common case. Across fork the prepare/parent handlers hold wake_lock, and the child, whose
- * only thread is the one that forked (never inside a wait), starts with an empty list. */
+ * waits, the common case. wake_lock is taken inside the fork gate (forkgate.h), so no fork copies it
+ * held; the child, whose only thread is the one that forked (never inside a wait), starts with an
+ * empty list (its handler runs after the gate's, and takes no lock). */
 static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct wake_waiter *waiters;
 static _Atomic int n_waiters;
@@ -32,27 +34,16 @@ static void close_thread_efd(void *p)
 		syscall(SYS_close, fd);
 }
 
-static void wake_atfork_prepare(void)
-{
-	pthread_mutex_lock(&wake_lock);
-}
-
-static void wake_atfork_parent(void)
-{
-	pthread_mutex_unlock(&wake_lock);
-}
-
 static void wake_atfork_child(void)
 {
 	waiters = NULL; /* the other threads' frames are not ours */
 	atomic_store(&n_waiters, 0);
-	pthread_mutex_unlock(&wake_lock);
 }
 
 static void make_key(void)
 {
 	pthread_key_create(&efd_key, close_thread_efd);
-	pthread_atfork(wake_atfork_prepare, wake_atfork_parent, wake_atfork_child);
+	pthread_atfork(NULL, NULL, wake_atfork_child);
 }
 
 int wake_thread_fd(void)
@@ -71,18 +62,18 @@ int wake_thread_fd(void)
 void wake_register(struct wake_waiter *w, int efd, const struct pollfd *fds, size_t n)
 {
 	*w = (struct wake_waiter){.efd = efd, .fds = fds, .n = n};
-	pthread_mutex_lock(&wake_lock);
+	forkgate_lock(&wake_lock);
 	w->next = waiters;
 	if (waiters)
 		waiters->prev = w;
 	waiters = w;
 	atomic_fetch_add(&n_waiters, 1);
-	pthread_mutex_unlock(&wake_lock);
+	forkgate_unlock(&wake_lock);
 }
 
 void wake_unregister(struct wake_waiter *w)
 {
-	pthread_mutex_lock(&wake_lock);
+	forkgate_lock(&wake_lock);
 	if (w->prev)
 		w->prev->next = w->next;
 	else
@@ -91,7 +82,7 @@ void wake_unregister(struct wake_waiter *w)
 		w->next->prev = w->prev;
 	w->prev = w->next = NULL;
 	atomic_fetch_sub(&n_waiters, 1);
-	pthread_mutex_unlock(&wake_lock);
+	forkgate_unlock(&wake_lock);
 }
 
 void wake_drain(int efd)
@@ -111,14 +102,14 @@ void wake_notify(int fd)
 {
 	int saved = errno;
 	if (atomic_load_explicit(&n_waiters, memory_order_acquire) > 0) {
-		pthread_mutex_lock(&wake_lock);
+		forkgate_lock(&wake_lock);
 		for (struct wake_waiter *w = waiters; w; w = w->next)
 			for (size_t k = 0; k < w->n; k++)
 				if (w->fds[k].fd == fd && (w->fds[k].events & POLLIN)) {
 					signal_efd(w->efd);
 					break;
 				}
-		pthread_mutex_unlock(&wake_lock);
+		forkgate_unlock(&wake_lock);
 	}
 	poll_notify_epoll(fd);
 	errno = saved;

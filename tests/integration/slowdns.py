@@ -7,8 +7,11 @@ Listens on UDP ADDR:53. A query for a listed NAME is answered after DELAY_MS: ty
 (default 127.0.0.1), any other type with no records (NOERROR). Every other name: NXDOMAIN at once.
 Answers are scheduled, so a slow name never delays another. Each query is logged as
 "<ms since start> <name> <type>" to LOGFILE; "ready" is written there once the socket is bound.
+With SLOWDNS_TCP_PORT set, it also answers one-line queries on TCP 127.0.0.1:PORT for nss_fgtest.c
+("NAME\n" -> "ADDRESS\n" at once, or "-\n"), logged as "<ms> tcp <name> <first bytes in hex>".
 Written for this project; only the RFC 1035 message format is used."""
 import heapq
+import os
 import select
 import socket
 import struct
@@ -26,7 +29,30 @@ start = time.monotonic()
 log = open(logpath, "a", buffering=1)
 sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 sock.bind((addr, 53))
+tcp = None
+if os.environ.get("SLOWDNS_TCP_PORT"):
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    tcp.bind(("127.0.0.1", int(os.environ["SLOWDNS_TCP_PORT"])))
+    tcp.listen(16)
 log.write("ready\n")
+
+
+def tcp_query(conn):
+    conn.settimeout(5)
+    data = b""
+    try:
+        while b"\n" not in data and len(data) < 512:
+            d = conn.recv(512)
+            if not d:
+                break
+            data += d
+        name = data.split(b"\n")[0].decode("ascii", "replace").lower().rstrip(".")
+        log.write("%d tcp %s %s\n" % ((time.monotonic() - start) * 1000, name, data[:8].hex()))
+        conn.sendall(((names[name][1] if name in names else "-") + "\n").encode())
+    except OSError:
+        pass
+    conn.close()
 
 
 def parse_question(msg):
@@ -58,8 +84,10 @@ while True:
     timeout = None
     if pending:
         timeout = max(0.0, pending[0][0] - time.monotonic())
-    r, _, _ = select.select([sock], [], [], timeout)
-    if r:
+    r, _, _ = select.select([sock] + ([tcp] if tcp else []), [], [], timeout)
+    if tcp in r:
+        tcp_query(tcp.accept()[0])
+    if sock in r:
         msg, peer = sock.recvfrom(4096)
         try:
             name, qtype, question = parse_question(msg)

@@ -4,6 +4,8 @@
 #    network and mount namespace of the case's own, with /etc/resolv.conf bind-mounted there): while one
 #    thread waits for that answer, another thread's connect to a rule with another name answers at once,
 #    and a child forked meanwhile connects at once (and looks the slow name up itself);
+#  - a connect made from inside the shim's own lookup of a rule name (an NSS module that resolves over TCP,
+#    nss_fgtest.c) is matched without looking the name up again, instead of waiting for itself;
 #  - fork() while other threads run handshakes: every child makes its own TLS connection;
 #  - fork() costs the same with 1 and with many live TLS connections (nothing is done per connection).
 source "$(dirname "$0")/lib.sh" "${1:-build}"
@@ -34,7 +36,7 @@ t_slow_rule_name_dns_blocks_nobody_else() {
 	TMO=40 TLSSHIM_RULES="tls slow.forkgate.test:$slow ca-file=$ROOT;tls fast.forkgate.test:$fast ca-file=$ROOT" \
 		ns_run dns slow.forkgate.test=3000 fast.forkgate.test=0 -- "$CL/forkgate" dns "$slow" "$fast"
 	if [ "$RC" = 124 ]; then
-		fail "hung (killed after $TMO s): $(tr '\n' ' ' <"$OUT")"
+		fail "hung (killed by the harness): $(tr '\n' ' ' <"$OUT")"
 		return
 	fi
 	grep -aq FAIL "$ERR" && { fail "$(grep -a FAIL "$ERR" | head -3 | tr '\n' ' ')"; return; }
@@ -53,5 +55,69 @@ t_slow_rule_name_dns_blocks_nobody_else() {
 		fail "${why#; }"
 }
 
+t_nested_connect_from_nss_module() {
+	need unshare ip gcc || return
+	mkdir -p "$T/nss"
+	gcc -O2 -shared -fPIC -o "$T/nss/libnss_fgtest.so.2" "$HERE/nss_fgtest.c" 2>"$T/nss/gcc.err" ||
+		{ fail "cannot build nss_fgtest.c: $(head -3 "$T/nss/gcc.err")"; return; }
+	local closed nssport
+	closed=$(free_port)
+	nssport=$(free_port)
+	# The shim looks the rule's name up; the NSS module connects over TCP from inside that lookup, to a
+	# port the same rule matches (*): that nested connect must not look the name up again.
+	TMO=30 SLOWDNS_TCP_PORT=$nssport FGTEST_NSS_PORT=$nssport LD_LIBRARY_PATH=$T/nss \
+		TLSSHIM_RULES="tls nested.forkgate.test:* ca-file=$ROOT" \
+		ns_run nss nested.forkgate.test=0 -- "$CL/forkgate" nss "$closed"
+	if [ "$RC" = 124 ]; then
+		fail "hung (killed by the harness): the nested connect waited for the lookup it was made from"
+		return
+	fi
+	local q
+	q=$(grep -a ' tcp nested.forkgate.test ' "$T/nss.dir/dns.log" | head -1)
+	[ -n "$q" ] || { fail "the NSS module was never asked (rc=$RC): $(tr '\n' ' ' <"$OUT")"; return; }
+	# "6e6573" = "nes": the module's query arrived as plain text (not a TLS ClientHello, 16 03 ...).
+	[ "$(kv connect_errno)" = ECONNREFUSED ] && [ "$(kv connect_ms)" -lt 5000 ] && [ "${q##* }" != "${q##* 6e6573}" ] &&
+		ok "the lookup's nested connect went out plain (${q##* }...), the program's connect: ECONNREFUSED after $(kv connect_ms) ms" ||
+		fail "connect: $(kv connect_errno) after $(kv connect_ms) ms; module query: $q"
+}
+
+t_fork_while_threads_handshake() {
+	ev_server hs tls echo || { fail "server did not start"; return; }
+	TMO=90 TLSSHIM_RULES="tls 127.0.0.1:$PORT name=localhost ca-file=$ROOT" \
+		srun hs "$CL/forkgate" handshakes "$PORT" 4 20
+	expect_clean_client || return
+	[ "$(kv children_ok)" = 20 ] && [ "$(kv thread_failures)" = 0 ] && [ "$(kv thread_rounds)" -ge 20 ] &&
+		ok "20 forks, 20 children made their own TLS connection; 4 threads: $(kv thread_rounds) connections meanwhile, none failed" ||
+		fail "children ok $(kv children_ok) of 20, thread rounds $(kv thread_rounds), thread failures $(kv thread_failures)"
+}
+
+# fork_cost CONNS FORKS: fork() and _Fork() in a process with CONNS live TLS connections; sets HANDLERS_US
+# (median extra microseconds fork() takes over _Fork(): the fork handlers' share) and FORK_TEXT.
+fork_cost() {
+	TMO=120 TLSSHIM_RULES="tls 127.0.0.1:$PORT name=localhost ca-file=$ROOT" \
+		srun "cost$1" "$CL/forkgate" forkcost "$PORT" "$1" "$2"
+	expect_clean_client || return 1
+	HANDLERS_US=$(kv handlers_us_median)
+	FORK_TEXT="fork() $(kv fork_us_median) us, _Fork() $(kv rawfork_us_median) us"
+}
+
+t_fork_cost_independent_of_connections() {
+	ev_server cost tls echo || { fail "server did not start"; return; }
+	local one many one_text
+	fork_cost 1 101 || return
+	one=$HANDLERS_US
+	one_text=$FORK_TEXT
+	fork_cost 512 101 || return
+	many=$HANDLERS_US
+	# The kernel copies more memory with 512 connections, but it does so for _Fork() too: the difference
+	# is the handlers' own work. Walking 512 connections took about 1.5 ms here.
+	[ "$many" -le $((one + 300)) ] &&
+		ok "fork handlers: $one us with 1 connection ($one_text), $many us with 512 ($FORK_TEXT)" ||
+		fail "fork handlers: $one us with 1 connection ($one_text), $many us with 512 ($FORK_TEXT); want at most 0.3 ms more"
+}
+
 tcase slow_rule_name_dns_blocks_nobody_else
+tcase nested_connect_from_nss_module
+tcase fork_while_threads_handshake
+tcase fork_cost_independent_of_connections
 finish
