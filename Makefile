@@ -119,7 +119,7 @@ asan: deps
 # the ASan runtime; the parser it stresses runs under ASan+UBSan in the fuzz targets), fuzz (the
 # libFuzzer targets are sanitized builds already and run in `make check`).
 ASAN_GATE = basic errors verify versions logging sni_alpn policy early harness noplaintext matrix \
-	eventloop threads process leak_ names readiness
+	eventloop threads process leak_ names readiness epoll
 
 # The README's two commands (make demo, make check) on a fresh Debian 12 minbase root made by debootstrap
 # (cached under build/fresh-rootfs), from a clone of the committed tree (HEAD). Needs root and the

@@ -59,6 +59,7 @@ ngx_setup() {
 	# The workers run as nobody: pages and the proxy's CA file readable, temp directories writable (the
 	# upstream's key is read by its master, before the drop).
 	cp "$ROOT" "$d/px/ca.pem"
+	[ -d "$SAN_DIR" ] && chmod 1777 "$SAN_DIR" # make asan: the workers' reports must land there too
 	chmod 711 "$T" && chmod 755 "$d" "$d/up" "$d/up/www" "$d/px" && chmod 777 "$d/px/tmp" "$d/up/tmp" &&
 		chmod 644 "$d/up/www/"*.bin "$d/px/ca.pem"
 	NGX_UP=$(free_port)
@@ -98,7 +99,7 @@ http {
 NGX
 	bg ngxup nginx -c "$d/up/nginx.conf" -p "$d/up"
 	wait_listen "$NGX_UP" || { fail "the upstream nginx did not start: $(tail -3 "$d/up/error.log")"; return 1; }
-	bg ngxpx env TLSSHIM_LOG=info TLSSHIM_LOG_FILE="$d/px/shim.log" TLSSHIM_RULES="tls 127.0.0.1:$NGX_UP name=localhost ca-file=$d/px/ca.pem" LD_PRELOAD="$PRELOAD" \
+	bg ngxpx env "${SAN_ENV[@]}" TLSSHIM_LOG=info TLSSHIM_LOG_FILE="$d/px/shim.log" TLSSHIM_RULES="tls 127.0.0.1:$NGX_UP name=localhost ca-file=$d/px/ca.pem" LD_PRELOAD="$PRELOAD" \
 		nginx -c "$d/px/nginx.conf" -p "$d/px"
 	wait_listen "$NGX_PX" || { fail "the proxy nginx did not start: $(tail -3 "$d/px/error.log")"; return 1; }
 }
@@ -134,7 +135,8 @@ ngx_get() {
 ngx_handshakes() { grep -ac 'handshake done' "$T/ngx/px/shim.log" 2>/dev/null || true; }
 
 t_nginx_proxy_tls_upstream_keepalive() {
-	need nginx curl || return
+	need nginx || return
+	command -v curl >/dev/null || { fail "cannot run: curl is missing (the client, run without the shim)"; return; }
 	ngx_setup || return
 	ngx_get /ka/b32.bin /ka/b48.bin /ka/b32.bin || return
 	local seq
@@ -146,7 +148,8 @@ t_nginx_proxy_tls_upstream_keepalive() {
 }
 
 t_nginx_proxy_tls_upstream_no_keepalive() {
-	need nginx curl || return
+	need nginx || return
+	command -v curl >/dev/null || { fail "cannot run: curl is missing (the client, run without the shim)"; return; }
 	ngx_setup || return
 	ngx_get /nk/b32.bin /nk/b48.bin || return
 	PAR=1 ngx_get /nk/b48.bin /nk/b32.bin /nk/b48.bin || return
