@@ -879,7 +879,8 @@ def main():
             log(f"wrote {a.out}/results.md and results.png in {time.time() - t0:.0f} s")
         else:
             import pprint
-            pprint.pprint({k: {m: [round(x, 3) for x in v] for m, v in d.items()} for k, d in b.results.items()})
+            pprint.pprint({k: {m: [round(x, 3) if isinstance(x, float) else x for x in v] for m, v in d.items()}
+                           for k, d in b.results.items()})
     finally:
         b.stop()
         if not os.environ.get("BENCH_KEEP"):
