@@ -50,7 +50,7 @@ $(WOLF_DIR)/lib/libwolfssl.a: scripts/build-wolfssl.sh
 
 $(OBJ)/%.o: %.c $(WOLF_DEP) $(wildcard */*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASEFLAGS) $(WOLF_CFLAGS) $(TOOL_DEFS) $(CFLAGS) $(EXTRA_CFLAGS) -MMD -c $< -o $@
+	$(CC) $(BASEFLAGS) $(WOLF_CFLAGS) $(TOOL_DEFS) $(CFLAGS) $(EXTRA_CFLAGS) -MMD -MP -c $< -o $@
 
 # Only the command needs the version and where the packaged library lives.
 $(OBJ)/tools/%.o: TOOL_DEFS = -DTLSSHIM_VERSION='"$(VERSION)"' -DTLSSHIM_MULTIARCH='"$(MULTIARCH)"'
@@ -58,7 +58,7 @@ $(OBJ)/tools/cmd_version.o $(OBJ)/tools/cli.o: debian/changelog
 
 $(OBJ)/cli/%.o: %.c $(WOLF_DEP) $(wildcard */*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASEFLAGS) $(WOLF_CFLAGS) -DTLSSHIM_CLI $(CFLAGS) $(EXTRA_CFLAGS) -MMD -c $< -o $@
+	$(CC) $(BASEFLAGS) $(WOLF_CFLAGS) -DTLSSHIM_CLI $(CFLAGS) $(EXTRA_CFLAGS) -MMD -MP -c $< -o $@
 
 # Only the hooks are exported (preload/exports.map); wolfSSL stays inside, hidden.
 $(BUILD)/libtlsshim.so: $(preload_objs) $(policy_objs) $(WOLF_DEP) preload/exports.map
