@@ -839,6 +839,26 @@ static int drive_handshake(struct conn *c, int fd, int flags)
 	return 0;
 }
 
+/* starttls=postgres: the server's first message is looked at before the program sees it (dialogue.h);
+ * what it may see lands in the program-bound queue. One wolfSSL_read into the filter; a message the
+ * filter refuses breaks the connection (the program's reads give ECONNRESET). Lock held. */
+static int filter_read_step(struct conn *c)
+{
+	uint8_t tmp[512];
+	int n = wolfSSL_read(c->ssl, tmp, sizeof(tmp));
+	if (n > 0) {
+		c->bytes_in += (unsigned)n;
+		if (dialogue_filter_data(c->dlg, c, tmp, (size_t)n) != 0 && c->state != CONN_BROKEN) {
+			c->state = CONN_BROKEN;
+			log_msg(LOG_ERROR,
+				"%s: the server's first PostgreSQL message is malformed, too long or offers "
+				"only channel binding (SCRAM-SHA-256-PLUS); the program sees ECONNRESET",
+				c->dest);
+		}
+	}
+	return n;
+}
+
 ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 {
 	if (child_shares_parent_memory()) /* the session is the parent's: child.h */
@@ -882,24 +902,8 @@ ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 		c->io_fd = fd;
 		int n;
 		if (dialogue_filter_read(c->dlg)) {
-			/* starttls=postgres: the server's first message is looked at before the program
-			 * sees it (dialogue.h); what it may see lands in the program-bound queue. */
-			uint8_t tmp[512];
-			n = wolfSSL_read(c->ssl, tmp, sizeof(tmp));
-			if (n > 0) {
-				c->bytes_in += (unsigned)n;
-				if (dialogue_filter_data(c->dlg, c, tmp, (size_t)n) != 0) {
-					c->state = CONN_BROKEN;
-					log_msg(LOG_ERROR,
-						"%s: the server's first PostgreSQL message is malformed, too "
-						"long "
-						"or offers only channel binding (SCRAM-SHA-256-PLUS); the "
-						"program "
-						"sees ECONNRESET",
-						c->dest);
-				}
+			if ((n = filter_read_step(c)) > 0)
 				continue;
-			}
 		} else {
 			n = (flags & MSG_PEEK) ? wolfSSL_peek(c->ssl, (char *)buf + got, (int)(len - got))
 					       : wolfSSL_read(c->ssl, (char *)buf + got, (int)(len - got));
@@ -1036,13 +1040,8 @@ static bool absorb_loop(struct conn *c, int fd, bool kernel_said, bool *want_wri
 		c->io_fd = fd;
 		int n;
 		if (dialogue_filter_read(c->dlg)) {
-			/* starttls=postgres: the server's first message is looked at before the program
-			 * sees it; what it may see lands in the program-bound queue (as conn_read does). */
-			uint8_t tmp[512];
-			n = wolfSSL_read(c->ssl, tmp, sizeof(tmp));
-			if (n > 0) {
-				c->bytes_in += (unsigned)n;
-				if (dialogue_filter_data(c->dlg, c, tmp, (size_t)n) != 0)
+			if ((n = filter_read_step(c)) > 0) {
+				if (c->state == CONN_BROKEN)
 					return true; /* the read reports it (ECONNRESET) */
 				continue;
 			}
