@@ -11,6 +11,8 @@
            refuse   the greeting itself is an error (554 / * BYE / -ERR)
            split    (postgres) like good, but the AuthenticationSASL message goes in two TLS records,
                     the second 300 ms after the first (the shim's filter sees half a message first)
+           plusonly (postgres) AuthenticationSASL offers only SCRAM-SHA-256-PLUS (the program, believing
+                    its connection plaintext, could not authenticate: the shim refuses it)
   --rec FILE  records what the client sent before the TLS handshake (must hold no program data).
 Each connection is handled in a thread; the process lives at most --lifetime seconds.
 """
@@ -46,7 +48,7 @@ def tls_echo(conn, ctx, pending, proto, behave="good"):
         body = b""
         while len(body) < n - 4:
             body += t.recv(n - 4 - len(body))
-        mechs = b"SCRAM-SHA-256\0SCRAM-SHA-256-PLUS\0\0"
+        mechs = b"SCRAM-SHA-256-PLUS\0\0" if behave == "plusonly" else b"SCRAM-SHA-256\0SCRAM-SHA-256-PLUS\0\0"
         msg = struct.pack(">I", 10) + mechs
         whole = b"R" + struct.pack(">I", 4 + len(msg)) + msg
         if behave == "split":
@@ -189,7 +191,7 @@ def main():
     p.add_argument("proto", choices=["smtp", "imap", "pop3", "postgres", "ldap"])
     p.add_argument("--cert", required=True)
     p.add_argument("--key", required=True)
-    p.add_argument("--behave", default="good", choices=["good", "nooffer", "inject", "refuse", "split"])
+    p.add_argument("--behave", default="good", choices=["good", "nooffer", "inject", "refuse", "split", "plusonly"])
     p.add_argument("--rec")
     p.add_argument("--portfile", required=True)
     p.add_argument("--lifetime", type=float, default=300)

@@ -490,6 +490,38 @@ t_slapd_ldapsearch_starttls() {
 # 300 ms apart. The shim's filter holds the first half; poll must not say readable until the rewritten
 # message is there, so no recv after POLLIN gets EAGAIN (event loops that trust POLLIN), and the client
 # sees the mechanisms without -PLUS.
+# A server whose only mechanism is SCRAM-SHA-256-PLUS: a program that believes its connection plaintext
+# could not authenticate, so the shim breaks the connection (README error table): a blocking read and a
+# poll-then-read both get ECONNRESET, with one reason line.
+t_postgres_plus_only_refused() {
+	peer p postgres plusonly || { fail "peer did not start"; return; }
+	TLSSHIM_RULES=$(rules "$PORT" postgres) srun py "$PY" -c '
+import errno, select, socket, struct, sys
+def startup(s):
+    body = struct.pack(">I", 196608) + b"user\0u\0\0"
+    s.sendall(struct.pack(">I", 4 + len(body)) + body)
+def outcome(s):
+    try:
+        d = s.recv(4096)
+        return "data %r" % d[:20]
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+a = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+startup(a)
+print("blocking", outcome(a))
+b = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+startup(b)
+b.setblocking(False)
+p = select.poll(); p.register(b, select.POLLIN)
+print("polled", p.poll(5000) != [], outcome(b))
+' "$PORT"
+	[ "$RC" = 0 ] || { fail "client failed (rc=$RC): $(tail -2 "$ERR" | tr '\n' ' ')"; return; }
+	grep -qx "blocking ECONNRESET" "$OUT" && grep -qx "polled True ECONNRESET" "$OUT" ||
+		{ fail "want ECONNRESET both ways, got: $(tr '\n' ' ' <"$OUT")"; return; }
+	[ "$(n_shim_lines)" = 2 ] && shim_lines | grep -q "offers only channel binding" ||
+		{ fail "want one reason line per connection: $(shim_lines | head -3)"; return; }
+	ok "ECONNRESET for a blocking read and after POLLIN; one line each"
+}
 t_postgres_split_sasl_nonblocking() {
 	peer p postgres split || { fail "peer did not start"; return; }
 	TLSSHIM_RULES=$(rules "$PORT" postgres) srun py "$PY" -c '
@@ -589,6 +621,7 @@ tcase python_wire_client_scram
 tcase python_wire_client_password
 tcase psql_sslmode_require_fails
 tcase postgres_split_sasl_nonblocking
+tcase postgres_plus_only_refused
 tcase dovecot_without_shim_refuses_login
 tcase curl_imap
 tcase curl_pop3
