@@ -219,7 +219,8 @@ static int dup_onto(int oldfd, int newfd, int flags, bool is_dup3)
 	if (oldfd == newfd)
 		return is_dup3 ? libc.dup3(oldfd, newfd, flags) : libc.dup2(oldfd, newfd);
 	if (!fdtab_load(oldfd) && !fdtab_load(newfd)) {
-		int r = precopy_note(oldfd, is_dup3 ? libc.dup3(oldfd, newfd, flags) : libc.dup2(oldfd, newfd));
+		int r =
+		    precopy_note(oldfd, is_dup3 ? libc.dup3(oldfd, newfd, flags) : libc.dup2(oldfd, newfd));
 		if (r >= 0)
 			epoll_forget_fd(newfd); /* newfd was closed: if it was an epoll set, its table goes */
 		return r;
