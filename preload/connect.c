@@ -369,8 +369,8 @@ EXPORT int getpeername(int fd, __SOCKADDR_ARG addr, socklen_t *len)
 	libc_ensure();
 	struct sockaddr *sa = SOCKADDR_PTR(addr);
 	int ret = libc.getpeername(fd, sa, len);
-	if (ret != 0 || !fdtab_load(fd))
-		return ret;
+	if (ret != 0 || !fdtab_load(fd) || child_shares_parent_memory())
+		return ret; /* in a vfork child: the kernel's answer (the proxy's address with proxy=) */
 	struct conn *c = conn_get(fd);
 	if (!c)
 		return ret;

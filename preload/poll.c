@@ -3,6 +3,7 @@
  * reported at once (the real call then runs with a zero timeout for the rest), the kernel is asked only
  * what it says, and rounds in which only the shim moved (handshake steps, session tickets) wait again
  * for what remains of the timeout. (epoll is epoll.c's.) */
+#include "preload/child.h"
 #include "preload/fdtab.h"
 #include "preload/hooks.h"
 #include "preload/wake.h"
@@ -151,7 +152,7 @@ static bool has_tls_fd(const struct pollfd *fds, nfds_t n)
 EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
 	libc_ensure();
-	if (!has_tls_fd(fds, n))
+	if (!has_tls_fd(fds, n) || child_shares_parent_memory()) /* vfork: the kernel's view, no lock */
 		return libc.poll(fds, n, timeout);
 	return poll_tls(fds, n, timeout < 0 ? -1 : timeout, NULL, false);
 }
@@ -172,7 +173,7 @@ static int timespec_ms(const struct timespec *ts)
 EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *sig)
 {
 	libc_ensure();
-	if (!has_tls_fd(fds, n))
+	if (!has_tls_fd(fds, n) || child_shares_parent_memory())
 		return libc.ppoll(fds, n, ts, sig);
 	return poll_tls(fds, n, timespec_ms(ts), sig, true);
 }
@@ -306,7 +307,7 @@ EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv)
 {
 	libc_ensure();
 	nfds = clamp_nfds(nfds);
-	if (nfds <= 0 || !sets_have_tls_fd(nfds, r, w, e))
+	if (nfds <= 0 || !sets_have_tls_fd(nfds, r, w, e) || child_shares_parent_memory())
 		return libc.select(nfds, r, w, e, tv);
 	if (tv && (tv->tv_sec < 0 || tv->tv_usec < 0)) {
 		errno = EINVAL;
@@ -329,7 +330,7 @@ EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct times
 {
 	libc_ensure();
 	nfds = clamp_nfds(nfds);
-	if (nfds <= 0 || !sets_have_tls_fd(nfds, r, w, e))
+	if (nfds <= 0 || !sets_have_tls_fd(nfds, r, w, e) || child_shares_parent_memory())
 		return libc.pselect(nfds, r, w, e, ts, sig);
 	if (ts && (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000L)) {
 		errno = EINVAL;

@@ -20,8 +20,8 @@ static bool is_nodelay(int fd, int level, int name, const void *val, socklen_t l
 EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
 	libc_ensure();
-	if (!is_nodelay(fd, level, name, val, len))
-		return libc.setsockopt(fd, level, name, val, len);
+	if (!is_nodelay(fd, level, name, val, len) || child_shares_parent_memory())
+		return libc.setsockopt(fd, level, name, val, len); /* vfork: the kernel's, no lock */
 	struct conn *c = conn_get(fd);
 	if (!c)
 		return libc.setsockopt(fd, level, name, val, len);
@@ -33,6 +33,8 @@ EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t le
 EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 {
 	libc_ensure();
+	if (!fdtab_load(fd) || child_shares_parent_memory()) /* not TLS; or vfork: the kernel's answer */
+		return libc.getsockopt(fd, level, name, val, len);
 	if (len && is_nodelay(fd, level, name, val, *len)) {
 		struct conn *t = conn_get(fd);
 		int on = 0;
@@ -80,6 +82,10 @@ EXPORT int ioctl(int fd, unsigned long request, ...)
 	struct conn *c = conn_get(fd);
 	if (!c)
 		return libc.ioctl(fd, request, arg);
+	if (child_shares_parent_memory()) { /* the session (and its lock) is the parent's: child.h */
+		conn_put(c);
+		return child_refuse(fd, "ioctl(FIONREAD)");
+	}
 	int n = conn_pending(c, fd);
 	conn_put(c);
 	*(int *)arg = n;

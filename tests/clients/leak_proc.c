@@ -13,6 +13,7 @@
  *   vfork_fionclex     vfork(); ioctl(fd, FIONCLEX); exec sh >&fd    EBADF
  *   vfork_setfd0       vfork(); fcntl(fd, F_SETFD, 0); exec sh >&fd  EBADF
  *   vfork_write        vfork(); write(fd, SENTINEL)                  EBADF
+ *   vfork_fionread     vfork(); ioctl(fd, FIONREAD)                  EBADF (the count is the parent's session's)
  *   clone_vm           clone(CLONE_VM); write(fd, SENTINEL); close   EBADF, the close leaves the session
  *   fork_nohandlers    _Fork(); write(fd, SENTINEL); close           EBADF
  *   sysfork            syscall(SYS_fork); write(fd, SENTINEL)        EBADF
@@ -132,6 +133,10 @@ static void route_vfork(const char *mode)
 				exec_sh_writing_to(tls_fd);
 		} else if (!strcmp(mode, "vfork_write")) {
 			r = (int)write(tls_fd, sentinel, strlen(sentinel));
+			e = errno;
+		} else if (!strcmp(mode, "vfork_fionread")) {
+			int n = 0;
+			r = ioctl(tls_fd, FIONREAD, &n);
 			e = errno;
 		}
 		_exit(0);

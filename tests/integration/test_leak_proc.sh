@@ -71,6 +71,7 @@ t_vfork_dup2_onto_stdout() { proc_case vfork_dup2 EBADF "fd [0-9]+: dup2 $CHILD_
 t_vfork_fionclex() { proc_case vfork_fionclex EBADF "ioctl\(FIONCLEX\) $CHILD_REASON"; }
 t_vfork_setfd0() { proc_case vfork_setfd0 EBADF "F_SETFD\) clearing FD_CLOEXEC $CHILD_REASON"; }
 t_vfork_write() { proc_case vfork_write EBADF "a write $CHILD_REASON"; }
+t_vfork_fionread() { proc_case vfork_fionread EBADF "ioctl\(FIONREAD\) $CHILD_REASON"; }
 t_clone_vm_write_and_close() { proc_case clone_vm EBADF "a write $CHILD_REASON"; }
 t_fork_without_handlers() { proc_case fork_nohandlers EBADF "a write $CHILD_REASON"; }
 t_syscall_fork_child() { proc_case sysfork EBADF "a write $CHILD_REASON"; }
@@ -340,6 +341,7 @@ tcase vfork_dup2_onto_stdout
 tcase vfork_fionclex
 tcase vfork_setfd0
 tcase vfork_write
+tcase vfork_fionread
 tcase clone_vm_write_and_close
 tcase fork_without_handlers
 tcase syscall_fork_child
