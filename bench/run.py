@@ -28,6 +28,7 @@ import tempfile
 import time
 
 import scale
+from procinfo import proc_status
 import serverbench
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -74,17 +75,6 @@ def proc_cpu(pid):
         return sum(int(x) for x in fields[11:15]) / CLK_TCK
     except OSError:
         return 0.0
-
-
-def proc_status(pid, key):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def proc_children(pid):

@@ -14,6 +14,8 @@ import shutil
 import subprocess
 import time
 
+from procinfo import proc_status
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ECHO = os.path.join(HERE, "..", "tests", "integration", "ev", "aio_echo_server.py")
 NS = (10, 1000, 10000)
@@ -71,7 +73,7 @@ def run(b, med, parse_kv, cfg, log):
                 key = ("scale", path, n)
                 b.record(key, "rss_per_idle", float(kv["rss_per_idle_bytes"]))
                 b.record(key, "setup_s", float(kv["setup_s"]))
-                b.record(key, "server_rss_kib", float(b_status(srv.pid, "VmRSS")))
+                b.record(key, "server_rss_kib", float(proc_status(srv.pid, "VmRSS")))
                 log(f"scale: {path} with {n} idle connections set up in {kv['setup_s']} s")
         failed = set()
         for rep in range(cfg["scale_reps"]):
@@ -113,17 +115,6 @@ def run(b, med, parse_kv, cfg, log):
             srv.terminate()
     log("scale: " + ", ".join(f"{p}/{n} {med(b.results[('scale', p, n)]['rt_per_s']):.0f}/s"
                               for p in SCALE_PATHS for n in ns if ("scale", p, n) in b.results))
-
-
-def b_status(pid, key):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def section(b, med, trio, fmt, mach, wolf, cfg):
