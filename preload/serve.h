@@ -11,6 +11,7 @@
 #define TLSSHIM_SERVE_H
 
 #include <stdbool.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -55,9 +56,39 @@ void serve_state_free(struct serve_state *s);
 /* Makes the process's ticket secret (once; before workers fork, from the first listen or accept). */
 void serve_tickets_init(void);
 
-/* Installs the ticket callback with keys derived for this rule (nothing with session-tickets=off).
+/* A serve rule's session ticket keys, one per rule for the life of the process (it lives in the rule's
+ * slot in serve_keys.c, which is never freed). Every context of the rule points at it: the current one
+ * and replaced ones still serving sessions, so nothing is allocated per context (wolfSSL frees a
+ * context with its last session and has no hook to free anything with it). lock (taken inside the fork
+ * gate, held only to copy these bytes) guards set, secret, tag and rule_id: written when a context
+ * built with new ticket material is published (serve_tickets_publish), read by the ticket callback. */
+struct serve_ticket_keys {
+	pthread_mutex_t lock;
+	bool set;		  /* published at least once */
+	unsigned char secret[32]; /* the process secret, or the SHA-256 of session-ticket-key-file= */
+	unsigned char tag[8];	  /* names this rule's keys inside the ticket's key name */
+	char rule_id[300];	  /* "source:line", bound into every key */
+};
+
+/* What a context build derives for its rule (file I/O, no lock held), published with the context. */
+struct serve_ticket_material {
+	unsigned char secret[32];
+	unsigned char tag[8];
+};
+
+/* Derives the rule's ticket material: the process secret (made here if not yet) or the ticket key
+ * file's. 0, or -1 with err filled. Only for rules with session-tickets=on. */
+int serve_tickets_derive(const struct policy_rule *rule, struct serve_ticket_material *m, char *err,
+			 size_t errlen);
+
+/* Installs the ticket callback on ctx with the rule's keys k (nothing with session-tickets=off).
  * 0, or -1 with err filled. */
-int serve_tickets_setup(WOLFSSL_CTX *ctx, const struct policy_rule *rule, char *err, size_t errlen);
+int serve_tickets_setup(WOLFSSL_CTX *ctx, const struct policy_rule *rule, struct serve_ticket_keys *k,
+			char *err, size_t errlen);
+
+/* Makes m the keys of k (new tickets and decryption use it from now on, in every context of the rule). */
+void serve_tickets_publish(struct serve_ticket_keys *k, const struct policy_rule *rule,
+			   const struct serve_ticket_material *m);
 
 /* ---- serve_conn.c ---- */
 

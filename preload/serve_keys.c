@@ -13,8 +13,9 @@
  * serve_keys_get gets its own (a connection keeps the contexts of its SNI candidates until it is freed:
  * serve_state_free) and every session holds one (wolfSSL_new takes it, wolfSSL_free drops it). A
  * replaced context loses the slot's reference at the swap and is freed by wolfSSL when its last
- * connection or session goes; only its session ticket keys (about a hundred bytes, serve_tickets.c)
- * stay, since wolfSSL has no hook to free them with it. */
+ * connection or session goes, with everything it holds (certificates, key, CA store, CRLs). The
+ * session ticket keys are not the context's but the slot's (struct serve_ticket_keys), so a rotation
+ * allocates nothing that outlives its context. */
 #include "preload/serve.h"
 #include "preload/forkgate.h"
 #include "preload/log.h"
@@ -44,9 +45,11 @@ struct file_sig {
 /* One serve rule's material. ctx: the slot's reference, read (with a reference taken for the caller)
  * and replaced only under ctx_lock. next_check_ms: the next time a check may start. checking: 1 while
  * one thread checks (an exchange elects it; reset in a forked child). sigs, failed_sigs: written by the
- * checking thread, or by the first loader before it publishes ctx (no check runs while ctx is NULL). */
+ * checking thread, or by the first loader before it publishes ctx (no check runs while ctx is NULL).
+ * tickets: the rule's ticket keys, with their own lock (serve.h); published with each ctx. */
 struct serve_slot {
 	WOLFSSL_CTX *ctx;
+	struct serve_ticket_keys tickets;
 	_Atomic long long next_check_ms;
 	atomic_int checking;
 	struct file_sig sigs[SERVE_WATCHED_FILES];	  /* the files the current ctx was built from */
@@ -75,6 +78,8 @@ static void slots_init(void)
 	const struct policy *p = shim_policy();
 	slots = p->n_rules ? calloc(p->n_rules, sizeof(*slots)) : NULL;
 	n_slots = slots ? p->n_rules : 0;
+	for (size_t i = 0; i < n_slots; i++)
+		pthread_mutex_init(&slots[i].tickets.lock, NULL);
 	pthread_atfork(NULL, NULL, slots_atfork_child);
 }
 
@@ -144,21 +149,37 @@ static struct serve_slot *slot_of(const struct policy_rule *rule)
 	return idx < n_slots ? &slots[idx] : NULL;
 }
 
-static WOLFSSL_CTX *build(const struct policy_rule *rule, char *err, size_t errlen)
+/* A new context for the rule, its ticket callback pointing at the slot's keys, and the ticket material
+ * to publish with it (tm). File I/O: no lock held. */
+static WOLFSSL_CTX *build(const struct policy_rule *rule, struct serve_slot *s,
+			  struct serve_ticket_material *tm, char *err, size_t errlen)
 {
+	memset(tm, 0, sizeof(*tm));
 	WOLFSSL_CTX *ctx = tlsctx_server_new(&rule->tls, serve_verify_callback, err, errlen);
-	if (ctx && serve_tickets_setup(ctx, rule, err, errlen) != 0) {
+	if (ctx && rule->tls.serve.session_tickets &&
+	    (serve_tickets_derive(rule, tm, err, errlen) != 0 ||
+	     serve_tickets_setup(ctx, rule, &s->tickets, err, errlen) != 0)) {
 		wolfSSL_CTX_free(ctx);
 		return NULL;
 	}
 	return ctx;
 }
 
+/* Makes ctx (built with tm) the slot's, with ctx_lock held. */
+static void publish_locked(const struct policy_rule *rule, struct serve_slot *s, WOLFSSL_CTX *ctx,
+			   const struct serve_ticket_material *tm)
+{
+	if (rule->tls.serve.session_tickets)
+		serve_tickets_publish(&s->tickets, rule, tm); /* lock order: ctx_lock, then the keys' */
+	s->ctx = ctx;
+}
+
 /* A change seen by the check: load it, swap on success. Runs in the elected thread only, no lock. */
 static void reload(const struct policy_rule *rule, struct serve_slot *s, const struct file_sig *now)
 {
 	char err[400];
-	WOLFSSL_CTX *ctx = build(rule, err, sizeof(err));
+	struct serve_ticket_material tm;
+	WOLFSSL_CTX *ctx = build(rule, s, &tm, err, sizeof(err));
 	if (!ctx) {
 		if (!s->failed_logged || !sigs_equal(s->failed_sigs, now))
 			log_msg(LOG_ERROR,
@@ -174,8 +195,9 @@ static void reload(const struct policy_rule *rule, struct serve_slot *s, const s
 	s->failed_logged = false;
 	forkgate_lock(&ctx_lock);
 	WOLFSSL_CTX *old = s->ctx;
-	s->ctx = ctx;
+	publish_locked(rule, s, ctx, &tm);
 	forkgate_unlock(&ctx_lock);
+	memset(&tm, 0, sizeof(tm));
 	serve_keys_put(old); /* freed when its last connection and session are gone */
 	log_msg(LOG_INFO, "serve rule %s:%u: reloaded %s and %s", rule->source, rule->line, rule->tls.cert,
 		rule->tls.key);
@@ -192,8 +214,9 @@ WOLFSSL_CTX *serve_keys_get(const struct policy_rule *rule, char *err, size_t er
 	WOLFSSL_CTX *ctx = slot_ref(s);
 	if (!ctx) { /* the first load: file I/O with no lock held; the first to finish publishes */
 		struct file_sig sig[SERVE_WATCHED_FILES];
+		struct serve_ticket_material tm;
 		sign_files(&rule->tls, sig);
-		ctx = build(rule, err, errlen);
+		ctx = build(rule, s, &tm, err, errlen);
 		if (!ctx)
 			return NULL;
 		forkgate_lock(&ctx_lock);
@@ -201,7 +224,7 @@ WOLFSSL_CTX *serve_keys_get(const struct policy_rule *rule, char *err, size_t er
 		if (!s->ctx) {
 			memcpy(s->sigs, sig, sizeof(s->sigs));
 			atomic_store(&s->next_check_ms, now + SERVE_CHECK_INTERVAL_MS);
-			s->ctx = ctx; /* the slot's reference */
+			publish_locked(rule, s, ctx, &tm); /* the slot's reference */
 			mine = NULL;
 		} else {
 			ctx = s->ctx; /* another thread published one first */
@@ -209,6 +232,7 @@ WOLFSSL_CTX *serve_keys_get(const struct policy_rule *rule, char *err, size_t er
 		if (wolfSSL_CTX_up_ref(ctx) != WOLFSSL_SUCCESS)
 			ctx = NULL;
 		forkgate_unlock(&ctx_lock);
+		memset(&tm, 0, sizeof(tm));
 		serve_keys_put(mine);
 		if (!ctx)
 			snprintf(err, errlen, "cannot take a reference to the key material");

@@ -13,8 +13,12 @@
  *  - The rule is part of the key: a ticket issued under one serve rule never resumes under another (it
  *    could skip that rule's client-certificate checks).
  *  - Tickets are sealed with ChaCha20-Poly1305; the key name carries the epoch and a rule tag, the AAD is
- *    the key name, the IV and the length. */
+ *    the key name, the IV and the length.
+ *  - The keys are the rule's (struct serve_ticket_keys in the rule's slot, serve_keys.c), shared by every
+ *    context of the rule, so a certificate rotation allocates nothing that outlives its context. A
+ *    changed session-ticket-key-file= takes effect when the context built with it is published. */
 #include "preload/serve.h"
+#include "preload/forkgate.h"
 #include "preload/log.h"
 
 #include <errno.h>
@@ -99,38 +103,44 @@ static int file_secret(const char *path, unsigned char out[32], char *err, size_
 	return r == 0 ? 0 : -1;
 }
 
-/* Per-context ticket state, made when the context is built; kept (like the context) for its life. */
-struct ticket_keys {
-	unsigned char secret[32];
-	char rule_id[300];
-	unsigned char tag[8]; /* names this rule's keys inside the key name */
-};
-
 static int ticket_cb(WOLFSSL *ssl, unsigned char key_name[WOLFSSL_TICKET_NAME_SZ],
 		     unsigned char iv[WOLFSSL_TICKET_IV_SZ], unsigned char mac[WOLFSSL_TICKET_MAC_SZ],
 		     int enc, unsigned char *ticket, int in_len, int *out_len, void *user)
 {
-	struct ticket_keys *k = user;
+	struct serve_ticket_keys *k = user;
 	unsigned long long now = (unsigned long long)time(NULL) / SERVE_TICKET_EPOCH_S, epoch = now;
 	unsigned char key[32], aad[WOLFSSL_TICKET_NAME_SZ + WOLFSSL_TICKET_IV_SZ + 2];
+	unsigned char secret[32], tag[8];
+	char rule_id[sizeof(k->rule_id)];
 	if (!k || in_len < 0 || in_len > 0xffff)
 		return WOLFSSL_TICKET_RET_FATAL;
+	forkgate_lock(&k->lock);
+	bool set = k->set;
+	memcpy(secret, k->secret, sizeof(secret));
+	memcpy(tag, k->tag, sizeof(tag));
+	memcpy(rule_id, k->rule_id, sizeof(rule_id));
+	forkgate_unlock(&k->lock);
+	if (!set)
+		return WOLFSSL_TICKET_RET_FATAL;
+	int ret = WOLFSSL_TICKET_RET_FATAL;
 	if (enc) {
 		be64(key_name, epoch);
-		memcpy(key_name + 8, k->tag, 8);
+		memcpy(key_name + 8, tag, 8);
 		if (getrandom(iv, WOLFSSL_TICKET_IV_SZ, 0) != WOLFSSL_TICKET_IV_SZ)
-			return WOLFSSL_TICKET_RET_FATAL;
+			goto out;
 	} else {
-		if (memcmp(key_name + 8, k->tag, 8) != 0)
-			return WOLFSSL_TICKET_RET_REJECT; /* another rule's (or a stranger's) ticket */
+		ret = WOLFSSL_TICKET_RET_REJECT;
+		if (memcmp(key_name + 8, tag, 8) != 0)
+			goto out; /* another rule's (or a stranger's) ticket */
 		epoch = 0;
 		for (int i = 0; i < 8; i++)
 			epoch = epoch << 8 | key_name[i];
 		if (epoch != now && epoch + 1 != now)
-			return WOLFSSL_TICKET_RET_REJECT; /* expired: a full handshake */
+			goto out; /* expired: a full handshake */
+		ret = WOLFSSL_TICKET_RET_FATAL;
 	}
-	if (hmac(k->secret, sizeof(k->secret), "tlsshim ticket key", k->rule_id, epoch, key) != 0)
-		return WOLFSSL_TICKET_RET_FATAL;
+	if (hmac(secret, sizeof(secret), "tlsshim ticket key", rule_id, epoch, key) != 0)
+		goto out;
 	memcpy(aad, key_name, WOLFSSL_TICKET_NAME_SZ);
 	memcpy(aad + WOLFSSL_TICKET_NAME_SZ, iv, WOLFSSL_TICKET_IV_SZ);
 	aad[sizeof(aad) - 2] = (unsigned char)(in_len >> 8);
@@ -145,52 +155,67 @@ static int ticket_cb(WOLFSSL *ssl, unsigned char key_name[WOLFSSL_TICKET_NAME_SZ
 						ticket);
 	}
 	memset(key, 0, sizeof(key));
-	if (r != 0)
-		return enc ? WOLFSSL_TICKET_RET_FATAL : WOLFSSL_TICKET_RET_REJECT;
+	if (r != 0) {
+		ret = enc ? WOLFSSL_TICKET_RET_FATAL : WOLFSSL_TICKET_RET_REJECT;
+		goto out;
+	}
 	*out_len = in_len;
-	return !enc && epoch != now ? WOLFSSL_TICKET_RET_CREATE : WOLFSSL_TICKET_RET_OK;
+	ret = !enc && epoch != now ? WOLFSSL_TICKET_RET_CREATE : WOLFSSL_TICKET_RET_OK;
+out:
+	memset(secret, 0, sizeof(secret));
+	return ret;
 }
 
-int serve_tickets_setup(WOLFSSL_CTX *ctx, const struct policy_rule *rule, char *err, size_t errlen)
+int serve_tickets_derive(const struct policy_rule *rule, struct serve_ticket_material *m, char *err,
+			 size_t errlen)
 {
 	const struct policy_serve_opts *s = &rule->tls.serve;
-	if (!s->session_tickets)
-		return 0;
-	struct ticket_keys *k = calloc(1, sizeof(*k));
-	if (!k) {
-		snprintf(err, errlen, "out of memory for session ticket keys");
-		return -1;
-	}
 	if (s->ticket_key_file) {
-		if (file_secret(s->ticket_key_file, k->secret, err, errlen) != 0) {
-			free(k);
+		if (file_secret(s->ticket_key_file, m->secret, err, errlen) != 0)
 			return -1;
-		}
 	} else {
 		serve_tickets_init();
 		if (!process_secret_ok) {
-			free(k);
 			snprintf(err, errlen,
 				 "no random bytes for the session ticket secret; set session-tickets=off");
 			return -1;
 		}
-		memcpy(k->secret, process_secret, sizeof(k->secret));
+		memcpy(m->secret, process_secret, sizeof(m->secret));
 	}
-	snprintf(k->rule_id, sizeof(k->rule_id), "%s:%u", rule->source, rule->line);
+	char rule_id[sizeof(((struct serve_ticket_keys *)0)->rule_id)];
+	snprintf(rule_id, sizeof(rule_id), "%s:%u", rule->source, rule->line);
 	unsigned char t[32];
-	if (hmac(k->secret, sizeof(k->secret), "tlsshim ticket name", k->rule_id, 0, t) != 0) {
-		free(k);
+	if (hmac(m->secret, sizeof(m->secret), "tlsshim ticket name", rule_id, 0, t) != 0) {
+		memset(m, 0, sizeof(*m));
 		snprintf(err, errlen, "cannot derive session ticket keys");
 		return -1;
 	}
-	memcpy(k->tag, t, sizeof(k->tag));
+	memcpy(m->tag, t, sizeof(m->tag));
+	return 0;
+}
+
+int serve_tickets_setup(WOLFSSL_CTX *ctx, const struct policy_rule *rule, struct serve_ticket_keys *k,
+			char *err, size_t errlen)
+{
+	if (!rule->tls.serve.session_tickets)
+		return 0;
 	if (wolfSSL_CTX_set_TicketEncCb(ctx, ticket_cb) != WOLFSSL_SUCCESS ||
 	    wolfSSL_CTX_set_TicketEncCtx(ctx, k) != WOLFSSL_SUCCESS) {
-		free(k);
 		snprintf(err, errlen,
 			 "this wolfSSL build has no session ticket callback; set session-tickets=off");
 		return -1;
 	}
 	wolfSSL_CTX_set_TicketHint(ctx, SERVE_TICKET_EPOCH_S);
-	return 0; /* k lives as long as the context (contexts are never freed: serve_keys.c) */
+	return 0; /* k is the rule's, not the context's: nothing to free with the context */
+}
+
+void serve_tickets_publish(struct serve_ticket_keys *k, const struct policy_rule *rule,
+			   const struct serve_ticket_material *m)
+{
+	forkgate_lock(&k->lock);
+	memcpy(k->secret, m->secret, sizeof(k->secret));
+	memcpy(k->tag, m->tag, sizeof(k->tag));
+	snprintf(k->rule_id, sizeof(k->rule_id), "%s:%u", rule->source, rule->line);
+	k->set = true;
+	forkgate_unlock(&k->lock);
 }
