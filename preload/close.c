@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #ifndef CLOSE_RANGE_UNSHARE
@@ -100,6 +101,47 @@ static void unmark_range(unsigned first, unsigned last)
 		unmark(fd);
 }
 
+/* The kernel's close_range over [first, last] but the shim's own fds in it (the inner epoll sets and
+ * eventfds of the epoll sets that stay open: epoll.h, epoll_prepare_close_range), which the program did
+ * not open and whose loss would silence its sets' TLS fds. Epoll sets in the range lose their tables
+ * first. Without close_range (glibc < 2.34) or memory for the list, the whole range is closed. */
+static int close_range_sparing(unsigned first, unsigned last, int flags)
+{
+	int *skip = NULL;
+	int n = epoll_prepare_close_range(first, last, &skip);
+	if (n <= 0 || !libc.close_range) {
+		free(skip);
+		if (libc.close_range)
+			return libc.close_range(first, last, flags);
+		libc.closefrom((int)first); /* closefrom's fallback: last is ~0U there */
+		return 0;
+	}
+	int r = 0, err = 0;
+	unsigned from = first;
+	for (int i = 0; i <= n; i++) {
+		if (i < n && (unsigned)skip[i] < from)
+			continue; /* (sorted: a duplicate) */
+		if (i < n && (unsigned)skip[i] == from) {
+			if (from == last)
+				break;
+			from++;
+			continue;
+		}
+		unsigned to = i < n ? (unsigned)skip[i] - 1 : last;
+		if (from <= to && libc.close_range(from, to, flags) != 0 && !err) {
+			err = errno;
+			r = -1;
+		}
+		if (i == n || (unsigned)skip[i] >= last)
+			break;
+		from = (unsigned)skip[i] + 1;
+	}
+	free(skip);
+	if (err)
+		errno = err;
+	return r;
+}
+
 EXPORT int close_range(unsigned first, unsigned last, int flags)
 {
 	libc_ensure();
@@ -108,8 +150,10 @@ EXPORT int close_range(unsigned first, unsigned last, int flags)
 		return -1;
 	}
 	int tls_fd = first > last || first > (unsigned)INT_MAX ? -1 : fdtab_next((int)first, range_end(last));
+	bool spare = first <= last && !(flags & CLOSE_RANGE_CLOEXEC) && epoll_has_sets() &&
+		     !child_shares_parent_memory();
 	if (tls_fd < 0)
-		return libc.close_range(first, last, flags);
+		return spare ? close_range_sparing(first, last, flags) : libc.close_range(first, last, flags);
 	if (flags & CLOSE_RANGE_UNSHARE) {
 		/* The calling thread would get a private fd table the shim cannot model. */
 		log_msg(
@@ -123,26 +167,33 @@ EXPORT int close_range(unsigned first, unsigned last, int flags)
 	if ((flags & CLOSE_RANGE_CLOEXEC) || child_shares_parent_memory())
 		return libc.close_range(first, last, flags);
 	mark_range(first, last);
-	int r = libc.close_range(first, last, flags);
+	int r = spare ? close_range_sparing(first, last, flags) : libc.close_range(first, last, flags);
 	int e = errno;
 	unmark_range(first, last);
 	errno = e;
 	return r;
 }
 
+/* glibc's closefrom makes the close_range system call itself (no hook sees it), so it is done here. */
 EXPORT void closefrom(int lowfd)
 {
 	libc_ensure();
 	unsigned first = lowfd < 0 ? 0 : (unsigned)lowfd;
-	if (fdtab_next((int)first, INT_MAX) < 0 || child_shares_parent_memory()) {
+	bool tls = fdtab_next((int)first, INT_MAX) >= 0;
+	bool spare = epoll_has_sets() && (libc.close_range || libc.closefrom);
+	if ((!tls && !spare) || child_shares_parent_memory()) {
 		if (libc.closefrom)
 			libc.closefrom(lowfd);
 		return;
 	}
-	mark_range(first, UINT_MAX);
-	if (libc.closefrom)
+	if (tls)
+		mark_range(first, UINT_MAX);
+	if (spare)
+		close_range_sparing(first, UINT_MAX, 0);
+	else if (libc.closefrom)
 		libc.closefrom(lowfd);
-	unmark_range(first, UINT_MAX);
+	if (tls)
+		unmark_range(first, UINT_MAX);
 }
 
 EXPORT int shutdown(int fd, int how)

@@ -115,6 +115,7 @@ static _Atomic(set_slot *) set_chunks[SET_TOP];
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ep_set *all_sets, *free_sets;
 static _Atomic int n_inner_sets; /* sets with an inner set: close of a TLS fd skips everything at 0 */
+static _Atomic int n_sets;	 /* sets on all_sets (written under registry_lock): closefrom's test */
 
 static set_slot *set_slot_for(int fd, bool make)
 {
@@ -185,6 +186,7 @@ static void set_destroy(struct ep_set *s)
 	if (s->all_next)
 		s->all_next->all_prev = s->all_prev;
 	s->all_prev = s->all_next = NULL;
+	atomic_fetch_sub(&n_sets, 1);
 	s->next_free = free_sets;
 	free_sets = s;
 	forkgate_unlock(&registry_lock);
@@ -236,6 +238,7 @@ static struct ep_set *set_get_or_make(int epfd)
 	if (all_sets)
 		all_sets->all_prev = s;
 	all_sets = s;
+	atomic_fetch_add(&n_sets, 1);
 	struct ep_set *expected = NULL;
 	bool installed = atomic_compare_exchange_strong(slot, &expected, s);
 	forkgate_unlock(&registry_lock);
@@ -1131,4 +1134,77 @@ EXPORT int epoll_create1(int flags)
 {
 	libc_ensure();
 	return track_new_set(libc.epoll_create1(flags));
+}
+
+/* ---- closefrom, close_range ---- */
+
+bool epoll_has_sets(void)
+{
+	return atomic_load_explicit(&n_sets, memory_order_acquire) > 0;
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+	return (x > y) - (x < y);
+}
+
+int epoll_prepare_close_range(unsigned first, unsigned last, int **out)
+{
+	*out = NULL;
+	if (child_shares_parent_memory())
+		return 0;
+	/* The sets in the range go as their numbers are closed (as close() would drop them one by one). */
+	for (;;) {
+		int gone = -1;
+		forkgate_lock(&registry_lock);
+		for (struct ep_set *s = all_sets; s; s = s->all_next) {
+			set_slot *slot = set_slot_for(s->epfd, false);
+			if ((unsigned)s->epfd >= first && (unsigned)s->epfd <= last && slot &&
+			    atomic_load(slot) == s) {
+				gone = s->epfd;
+				break;
+			}
+		}
+		forkgate_unlock(&registry_lock);
+		if (gone < 0)
+			break;
+		epoll_forget_fd(gone);
+	}
+	/* What is left in the range of the shim's own: the inner sets and eventfds of the other sets. */
+	int n = 0, cap = 0, *fds = NULL;
+	forkgate_lock(&registry_lock);
+	for (struct ep_set *s = all_sets; s; s = s->all_next) {
+		forkgate_lock(&s->lock);
+		int mine[2] = {s->inner, s->efd};
+		forkgate_unlock(&s->lock);
+		for (int k = 0; k < 2; k++) {
+			if (mine[k] < 0 || (unsigned)mine[k] < first || (unsigned)mine[k] > last)
+				continue;
+			if (n == cap) {
+				int nc = cap ? cap * 2 : 16;
+				int *nf = realloc(fds, (size_t)nc * sizeof(*nf));
+				if (!nf) {
+					forkgate_unlock(&registry_lock);
+					free(fds);
+					log_msg(LOG_WARN,
+						"close_range/closefrom from %u: no memory for the list of "
+						"the shim's "
+						"own epoll fds in the range; they are closed too, and the "
+						"TLS fds "
+						"of the program's epoll sets are no longer reported",
+						first);
+					return -1;
+				}
+				fds = nf;
+				cap = nc;
+			}
+			fds[n++] = mine[k];
+		}
+	}
+	forkgate_unlock(&registry_lock);
+	if (n > 1)
+		qsort(fds, (size_t)n, sizeof(*fds), cmp_int);
+	*out = fds;
+	return n;
 }

@@ -2,6 +2,8 @@
 #ifndef TLSSHIM_EPOLL_H
 #define TLSSHIM_EPOLL_H
 
+#include <stdbool.h>
+
 /* fd is being closed (or replaced by dup2/dup3): a TLS fd leaves every set it is registered in; an
  * epoll set's own number drops the shim's table of it. For a plain fd that is no epoll set this is one
  * atomic load (no lock). Called before the kernel closes fd. */
@@ -11,5 +13,14 @@ void epoll_forget_fd(int fd);
  * while it was still a plain socket (nginx adds its upstream socket before connect()) are taken over
  * from the kernel sets into the shim's tables. */
 void epoll_adopt_fd(int fd);
+
+/* True once the process has an epoll set the shim knows (one atomic load). */
+bool epoll_has_sets(void);
+
+/* A close_range/closefrom of [first, last] is about to run: the epoll sets in the range drop their
+ * tables, and *out (malloc'ed, sorted, the caller frees it) gets the shim's own fds in the range that
+ * must stay open: the inner epoll sets and eventfds of the sets that stay. Their count, 0 when none,
+ * -1 when the list could not be allocated (then the caller closes the whole range). */
+int epoll_prepare_close_range(unsigned first, unsigned last, int **out);
 
 #endif

@@ -3,8 +3,9 @@
  * move bytes or fds, or make connections, go to the matching hook (which encrypts, refuses or passes
  * through exactly as for the libc call); Linux native AIO (io_submit) naming a TLS fd is refused;
  * io_uring_setup is refused while the policy has tls rules (the rings are shared memory the shim cannot
- * see into). Every other number goes straight to the kernel: one switch, no table load.
- * The pass-through is a raw system call (rawsys.h), so this hook needs nothing resolved. */
+ * see into); the epoll calls go to the epoll hooks (a set made or waited on here is the libc calls' set).
+ * Every other number goes straight to the kernel: one switch, no table load. The pass-through is a raw system
+ * call (rawsys.h), so this hook needs nothing resolved. */
 #include "preload/hooks.h"
 #include "preload/log.h"
 #include "preload/rawsys.h"
@@ -15,11 +16,21 @@
 #include <linux/aio_abi.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+/* The kernel's sigset_t is 64 bits (glibc's is 1024): the size epoll_pwait's sixth argument must be. */
+#define KERNEL_SIGSET_SIZE 8
+
+static long einval(void)
+{
+	errno = EINVAL;
+	return -1;
+}
 
 static bool is_tls_fd(long fd)
 {
@@ -180,6 +191,33 @@ EXPORT __attribute__((no_sanitize_address)) long syscall(long n, ...)
 		return accept((int)a1, (struct sockaddr *)a2, (socklen_t *)a3);
 	case SYS_accept4:
 		return accept4((int)a1, (struct sockaddr *)a2, (socklen_t *)a3, (int)a4);
+		/* epoll: the hooks keep TLS fds out of the kernel sets (epoll.c); a set made or waited on
+		 * here must be the same set the libc calls see. epoll_pwait and epoll_pwait2 take the signal
+		 * mask's size, which the libc calls do not: anything but the kernel's own size is its EINVAL.
+		 */
+#ifdef SYS_epoll_create
+	case SYS_epoll_create:
+		return epoll_create((int)a1);
+#endif
+	case SYS_epoll_create1:
+		return epoll_create1((int)a1);
+	case SYS_epoll_ctl:
+		return epoll_ctl((int)a1, (int)a2, (int)a3, (struct epoll_event *)a4);
+#ifdef SYS_epoll_wait
+	case SYS_epoll_wait:
+		return epoll_wait((int)a1, (struct epoll_event *)a2, (int)a3, (int)a4);
+#endif
+	case SYS_epoll_pwait:
+		if (a5 && a6 != KERNEL_SIGSET_SIZE)
+			return einval();
+		return epoll_pwait((int)a1, (struct epoll_event *)a2, (int)a3, (int)a4, (const sigset_t *)a5);
+#ifdef SYS_epoll_pwait2
+	case SYS_epoll_pwait2:
+		if (a5 && a6 != KERNEL_SIGSET_SIZE)
+			return einval();
+		return epoll_pwait2((int)a1, (struct epoll_event *)a2, (int)a3, (const struct timespec *)a4,
+				    (const sigset_t *)a5);
+#endif
 #ifdef SYS_pidfd_getfd
 	case SYS_pidfd_getfd:
 		return pidfd_getfd((int)a1, (int)a2, (unsigned)a3);

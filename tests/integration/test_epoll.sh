@@ -4,7 +4,9 @@
 # EPOLLEXCLUSIVE (two threads, two sets; the kernel's EINVAL rules compared with a plain socket),
 # EPOLLRDHUP/EPOLLPRI, one fd in several sets, the same data value (0) for every fd, a registered fd
 # closed and its number reused, fork with an inherited set, and a socket registered before its
-# non-blocking connect (nginx's upstream pattern). Each mode runs first without the shim against a
+# non-blocking connect (nginx's upstream pattern). tests/clients/ev_epx.c adds the corners: sets made and
+# waited on with syscall(SYS_epoll_*), closefrom/close_range above the program's own fds, a set watched
+# from outside (poll, select, another epoll set), EPOLLEXCLUSIVE wake-ups. Each mode runs first without the shim against a
 # plain server (the client's expectations are the kernel's own), then under the shim against TLS.
 # Then nginx 1.22 as a reverse proxy with a TLS upstream (2 workers, 32 MiB and 48 MiB responses,
 # with and without upstream keepalive, SHA-256 compared).
@@ -12,16 +14,17 @@ source "$(dirname "$0")/lib.sh" "${1:-build}"
 source "$HERE/ev/evlib.sh"
 
 # emode MODE [SERVERMODE]: the baseline without the shim (plain server), then the shim (TLS server).
+# The client is ev_epoll, or $EV_CLIENT.
 emode() {
-	local m=$1 smode=${2:-onreq}
+	local m=$1 smode=${2:-onreq} cl=${EV_CLIENT:-ev_epoll}
 	ev_server "p_$m" plain "$smode" || { fail "plain server did not start"; return; }
-	prun "base_$m" "$CL/ev_epoll" "$m" 127.0.0.1 "$PORT"
+	prun "base_$m" "$CL/$cl" "$m" 127.0.0.1 "$PORT"
 	if [ "$RC" != 0 ]; then
 		fail "baseline without the shim (plain TCP) failed: the client's expectations are not the kernel's: $(grep -a FAIL "$ERR" | head -3 | tr '\n' ' ')"
 		return
 	fi
 	ev_server "t_$m" tls "$smode" || { fail "TLS server did not start"; return; }
-	TLSSHIM_RULES="$(rule)" srun "tls_$m" "$CL/ev_epoll" "$m" localhost "$PORT"
+	TLSSHIM_RULES="$(rule)" srun "tls_$m" "$CL/$cl" "$m" localhost "$PORT"
 	expect_clean_client || return
 	local got want
 	got=$(kv recv_sha)
@@ -43,6 +46,16 @@ t_shared_data() { emode shared; }
 t_close_reuse() { emode close; }
 t_fork() { emode fork; }
 t_prereg() { emode prereg; }
+# The corners (tests/clients/ev_epx.c): syscall(SYS_epoll_*), closefrom/close_range above the program's
+# fds, the set watched by poll/select/another epoll set, EPOLLEXCLUSIVE wake-ups.
+t_syscall_epoll() { EV_CLIENT=ev_epx emode syscall; }
+t_closefrom_spares_set() { EV_CLIENT=ev_epx emode closefrom; }
+t_close_range_spares_set() { EV_CLIENT=ev_epx emode closerange; }
+t_sys_close_range_spares_set() { EV_CLIENT=ev_epx emode closerangesys; }
+t_poll_on_set() { EV_CLIENT=ev_epx emode pollset; }
+t_select_on_set() { EV_CLIENT=ev_epx emode selectset; }
+t_nested_set() { EV_CLIENT=ev_epx emode nested; }
+t_nested_set_added_before_tls() { EV_CLIENT=ev_epx emode nestedpre; }
 
 # ---- nginx as a reverse proxy with a TLS upstream (issue 12 item 1) ----
 # The upstream: nginx's own TLS (no shim). The proxy: nginx, 2 workers (epoll, edge triggered, the
@@ -169,6 +182,10 @@ tcase shared_data
 tcase close_reuse
 tcase fork
 tcase prereg
+tcase syscall_epoll
+tcase closefrom_spares_set
+tcase close_range_spares_set
+tcase sys_close_range_spares_set
 tcase nginx_proxy_tls_upstream_keepalive
 tcase nginx_proxy_tls_upstream_no_keepalive
 finish
