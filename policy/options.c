@@ -195,6 +195,85 @@ static int parse_alpn(const struct pol_opt_def *d, struct policy_tls_opts *o, co
 	return set_str(&o->alpn, v, n) ? oom(e) : 0;
 }
 
+/* groups=: the key-exchange groups this build offers and accepts. The first name of each row is the one
+ * OpenSSL's -groups uses (and policy_group_name writes); the others are its common aliases. Names are
+ * compared case-insensitively. */
+static const struct {
+	uint16_t id; /* TLS NamedGroup code point */
+	const char *names[4];
+} known_groups[] = {
+    {29, {"X25519", NULL}},
+    {23, {"P-256", "secp256r1", "prime256v1", NULL}},
+    {24, {"P-384", "secp384r1", NULL}},
+    {25, {"P-521", "secp521r1", NULL}},
+};
+#define GROUPS_EXPECT "X25519, P-256, P-384 or P-521, separated by ':' or ','"
+
+const char *policy_group_name(uint16_t group)
+{
+	for (size_t i = 0; i < sizeof(known_groups) / sizeof(known_groups[0]); i++)
+		if (known_groups[i].id == group)
+			return known_groups[i].names[0];
+	return NULL;
+}
+
+static bool same_word_ci(const char *a, const char *v, size_t n)
+{
+	if (strlen(a) != n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (pol_lower((unsigned char)a[i]) != pol_lower((unsigned char)v[i]))
+			return false;
+	return true;
+}
+
+/* groups=: names in preference order, separated by ':' (as OpenSSL writes them) or ','; no empty item,
+ * no group twice. */
+static int parse_groups(const struct pol_opt_def *d, struct policy_tls_opts *o, const char *v, size_t n,
+			struct pol_opt_err *e)
+{
+	uint16_t ids[POLICY_MAX_GROUPS];
+	unsigned count = 0;
+	size_t item = 0;
+
+	while (item <= n) {
+		size_t end = item, k;
+		int id = -1;
+		char q[64];
+
+		while (end < n && v[end] != ':' && v[end] != ',')
+			end++;
+		if (end == item)
+			return fail(e, item, "empty group in groups= (expected %s)", GROUPS_EXPECT);
+		for (k = 0; k < sizeof(known_groups) / sizeof(known_groups[0]) && id < 0; k++)
+			for (size_t a = 0; known_groups[k].names[a] && id < 0; a++)
+				if (same_word_ci(known_groups[k].names[a], v + item, end - item))
+					id = known_groups[k].id;
+		if (id < 0)
+			return fail(e, item, "unknown key-exchange group '%s' in groups= (expected %s)",
+				    pol_quote(q, sizeof(q), v + item, end - item, 40), GROUPS_EXPECT);
+		for (k = 0; k < count; k++)
+			if (ids[k] == id)
+				return fail(e, item, "group %s is listed twice in groups=",
+					    policy_group_name((uint16_t)id));
+		if (count >= POLICY_MAX_GROUPS)
+			return fail(e, item, "too many groups in groups= (at most %d)", POLICY_MAX_GROUPS);
+		ids[count++] = (uint16_t)id;
+		item = end + 1;
+	}
+	memcpy(o->groups, ids, sizeof(ids[0]) * count);
+	o->n_groups = count;
+	return 0;
+}
+
+static int copy_groups(const struct pol_opt_def *d, struct policy_tls_opts *dst,
+		       const struct policy_tls_opts *src)
+{
+	dst->n_groups = src->n_groups;
+	memcpy(dst->groups, src->groups, sizeof(dst->groups));
+	return 0;
+}
+
 /* handshake-timeout=: N (seconds), Ns or Nms; 1 ms to 300 s. */
 static int parse_timeout(const struct pol_opt_def *d, struct policy_tls_opts *o, const char *v, size_t n,
 			 struct pol_opt_err *e)
@@ -524,6 +603,7 @@ const struct pol_opt_def pol_opts[POL_OPT_COUNT] = {
     ROW(POL_OPT_PROXY, "proxy", "http://HOST:PORT or socks5://HOST:PORT", parse_proxy, copy_proxy,
 	proxy_host),
     ROW(POL_OPT_PROXY_USER_FILE, "proxy-user-file", PATH, parse_path, copy_str, proxy_user_file),
+    ROW(POL_OPT_GROUPS, "groups", GROUPS_EXPECT, parse_groups, copy_groups, groups),
 };
 
 const struct pol_opt_def *pol_opt_find(const char *key, size_t n)

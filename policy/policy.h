@@ -39,6 +39,7 @@ enum policy_proxy { POLICY_PROXY_NONE = 0, POLICY_PROXY_HTTP, POLICY_PROXY_SOCKS
 #define POLICY_MAX_PINS			    8
 #define POLICY_MAX_ALLOW		    64 /* allow= entries per rule */
 #define POLICY_MAX_PLAIN_FROM		    32 /* plain-from= networks per rule */
+#define POLICY_MAX_GROUPS		    8  /* groups= entries per rule */
 #define POLICY_DEFAULT_HANDSHAKE_TIMEOUT_MS 10000u
 
 /* ---- serve rules (the server side) ---- */
@@ -88,21 +89,23 @@ struct policy_serve_opts {
 /* TLS options of one rule (after `defaults` were applied). Strings are NUL-terminated, owned by the
  * policy, NULL when unset. Versions are 12 or 13 (0 = unset: the library applies min 1.2, max 1.3). */
 struct policy_tls_opts {
-	char *name;		       /* name= : the name to verify (and send as SNI) */
-	char *sni;		       /* sni=NAME (NULL: same as the verify name) */
-	bool sni_off;		       /* sni=off */
-	char *ca_file;		       /* ca-file= (NULL and no ca_dir: the system trust store) */
-	char *ca_dir;		       /* ca-dir= */
-	int min_version;	       /* min-version= */
-	int max_version;	       /* max-version= */
-	char *ciphers;		       /* ciphers= : colon-separated suite names, as given */
-	char *alpn;		       /* alpn= : comma-separated protocol list, as given */
-	unsigned handshake_timeout_ms; /* handshake-timeout= (e.g. 10, 10s, 500ms); default 10 s */
-	enum policy_verify verify;     /* verify=on|off|pin-only */
-	char *cert;		       /* cert= client certificate (PEM or DER) */
-	char *key;		       /* key= client key */
-	char *key_password_file;       /* key-password-file= */
-	unsigned n_pins;	       /* pin-sha256= (comma-separated, may repeat) */
+	char *name;	   /* name= : the name to verify (and send as SNI) */
+	char *sni;	   /* sni=NAME (NULL: same as the verify name) */
+	bool sni_off;	   /* sni=off */
+	char *ca_file;	   /* ca-file= (NULL and no ca_dir: the system trust store) */
+	char *ca_dir;	   /* ca-dir= */
+	int min_version;   /* min-version= */
+	int max_version;   /* max-version= */
+	char *ciphers;	   /* ciphers= : colon-separated suite names, as given */
+	char *alpn;	   /* alpn= : comma-separated protocol list, as given */
+	unsigned n_groups; /* groups= : key-exchange groups in preference order (0: the default) */
+	uint16_t groups[POLICY_MAX_GROUPS]; /* TLS NamedGroup code points (RFC 8446 4.2.7), e.g. 29 X25519 */
+	unsigned handshake_timeout_ms;	    /* handshake-timeout= (e.g. 10, 10s, 500ms); default 10 s */
+	enum policy_verify verify;	    /* verify=on|off|pin-only */
+	char *cert;			    /* cert= client certificate (PEM or DER) */
+	char *key;			    /* key= client key */
+	char *key_password_file;	    /* key-password-file= */
+	unsigned n_pins;		    /* pin-sha256= (comma-separated, may repeat) */
 	uint8_t pins[POLICY_MAX_PINS][32];
 	char *crl_file;			   /* crl-file= */
 	char *crl_dir;			   /* crl-dir= */
@@ -214,6 +217,9 @@ void policy_allow_format(const struct policy_allow *a, char *buf, size_t len);
 const char *policy_action_name(enum policy_action a);
 /* Writes "host:port" of a rule as it would be written in a policy (e.g. "[::1]:8443", "*.corp:8000-8100"). */
 void policy_rule_pattern(const struct policy_rule *r, char *buf, size_t len);
+/* The name groups= writes for a NamedGroup code point ("X25519", "P-256", "P-384", "P-521", the spelling
+ * of OpenSSL's -groups), or NULL for one the policy does not take. */
+const char *policy_group_name(uint16_t group);
 /* "smtp", "imap", ... ("" for none), and "http" / "socks5" ("" for none). */
 const char *policy_starttls_name(enum policy_starttls s);
 const char *policy_proxy_name(enum policy_proxy p);

@@ -58,6 +58,7 @@ bool pol_opt_allowed(enum pol_opt_id id, enum policy_action a)
 	case POL_OPT_KEY_PASSWORD_FILE:
 	case POL_OPT_CRL_FILE:
 	case POL_OPT_TRUNCATION:
+	case POL_OPT_GROUPS:
 		both = true;
 		break;
 	default: /* every other option (and any added later) is for tls rules */

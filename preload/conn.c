@@ -425,6 +425,15 @@ static void handshake_reason(struct conn *c, int err, char *buf, size_t len, int
 		snprintf(buf, len, "%s; %s", c->verify.reason, advice);
 		return;
 	}
+	if (err == TLSCTX_GROUP_REFUSED) {
+		char groups[96];
+		tlsctx_groups_text(&c->rule->tls, groups, sizeof(groups));
+		snprintf(buf, len,
+			 "the server chose key-exchange group %s, which the rule's groups=%s excludes; fix "
+			 "the server or add the group to groups=",
+			 tlsctx_group_used(c->ssl), groups);
+		return;
+	}
 	if (c->tcp_eof || err == SOCKET_PEER_CLOSED_E) {
 		snprintf(buf, len,
 			 "the server closed the connection during the handshake (does it speak TLS 1.2+ "
@@ -453,7 +462,8 @@ static void handshake_reason(struct conn *c, int err, char *buf, size_t len, int
 				    "are "
 				    "TLS 1.3 and ECDHE with AES-GCM or ChaCha20-Poly1305), or the server "
 				    "wants a "
-				    "client certificate; check the server, or set ciphers=, cert= and key=";
+				    "client certificate; check the server, or set ciphers=, groups=, cert= "
+				    "and key=";
 				break;
 			default:
 				advice = "check the server's TLS versions, suites and client certificate "
@@ -724,6 +734,10 @@ static int progress_locked(struct conn *c, int fd)
 		if (c->role == CONN_ROLE_CLIENT && verify_after_handshake(&c->verify, c->ssl) != 0) {
 			wolfSSL_shutdown(c->ssl); /* our alert; the socket is shut down right after */
 			return handshake_done(c, fd, false, VERIFY_CERT_ERROR, 0);
+		}
+		if (!tlsctx_group_allowed(c->ssl, &c->rule->tls)) { /* groups= (tlsctx.h) */
+			wolfSSL_shutdown(c->ssl);
+			return handshake_done(c, fd, false, TLSCTX_GROUP_REFUSED, 0);
 		}
 		return handshake_done(c, fd, true, 0, 0);
 	}

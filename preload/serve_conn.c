@@ -6,6 +6,7 @@
 #include "preload/conn.h"
 #include "preload/libc.h"
 #include "preload/log.h"
+#include "preload/tlsctx.h"
 #include "preload/verify.h"
 
 #include <arpa/inet.h>
@@ -334,14 +335,42 @@ void serve_failure_reason(struct conn *c, int werr, int sys_errno, char *buf, si
 		WOLFSSL_ALERT_HISTORY h;
 		if (wolfSSL_get_alert_history(c->ssl, &h) == WOLFSSL_SUCCESS && h.last_rx.code > 0) {
 			const char *d = wolfSSL_alert_desc_string_long(h.last_rx.code);
-			snprintf(buf, len, "the client sent alert %d (%s)", h.last_rx.code,
-				 d ? d : "unknown");
+			char hint[200] = "", groups[96];
+			/* handshake_failure / illegal_parameter: what a client says when no group is left */
+			if (c->rule->tls.n_groups && (h.last_rx.code == 40 || h.last_rx.code == 47)) {
+				tlsctx_groups_text(&c->rule->tls, groups, sizeof(groups));
+				snprintf(
+				    hint, sizeof(hint),
+				    "; it may share no key-exchange group with this rule's groups=%s (add "
+				    "one the client offers)",
+				    groups);
+			}
+			snprintf(buf, len, "the client sent alert %d (%s)%s", h.last_rx.code,
+				 d ? d : "unknown", hint);
 			return;
 		}
 	}
 	if (werr == NO_PEER_CERT) {
 		snprintf(buf, len,
 			 "the client sent no certificate (client-auth=require or allow= needs one)");
+		return;
+	}
+	if (werr == TLSCTX_GROUP_REFUSED) {
+		char groups[96];
+		tlsctx_groups_text(&c->rule->tls, groups, sizeof(groups));
+		snprintf(buf, len,
+			 "the client offers none of this rule's groups=%s (the handshake fell back to %s); "
+			 "add a group the client offers",
+			 groups, tlsctx_group_used(c->ssl));
+		return;
+	}
+	if (werr == BAD_KEY_SHARE_DATA && c->rule->tls.n_groups) {
+		char groups[96];
+		tlsctx_groups_text(&c->rule->tls, groups, sizeof(groups));
+		snprintf(buf, len,
+			 "the client offers no key-exchange group of this rule's groups=%s (add one the "
+			 "client offers)",
+			 groups);
 		return;
 	}
 	snprintf(buf, len, "handshake failed: %s", verify_error_text(werr));

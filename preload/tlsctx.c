@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <sys/stat.h>
 
@@ -100,6 +101,85 @@ static int load_trust(WOLFSSL_CTX *ctx, const struct policy_tls_opts *o, char *e
 	return 0;
 }
 
+void tlsctx_groups_text(const struct policy_tls_opts *o, char *buf, size_t len)
+{
+	size_t at = 0;
+	if (len)
+		buf[0] = '\0';
+	for (unsigned i = 0; i < o->n_groups && at < len; i++) {
+		const char *name = policy_group_name(o->groups[i]);
+		int k = snprintf(buf + at, len - at, "%s%s", i ? ":" : "", name ? name : "?");
+		if (k < 0)
+			break;
+		at += (size_t)k;
+	}
+}
+
+/* The NamedGroup code point of the session's key exchange, 0 when there was none or it is not one the
+ * policy names. wolfSSL names curves as wc_ecc does ("SECP256R1") and X25519 as "X25519". */
+static uint16_t group_used(WOLFSSL *ssl)
+{
+	static const struct {
+		const char *name;
+		uint16_t id;
+	} names[] = {{"X25519", 29}, {"SECP256R1", 23}, {"SECP384R1", 24}, {"SECP521R1", 25}};
+	const char *n = wolfSSL_get_curve_name(ssl);
+	for (size_t i = 0; n && i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcasecmp(n, names[i].name) == 0)
+			return names[i].id;
+	return 0;
+}
+
+const char *tlsctx_group_used(WOLFSSL *ssl)
+{
+	uint16_t g = group_used(ssl);
+	const char *n = g ? policy_group_name(g) : wolfSSL_get_curve_name(ssl);
+	return n ? n : "none";
+}
+
+bool tlsctx_group_allowed(WOLFSSL *ssl, const struct policy_tls_opts *o)
+{
+	if (!o->n_groups)
+		return true;
+	uint16_t g = group_used(ssl);
+	if (!g) /* no key exchange in this handshake: a resumption made under the same rule */
+		return wolfSSL_session_reused(ssl) && !wolfSSL_get_curve_name(ssl);
+	for (unsigned i = 0; i < o->n_groups; i++)
+		if (o->groups[i] == g)
+			return true;
+	return false;
+}
+
+int tlsctx_set_groups(WOLFSSL_CTX *ctx, const struct policy_tls_opts *o, char *err, size_t errlen)
+{
+	if (!o->n_groups)
+		return 0;
+	char list[96];
+	tlsctx_groups_text(o, list, sizeof(list));
+#ifdef OPENSSL_EXTRA
+	/* Both halves: the ordered list for supported_groups and the TLS 1.3 key shares
+	 * (wolfSSL_CTX_set_groups), and the mask that limits the TLS 1.2 ECDHE curve, which only this call
+	 * sets. */
+	if (wolfSSL_CTX_set1_curves_list(ctx, list) != WOLFSSL_SUCCESS) {
+		snprintf(err, errlen, "groups=%s: not all of these groups are in this wolfSSL build", list);
+		return -1;
+	}
+	return 0;
+#else
+	/* Without the compatibility layer (Debian's build may lack it): the ordered list for
+	 * supported_groups and the TLS 1.3 key shares only. A TLS 1.2 server's curve is then not limited
+	 * in the handshake; tlsctx_group_allowed refuses a connection that used another one. */
+	int ids[POLICY_MAX_GROUPS];
+	for (unsigned i = 0; i < o->n_groups; i++)
+		ids[i] = o->groups[i];
+	if (wolfSSL_CTX_set_groups(ctx, ids, (int)o->n_groups) != WOLFSSL_SUCCESS) {
+		snprintf(err, errlen, "groups=%s: not all of these groups are in this wolfSSL build", list);
+		return -1;
+	}
+	return 0;
+#endif
+}
+
 WOLFSSL_CTX *tlsctx_new(const struct policy_tls_opts *o, char *err, size_t errlen)
 {
 	if (tlsctx_global_init() != 0) {
@@ -109,6 +189,10 @@ WOLFSSL_CTX *tlsctx_new(const struct policy_tls_opts *o, char *err, size_t errle
 	WOLFSSL_CTX *ctx = wolfSSL_CTX_new(wolfSSLv23_client_method());
 	if (!ctx) {
 		snprintf(err, errlen, "out of memory creating a TLS context");
+		return NULL;
+	}
+	if (tlsctx_set_groups(ctx, o, err, errlen) != 0) {
+		wolfSSL_CTX_free(ctx);
 		return NULL;
 	}
 	int min = o->min_version ? o->min_version : 12;

@@ -5,6 +5,7 @@
 #ifndef TLSSHIM_TLSCTX_H
 #define TLSSHIM_TLSCTX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <wolfssl/options.h>
@@ -34,6 +35,29 @@ WOLFSSL_CTX *tlsctx_new(const struct policy_tls_opts *o, char *err, size_t errle
  * The caller sets the I/O callbacks. NULL with err filled on failure. */
 WOLFSSL *tlsctx_new_session(WOLFSSL_CTX *ctx, const struct policy_tls_opts *o, const char *sni,
 			    struct verify_state *v, char *err, size_t errlen);
+
+/* groups=: limits ctx's key-exchange groups (supported_groups, the TLS 1.3 key shares a client offers,
+ * the group a server accepts, the TLS 1.2 ECDHE curve) to the rule's list, in its order of preference;
+ * nothing without groups=. Call it right after wolfSSL_CTX_new (wolfSSL takes groups only while the
+ * context still allows TLS 1.3). 0, or -1 with a sentence in err. */
+int tlsctx_set_groups(WOLFSSL_CTX *ctx, const struct policy_tls_opts *o, char *err, size_t errlen);
+/* After a successful handshake: whether its key exchange used one of the rule's groups (always true
+ * without groups=, and for a resumption without a key exchange). wolfSSL 5.5.4's TLS 1.2 server picks
+ * P-256 when the client offers none of the allowed curves, so the list is checked here as well, on both
+ * sides. A refusal is reported as the pseudo wolfSSL error TLSCTX_GROUP_REFUSED. */
+bool tlsctx_group_allowed(WOLFSSL *ssl, const struct policy_tls_opts *o);
+#define TLSCTX_GROUP_REFUSED (-90001)
+/* The name of the key-exchange group an established session used ("X25519", "P-256", ...), or "none". */
+const char *tlsctx_group_used(WOLFSSL *ssl);
+/* The rule's groups as "P-256:X25519", or "" without groups=. */
+void tlsctx_groups_text(const struct policy_tls_opts *o, char *buf, size_t len);
+/* What contexts do without groups= (wolfSSL 5.5.4's defaults, seen with openssl s_server -trace), for
+ * `tlsshim explain`. */
+#define TLSCTX_DEFAULT_GROUPS_TEXT                                                                           \
+	"wolfSSL's: a P-256 key share, P-521, P-384, P-256, X25519, P-224 and ffdhe2048 offered"
+#define TLSCTX_SERVER_DEFAULT_GROUPS_TEXT                                                                    \
+	"wolfSSL's: the client's key share if it is P-256, X25519, P-384, P-521 or ffdhe2048, else P-256 "   \
+	"first"
 
 /* wolfSSL's password callback reading the first line of the file userdata names (key-password-file=). */
 int tlsctx_password_cb(char *buf, int size, int rwflag, void *userdata);

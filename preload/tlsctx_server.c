@@ -56,6 +56,10 @@ WOLFSSL_CTX *tlsctx_server_new(const struct policy_tls_opts *o, VerifyCallback v
 		snprintf(err, errlen, "out of memory creating a TLS context");
 		return NULL;
 	}
+	if (tlsctx_set_groups(ctx, o, err, errlen) != 0) {
+		wolfSSL_CTX_free(ctx);
+		return NULL;
+	}
 	int min = o->min_version ? o->min_version : 12;
 	int max = o->max_version ? o->max_version : 13;
 	if (wolfSSL_CTX_SetMinVersion(ctx, wolf_version(min)) != WOLFSSL_SUCCESS)

@@ -118,6 +118,10 @@ static void print_tls(const struct policy_rule *r, const struct cli_peer *peer)
 	ROW("ciphers", "%s%s", o->ciphers ? o->ciphers : TLSCTX_DEFAULT_CIPHERS,
 	    o->ciphers ? "" : " (default)");
 	ROW("alpn", "%s", o->alpn ? o->alpn : "none offered");
+	char groups[96];
+	tlsctx_groups_text(o, groups, sizeof(groups));
+	ROW("groups", "%s%s", o->n_groups ? groups : TLSCTX_DEFAULT_GROUPS_TEXT,
+	    o->n_groups ? " (in this order of preference)" : " (default)");
 	if (o->cert)
 		ROW("client cert", "cert=%s key=%s%s%s", o->cert, or_none(o->key),
 		    o->key_password_file ? " key-password-file=" : "",

@@ -74,6 +74,10 @@ static void print_serve_opts(const struct policy_rule *r)
 	ROW("ciphers", "%s%s", o->ciphers ? o->ciphers : TLSCTX_DEFAULT_CIPHERS,
 	    o->ciphers ? "" : " (default)");
 	ROW("alpn", "%s", o->alpn ? o->alpn : "none");
+	char groups[96];
+	tlsctx_groups_text(o, groups, sizeof(groups));
+	ROW("groups", "%s%s", o->n_groups ? groups : TLSCTX_SERVER_DEFAULT_GROUPS_TEXT,
+	    o->n_groups ? " (in this order of preference)" : " (default)");
 	ROW("handshake-timeout", "%u ms", o->handshake_timeout_ms);
 	ROW("truncation", "%s", o->truncation == POLICY_TRUNCATION_ALLOW ? "allow" : "error");
 	ROW("session-tickets", "%s%s%s", s->session_tickets ? "on" : "off",

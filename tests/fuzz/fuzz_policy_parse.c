@@ -67,6 +67,14 @@ static void check_rule(const struct policy *p, const struct policy_rule *r)
 	default:
 		CHECK(!"host kind");
 	}
+	/* groups=: known groups only, each once, at most the maximum; none on plain/deny rules */
+	CHECK(o->n_groups <= POLICY_MAX_GROUPS);
+	CHECK(o->n_groups == 0 || r->action == POLICY_TLS || r->action == POLICY_SERVE);
+	for (unsigned g = 0; g < o->n_groups; g++) {
+		CHECK(policy_group_name(o->groups[g]) != NULL);
+		for (unsigned h = 0; h < g; h++)
+			CHECK(o->groups[h] != o->groups[g]);
+	}
 	if (r->action == POLICY_SERVE) { /* a server's own certificate and key are required */
 		CHECK(o->cert && o->key);
 		CHECK(!o->key_password_file || o->key);

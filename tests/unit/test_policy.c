@@ -89,6 +89,10 @@ static void render_opt(const struct policy_tls_opts *o, const char *key, char *b
 		snprintf(b, n, "%d", o->max_version);
 	} else if (!strcmp(key, "handshake-timeout")) {
 		snprintf(b, n, "%u", o->handshake_timeout_ms);
+	} else if (!strcmp(key, "groups")) {
+		k = (size_t)snprintf(b, n, "%u", o->n_groups);
+		for (i = 0; i < o->n_groups && k + 8 < n; i++)
+			k += (size_t)snprintf(b + k, n - k, ":%u", (unsigned)o->groups[i]);
 	} else if (!strcmp(key, "pin-sha256")) {
 		k = (size_t)snprintf(b, n, "%u", o->n_pins);
 		for (i = 0; i < o->n_pins && k + 6 < n; i++)
@@ -305,6 +309,16 @@ static const struct opt_case opt_cases[] = {
      "TLS13-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"},
     {"alpn=h2,http/1.1", "alpn", "h2,http/1.1"},
     {"alpn=h2", "alpn", "h2"},
+    {"groups=X25519", "groups", "1:29"},
+    {"groups=P-256:X25519", "groups", "2:23:29"},
+    {"groups=P-256,X25519", "groups", "2:23:29"},
+    {"groups=P-521:P-384:P-256:X25519", "groups", "4:25:24:23:29"},
+    {"groups=secp256r1", "groups", "1:23"},
+    {"groups=prime256v1", "groups", "1:23"},
+    {"groups=secp384r1:secp521r1", "groups", "2:24:25"},
+    {"groups=x25519:p-256", "groups", "2:29:23"},
+    {"groups=PRIME256V1", "groups", "1:23"},
+    {"groups=\"X25519:P-256\"", "groups", "2:29:23"},
     {"handshake-timeout=10", "handshake-timeout", "10000"},
     {"handshake-timeout=10s", "handshake-timeout", "10000"},
     {"handshake-timeout=500ms", "handshake-timeout", "500"},
@@ -675,6 +689,24 @@ static const struct err_case err_cases[] = {
     {"tls a:1 verify=on alpn=x verify=off", F, 1, 26, "duplicate option 'verify'"},
     {"defaults alpn=a alpn=b", F, 1, 17, "duplicate option 'alpn'"},
     {"tls a:1 name=", F, 1, 14, "empty value for name= (expected a host name or an IP address)"},
+    /* groups= */
+    {"tls a:1 groups=", F, 1, 16, "empty value for groups="},
+    {"tls a:1 groups=X448", F, 1, 16,
+     "unknown key-exchange group 'X448' in groups= (expected X25519, P-256, P-384 or P-521, separated by "
+     "':' or ',')"},
+    {"tls a:1 groups=X25519:ffdhe2048", F, 1, 23, "unknown key-exchange group 'ffdhe2048' in groups="},
+    {"tls a:1 groups=P-256:P-224", F, 1, 22, "unknown key-exchange group 'P-224'"},
+    {"tls a:1 groups=P256", F, 1, 16, "unknown key-exchange group 'P256'"},
+    {"tls a:1 groups=P-256:", F, 1, 22, "empty group in groups="},
+    {"tls a:1 groups=:P-256", F, 1, 16, "empty group in groups="},
+    {"tls a:1 groups=P-256,,X25519", F, 1, 22, "empty group in groups="},
+    {"tls a:1 groups=P-256;X25519", F, 1, 16, "unknown key-exchange group 'P-256;X25519'"},
+    {"tls a:1 groups=P-256:secp256r1", F, 1, 22, "group P-256 is listed twice in groups="},
+    {"tls a:1 groups=X25519:P-384:x25519", F, 1, 29, "group X25519 is listed twice"},
+    {"tls a:1 groups=P-256 groups=X25519", F, 1, 22, "duplicate option 'groups'"},
+    {"defaults groups=P-256 groups=P-384", F, 1, 23, "duplicate option 'groups'"},
+    {"tls a:1;tls b:1 groups=nope", R, 2, 16, "unknown key-exchange group 'nope'"},
+    {"plain a:1 groups=P-256", F, 1, 11, "options are not allowed on plain rules"},
     {"tls a:1 ca-file=\"\"", F, 1, 17, "empty value for ca-file="},
     {"defaults", F, 1, 9, "'defaults' needs at least one key=value option"},
     {"defaults a:1", F, 1, 10, "expected a key=value option, got 'a:1'"},
@@ -927,13 +959,14 @@ Test(policy_errors, exact_messages)
 	     "unknown option 'bogus-key' (expected one of name, sni, ca-file, ca-dir, min-version, "
 	     "max-version, "
 	     "ciphers, alpn, handshake-timeout, verify, cert, key, key-password-file, pin-sha256, crl-file, "
-	     "crl-dir, ocsp-stapling, truncation, session-resumption, starttls, proxy, proxy-user-file)"},
+	     "crl-dir, ocsp-stapling, truncation, session-resumption, starttls, proxy, proxy-user-file, "
+	     "groups)"},
 	    {"tls a:1 handshake-timeout-typo=1",
 	     "unknown option 'handshake-ti...' (expected one of name, sni, ca-file, ca-dir, min-version, "
 	     "max-version, ciphers, alpn, handshake-timeout, verify, cert, key, key-password-file, "
 	     "pin-sha256, "
 	     "crl-file, crl-dir, ocsp-stapling, truncation, session-resumption, starttls, proxy, "
-	     "proxy-user-file)"},
+	     "proxy-user-file, groups)"},
 	};
 	size_t i;
 
@@ -1593,6 +1626,17 @@ Test(policy_format, action_names)
 	cr_expect_str_eq(policy_action_name(POLICY_TLS), "tls");
 	cr_expect_str_eq(policy_action_name(POLICY_DENY), "deny");
 	cr_expect_str_eq(policy_action_name((enum policy_action)42), "unknown");
+}
+
+Test(policy_format, group_names)
+{
+	cr_expect_str_eq(policy_group_name(29), "X25519");
+	cr_expect_str_eq(policy_group_name(23), "P-256");
+	cr_expect_str_eq(policy_group_name(24), "P-384");
+	cr_expect_str_eq(policy_group_name(25), "P-521");
+	cr_expect_null(policy_group_name(30), "X448 is not a group the policy takes");
+	cr_expect_null(policy_group_name(256), "nor ffdhe2048");
+	cr_expect_null(policy_group_name(0));
 }
 
 Test(policy_format, pattern_buffers)

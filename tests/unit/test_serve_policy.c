@@ -89,10 +89,19 @@ Test(serve_parse, defaults_apply_per_action)
 {
 	struct policy p;
 
-	parse_ok(&p, "defaults ca-file=/ca-for-tls client-ca=/ca-for-serve truncation=error alpn=x\n"
+	parse_ok(&p, "defaults ca-file=/ca-for-tls client-ca=/ca-for-serve truncation=error alpn=x "
+		     "groups=P-256:X25519\n"
 		     "tls a:1\n"
-		     "serve *:2 " CK "\n");
-	cr_assert_eq(p.n_rules, 2);
+		     "serve *:2 " CK "\n"
+		     "serve *:3 " CK " groups=P-384\n");
+	cr_assert_eq(p.n_rules, 3);
+	for (int i = 0; i < 2; i++) {
+		cr_expect_eq(p.rules[i].tls.n_groups, 2, "defaults groups= reaches rule %d", i);
+		cr_expect_eq(p.rules[i].tls.groups[0], 23);
+		cr_expect_eq(p.rules[i].tls.groups[1], 29);
+	}
+	cr_expect_eq(p.rules[2].tls.n_groups, 1, "a serve rule's own groups= replaces the defaults'");
+	cr_expect_eq(p.rules[2].tls.groups[0], 24);
 	cr_expect_str_eq(p.rules[0].tls.ca_file, "/ca-for-tls");
 	cr_expect_null(p.rules[0].tls.serve.client_ca, "client-ca= never reaches a tls rule");
 	cr_expect_null(p.rules[1].tls.ca_file, "ca-file= never reaches a serve rule");
@@ -143,6 +152,8 @@ static const struct serve_err_case err_cases[] = {
     {"serve *:1 " CK " ocsp-stapling=off", 1, 34, "option 'ocsp-stapling' is for tls rules only"},
     {"serve *:1 " CK " session-resumption=off", 1, 34, "option 'session-resumption' is for tls rules only"},
     {"serve *:1 " CK " bogus=1", 1, 34, "unknown option 'bogus' (expected one of name, min-version"},
+    {"serve *:1 " CK " groups=X25519:brainpoolP256r1", 1, 48, "unknown key-exchange group 'brainpoolP256r1'"},
+    {"serve *:1 " CK " groups=,", 1, 41, "empty group in groups="},
     /* required and combined options */
     {"serve *:1", 1, 1, "serve rules need cert= and key= (the certificate to present; missing both)"},
     {"serve *:1 cert=/c", 1, 11, "missing key="},
