@@ -5,9 +5,9 @@ One nginx (Debian's 1.22, one worker, sendfile on) measured three ways in the sa
   nginx-tls   nginx's own TLS (OpenSSL, in-process: the ceiling)
   shim        plain nginx under LD_PRELOAD=libtlsshim.so with a `serve` rule
   stunnel     plain nginx behind stunnel4 in server mode (the usual sidecar)
-All three: TLS 1.3 only, TLS_AES_128_GCM_SHA256 only, the bench's EC P-256 certificate; nginx and
-stunnel are pinned to the P-256 group, a `serve` rule has no option for the group (the shim's server picks
-X25519 from OpenSSL's offer): the section prints what each negotiated. The clients use Debian's OpenSSL (curl and wrk) and are the same for every path:
+All three: TLS 1.3 only, TLS_AES_128_GCM_SHA256 only, the bench's EC P-256 certificate, the P-256 group
+(nginx: ssl_ecdh_curve, stunnel: curves, the serve rule: groups=P-256; without it the shim's server would
+take the X25519 key share OpenSSL's clients send): the section prints what each negotiated. The clients use Debian's OpenSSL (curl and wrk) and are the same for every path:
   bulk        curl downloads a BULK-byte file: MB/s (curl's speed_download) and the server side's CPU
               (nginx master + worker, plus stunnel for that path: user+system s from /proc) per GiB
   keep-alive  wrk -t1 -c10 on a 1 KiB file over keep-alive connections: requests/s
@@ -116,7 +116,7 @@ class ServerBench:
         # 2. plain nginx under the shim, serve rule
         port = _free_port()
         rules = (f"serve 127.0.0.1:{port} cert={self.b.tmp}/leaf.pem key={self.b.tmp}/leaf.key min-version=1.3 "
-                 f"ciphers={SUITE_WOLF} session-tickets=off")
+                 f"ciphers={SUITE_WOLF} groups=P-256 session-tickets=off")
         p = self.nginx("shim", port, False, {"LD_PRELOAD": self.b.shim, "TLSSHIM_RULES": rules})
         self.paths["shim"] = (port, [p.pid])
         # 3. stunnel4 (server mode) in front of plain nginx
@@ -214,9 +214,9 @@ def section(b, med, trio, fmt, mach, wolf, cfg):
         return []
     neg = "; ".join(f"{p}: {b.srv_neg[p]}" for p in SRV_PATHS)
     L = ["\n## Server side: nginx's own TLS vs plain nginx under the shim (`serve`) vs plain nginx behind stunnel\n",
-         f"One nginx 1.22 worker each, TLS 1.3, one suite, an EC P-256 certificate; the key-exchange group is whatever each "
-         f"server picks from the client's offer (nginx and stunnel are pinned to P-256; a `serve` rule has no option for "
-         f"it), as `openssl s_client` saw it: {neg}. "
+         f"One nginx 1.22 worker each, TLS 1.3, one suite, an EC P-256 certificate, the P-256 key-exchange group on "
+         f"every path (nginx `ssl_ecdh_curve`, stunnel `curves`, the `serve` rule `groups=P-256`), as `openssl s_client` "
+         f"saw it: {neg}. "
          f"Clients (the same for every path, Debian's OpenSSL): curl downloading {cfg['srv_bulk_bytes'] >> 20} MiB; "
          f"wrk -t1 -c10 for {cfg['srv_wrk_secs']} s on a 1 KiB file over keep-alive; wrk -t1 -c4 with `Connection: close` "
          f"(a full handshake per request). CPU: user+system s of the server side (nginx master and worker; for "
