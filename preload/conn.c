@@ -134,6 +134,7 @@ struct conn *conn_new(const struct policy_rule *rule)
 	c->io_fd = -1;
 	c->io_errno = 0;
 	c->io_no_kernel = false;
+	c->sleepers = NULL;
 	c->ra = NULL;
 	c->ra_off = c->ra_len = 0;
 	c->pq = NULL;
@@ -233,10 +234,9 @@ static long long recv_deadline(int fd)
 	return now_ms() + (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-/* Blocks until the kernel socket has a byte to read (or EOF/error), the way a plain recv() would:
- * the kernel's own SO_RCVTIMEO, SA_RESTART and O_NONBLOCK apply. Returns 0 to retry the TLS read, or
- * -1 with errno (EAGAIN, EINTR) to hand to the program. */
-static int wait_readable(int fd, int flags)
+/* A non-blocking read found nothing inside the shim: the kernel says whether bytes wait (0: retry the
+ * TLS read) or not (-1, EAGAIN), never waiting, as a plain non-blocking recv() would. */
+static int kernel_peek_nonblocking(int fd, int flags)
 {
 	char peek_byte;
 	ssize_t n = libc.recv(fd, &peek_byte, 1, MSG_PEEK | (flags & MSG_DONTWAIT));
@@ -245,6 +245,137 @@ static int wait_readable(int fd, int flags)
 	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 		return -1;
 	return 0; /* a socket error: the TLS read will see it and report it */
+}
+
+/* ---- blocking reads: sleepers (conn.h: struct conn_sleeper) ----
+ * A thread whose blocking read finds nothing sleeps in poll on the socket plus its own eventfd, linked
+ * into c->sleepers under c->lock before it lets go of the lock; every thread that takes bytes out of the
+ * kernel socket (io_recv, always under c->lock) signals the eventfds of the sleepers. So a sleeper either
+ * saw the bytes when it last looked (under the lock), or the kernel wakes it (they arrive), or the thread
+ * that took them wakes it: a record taken by a poll, FIONREAD or a second reader in the instant before a
+ * reader goes to sleep can no longer leave that reader asleep while the record waits inside the shim. */
+
+static bool readable_now(struct conn *c);
+
+static void wake_sleepers(struct conn *c)
+{
+	int e = errno;
+	for (struct conn_sleeper *s = c->sleepers; s; s = s->next)
+		wake_signal(s->efd);
+	errno = e;
+}
+
+static void sleeper_unlink(struct conn *c, struct conn_sleeper *me)
+{
+	if (me->prev)
+		me->prev->next = me->next;
+	else
+		c->sleepers = me->next;
+	if (me->next)
+		me->next->prev = me->prev;
+	me->prev = me->next = NULL;
+}
+
+/* pthread_cancel of a thread asleep in a read (poll is a cancellation point): its frame goes away. */
+struct sleep_cleanup {
+	struct conn *c;
+	struct conn_sleeper *me;
+};
+static void sleeper_cancelled(void *arg)
+{
+	struct sleep_cleanup *sc = arg;
+	if (sc->me->efd < 0)
+		return; /* never linked */
+	conn_lock(sc->c);
+	sleeper_unlink(sc->c, sc->me);
+	conn_unlock(sc->c);
+}
+
+/* A handler interrupted the sleep (poll gave EINTR): would the kernel have restarted a plain recv()? Only
+ * without SO_RCVTIMEO (the caller checks), and only when the handler had SA_RESTART. Which signal came is
+ * not known here, so the answer is yes only when every signal that has a handler, is not blocked in this
+ * thread and can come to a thread asleep in poll (not a fault's or its own write's signal) has
+ * SA_RESTART (one sigaction call per signal, on this rare path only); otherwise the read gives EINTR,
+ * which a program with a handler without SA_RESTART has to expect anyway. */
+static bool restart_after_signal(void)
+{
+	sigset_t blocked;
+	if (pthread_sigmask(SIG_BLOCK, NULL, &blocked) != 0)
+		sigemptyset(&blocked);
+	for (int sig = 1; sig < NSIG; sig++) {
+		struct sigaction sa;
+		if (sigismember(&blocked, sig) == 1 || sigaction(sig, NULL, &sa) != 0)
+			continue;
+		/* Signals a fault or this thread's own write raises cannot come while it sleeps in poll;
+		 * their handlers (crash reporters, the JVM, the ASan runtime) rarely have SA_RESTART. */
+		if (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL || sig == SIGTRAP ||
+		    sig == SIGSYS || sig == SIGPIPE || sig == SIGXFSZ)
+			continue;
+		bool handled = (sa.sa_flags & SA_SIGINFO)
+				   ? sa.sa_sigaction != NULL
+				   : sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN;
+		if (handled && !(sa.sa_flags & SA_RESTART))
+			return false;
+	}
+	return true;
+}
+
+/* A blocking read found nothing inside the shim and nothing in the kernel (c->lock held on entry and on
+ * return): sleeps until the socket is readable (bytes, EOF, an error), writable too when `events` has
+ * POLLOUT (a read that owes the peer a record), or a sleeper's wake-up (above). *deadline is the call's
+ * SO_RCVTIMEO deadline (-2: not asked yet). Returns 0 to look again, or -1 with errno as a plain recv()
+ * gives it: EAGAIN when SO_RCVTIMEO expired, EINTR for a signal (restarted instead as the kernel would
+ * restart a recv(): see restart_after_signal). */
+static int sleep_for_records(struct conn *c, int fd, short events, long long *deadline)
+{
+	if (c->ra_off < c->ra_len || readable_now(c))
+		return 0; /* the shim holds bytes: never sleep on the kernel then */
+	if (*deadline == -2)
+		*deadline = recv_deadline(fd);
+	int efd = wake_thread_fd();
+	struct conn_sleeper me = {.efd = efd};
+	if (efd >= 0) {
+		me.next = c->sleepers;
+		if (c->sleepers)
+			c->sleepers->prev = &me;
+		c->sleepers = &me;
+	}
+	conn_unlock(c);
+	struct pollfd p[2] = {{.fd = fd, .events = events}, {.fd = efd, .events = POLLIN}};
+	struct sleep_cleanup sc = {c, &me};
+	int r, e;
+	for (;;) {
+		int timeout = -1;
+		if (*deadline >= 0) {
+			long long left = *deadline - now_ms();
+			timeout = left < 0 ? 0 : (int)(left > INT_MAX ? INT_MAX : left);
+		}
+		/* No eventfd (out of fds): look again every 20 ms instead of being woken. */
+		if (efd < 0 && (timeout < 0 || timeout > 20))
+			timeout = 20;
+		pthread_cleanup_push(sleeper_cancelled, &sc);
+		r = libc.poll(p, efd >= 0 ? 2 : 1, timeout);
+		e = errno;
+		pthread_cleanup_pop(0);
+		if (r < 0 && e == EINTR && *deadline < 0 && restart_after_signal())
+			continue; /* SA_RESTART: the kernel would have restarted the recv() */
+		break;
+	}
+	conn_lock(c);
+	if (efd >= 0) {
+		sleeper_unlink(c, &me);
+		if (r > 0 && p[1].revents)
+			wake_drain(efd);
+	}
+	if (r < 0) {
+		errno = e;
+		return -1;
+	}
+	if (r == 0 && *deadline >= 0 && now_ms() >= *deadline) {
+		errno = EAGAIN; /* SO_RCVTIMEO expired, as the kernel reports it */
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- wolfSSL I/O callbacks: the real recv/send, never blocking, never a hooked symbol ---- */
@@ -356,11 +487,15 @@ static int io_recv(struct WOLFSSL *ssl, char *buf, int sz, void *ctx)
 		do /* a large request (a record body) goes straight into wolfSSL's buffer */
 			n = libc.recv(c->io_fd, buf, (size_t)sz, MSG_DONTWAIT);
 		while (n < 0 && errno == EINTR);
+		if (c->sleepers && (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)))
+			wake_sleepers(c); /* what they sleep on in the kernel is ours now */
 		return io_recv_result(c, n);
 	}
 	do
 		n = libc.recv(c->io_fd, c->ra, READAHEAD_SIZE, MSG_DONTWAIT);
 	while (n < 0 && errno == EINTR);
+	if (c->sleepers && (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)))
+		wake_sleepers(c);
 	if (n <= 0) {
 		ra_release(c);
 		return io_recv_result(c, n);
@@ -961,35 +1096,30 @@ ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 			 * room once we read what it sends. So a blocking read that owes a send waits for
 			 * both directions and moves whichever comes first. */
 			bool owe = c->out_committed > 0 || err == WOLFSSL_ERROR_WANT_WRITE;
-			conn_unlock(c);
 			int w;
 			if (fd_is_nonblocking(fd, flags)) {
+				conn_unlock(c);
 				if (err == WOLFSSL_ERROR_WANT_READ) {
-					w = wait_readable(fd, flags); /* EAGAIN, or retry: bytes arrived */
+					w = kernel_peek_nonblocking(fd, flags); /* EAGAIN, or retry */
 				} else {
 					errno = EAGAIN;
 					w = -1;
 				}
-			} else if (!owe) {
-				w = wait_readable(fd,
-						  flags); /* the kernel's SO_RCVTIMEO and SA_RESTART apply */
-			} else {
-				if (rcv_deadline == -2)
-					rcv_deadline = recv_deadline(fd);
-				w = wait_fd(fd, POLLIN | POLLOUT, rcv_deadline);
-				if (w == 0) {
-					errno = EAGAIN; /* SO_RCVTIMEO expired, as the kernel reports it */
-					w = -1;
-				} else if (w > 0) {
-					w = 0;
-				}
+				if (w < 0)
+					return got ? (ssize_t)got : -1;
+				conn_lock(c);
+				continue;
 			}
-			if (w < 0) {
+			/* Blocking: asleep on the socket and on a wake-up from any thread that takes records
+			 * out of the kernel meanwhile; SO_RCVTIMEO and SA_RESTART as for a plain recv(). */
+			if (sleep_for_records(c, fd, owe ? POLLIN | POLLOUT : POLLIN, &rcv_deadline) < 0) {
+				int e = errno;
+				conn_unlock(c);
 				if (got)
 					return (ssize_t)got;
+				errno = e;
 				return -1;
 			}
-			conn_lock(c);
 			continue;
 		}
 		if (c->tcp_eof &&
@@ -1150,6 +1280,7 @@ int conn_pending(struct conn *c, int fd)
 	int e = errno;
 	conn_lock(c);
 	size_t n = 0;
+	st.made_readable = false;
 	if (c->state == CONN_ESTABLISHED) {
 		poll_state_locked(c, fd, POLLIN, true, &st); /* FIONREAD counts what the kernel holds */
 		if (c->state == CONN_ESTABLISHED)
@@ -1167,6 +1298,8 @@ int conn_pending(struct conn *c, int fd)
 		}
 	}
 	conn_unlock(c);
+	if (st.made_readable) /* threads in poll/epoll on fd would not hear of it from the kernel */
+		wake_notify(fd);
 	errno = e;
 	return n > INT_MAX ? INT_MAX : (int)n;
 }

@@ -43,6 +43,13 @@ enum conn_state {
 	CONN_CLOSED,	  /* the last fd was closed */
 };
 
+/* A thread asleep in a blocking read of a connection (conn.c: sleep_for_records): lives in that thread's
+ * stack frame while it sleeps, linked into conn.sleepers under the connection's lock. */
+struct conn_sleeper {
+	struct conn_sleeper *prev, *next;
+	int efd; /* the sleeping thread's eventfd (wake.h: wake_thread_fd) */
+};
+
 struct conn {
 	_Atomic int refs;
 	pthread_mutex_t lock;
@@ -58,10 +65,14 @@ struct conn {
 	bool forked;		   /* a fork happened since the session began (in this process's copy) */
 	bool wrote_since_fork;	   /* this process wrote on the session since the last fork */
 	struct WOLFSSL *ssl;
-	int io_fd;		 /* the fd the I/O callbacks use for the call in progress */
-	int io_errno;		 /* errno of the last failed real recv/send in a callback */
-	bool io_no_kernel;	 /* io_recv hands wolfSSL the read-ahead only, never reads the kernel
-				    (conn_poll_state before the kernel said readable) */
+	int io_fd;		       /* the fd the I/O callbacks use for the call in progress */
+	int io_errno;		       /* errno of the last failed real recv/send in a callback */
+	bool io_no_kernel;	       /* io_recv hands wolfSSL the read-ahead only, never reads the kernel
+					  (conn_poll_state before the kernel said readable) */
+	struct conn_sleeper *sleepers; /* threads asleep in a blocking read, each in poll on the socket
+					  and its eventfd; whoever takes bytes from the kernel (io_recv)
+					  signals them all (conn.c: sleep_for_records). NULL on most
+					  connections: costs nothing while nobody sleeps */
 	char *ra;		 /* read-ahead: ciphertext taken from the kernel, not yet handed to wolfSSL */
 	unsigned ra_off, ra_len; /* (allocated only while it holds bytes: idle connections cost nothing) */
 	/* Program-bound plaintext queue (conn_queue_for_program): bytes the shim holds for the program,

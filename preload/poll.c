@@ -91,7 +91,10 @@ static int poll_tls(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t
 		long long until = deadline; /* the program's timeout, or a handshake's if that ends first */
 		if (hs_deadline >= 0 && (until < 0 || hs_deadline < until))
 			until = hs_deadline;
-		int wait = now ? 0 : until < 0 ? -1 : (int)(until - mono_ms() < 0 ? 0 : until - mono_ms());
+		/* The clock is read once: read twice, a millisecond boundary between the two reads gave -1
+		 * (forever) for a timeout that had just run out, so a poll(fd, 0) could block for good. */
+		long long left = until < 0 ? -1 : until - mono_ms();
+		int wait = now ? 0 : until < 0 ? -1 : left < 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
 		int r;
 		if (use_ppoll) {
 			struct timespec ts = {wait / 1000, (long)(wait % 1000) * 1000000};

@@ -92,7 +92,7 @@ void wake_drain(int efd)
 		;
 }
 
-static void signal_efd(int efd)
+void wake_signal(int efd)
 {
 	uint64_t one = 1;
 	syscall(SYS_write, efd, &one, sizeof(one));
@@ -106,7 +106,7 @@ void wake_notify(int fd)
 		for (struct wake_waiter *w = waiters; w; w = w->next)
 			for (size_t k = 0; k < w->n; k++)
 				if (w->fds[k].fd == fd && (w->fds[k].events & POLLIN)) {
-					signal_efd(w->efd);
+					wake_signal(w->efd);
 					break;
 				}
 		forkgate_unlock(&wake_lock);

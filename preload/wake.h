@@ -29,6 +29,9 @@ struct wake_waiter {
 void wake_register(struct wake_waiter *w, int efd, const struct pollfd *fds, size_t n);
 void wake_unregister(struct wake_waiter *w);
 
+/* Wakes the thread that waits on eventfd efd (one write; never blocks). */
+void wake_signal(int efd);
+
 /* Empties an eventfd. */
 void wake_drain(int efd);
 

@@ -4,6 +4,8 @@
 # timeout, not restarted), FIONREAD counts 0, a blocking read keeps blocking, recv(MSG_DONTWAIT) after
 # readable returns data (PHP's pattern, with PHP's own file_get_contents 50 runs in a row). TCP_NODELAY set
 # during an asynchronous handshake is kept; select with nfds above FD_SETSIZE; 300 waiters all woken.
+# Blocking readers woken when another thread takes their record (two readers and a watcher); zero
+# timeouts return at once.
 source "$(dirname "$0")/lib.sh" "${1:-build}"
 source "$HERE/ev/evlib.sh"
 
@@ -79,6 +81,57 @@ t_duplex_two_threads_100_runs_with_load() {
 		fail "copy 1 exit $r1: $(grep -a 'hung\|bad' "$OUT" | head -2 | tr '\n' ' ') $sum1; copy 2 exit $r2: $(grep -a 'hung\|bad' "$T/dx2.out" | head -2 | tr '\n' ' ') $sum2"
 }
 
+# ---- a blocking reader and another thread: two threads blocked in read() on one TLS fd and a third
+# watching it, against a server that sends 32-byte records one at a time with pauses of 150-300 ms
+# (evserver drip). A reader must be woken when another thread takes the next record out of the kernel
+# just before the reader goes to sleep: every record reaches a reader within 150 ms of being sent and both
+# readers see EOF. The watcher cycles through poll + FIONREAD, a poll(0) spin and a FIONREAD spin
+# (rd_readers.c). RD_READERS_RUNS runs in a row (default 21), each within 5 s, while a second copy runs
+# beside it.
+t_two_readers_and_a_watcher_with_load() {
+	local n=${RD_READERS_RUNS:-21} i m bad="" slow="" worst=0 lat maxlat=0 bad2 p2
+	local modes=(poll spin fionread)
+	ev_server dr tls drip:12:300 || { fail "server did not start"; return; }
+	# the second copy: the same client against the same server, as many runs
+	(
+		for i in $(seq 1 "$n"); do
+			TLSSHIM_RULES="$(rule)" timeout -k 2 20 env "${SAN_ENV[@]}" LD_PRELOAD="$PRELOAD" \
+				"$CL/rd_readers" "${modes[$((i % 3))]}" localhost "$PORT" 12 150 300 >>"$T/dr2.out" 2>&1 ||
+				echo "copy2 run $i: exit $?" >>"$T/dr2.out"
+		done
+	) &
+	p2=$!
+	CASE_PIDS+=("$p2")
+	for i in $(seq 1 "$n"); do
+		m=${modes[$((i % 3))]}
+		TMO=20 TLSSHIM_RULES="$(rule)" srun "dr_$i" "$CL/rd_readers" "$m" localhost "$PORT" 12 150 300
+		[ "$MS" -gt "$worst" ] && worst=$MS
+		[ "$MS" -gt 5000 ] && slow="$slow $i/$m(${MS} ms)"
+		lat=$(kv max_latency_ms)
+		[ -n "$lat" ] && [ "$lat" -gt "$maxlat" ] && maxlat=$lat
+		if [ "$RC" != 0 ] || grep -aq 'FAIL\|^tlsshim: ' "$ERR"; then
+			bad="$bad run $i/$m: exit $RC $(grep -a 'FAIL\|^tlsshim: ' "$ERR" | head -2 | tr '\n' ' ')"
+		fi
+	done
+	wait "$p2"
+	bad2=$(grep -a 'FAIL\|copy2 run\|^tlsshim: ' "$T/dr2.out" | head -3 | tr '\n' ' ')
+	if [ -z "$bad" ] && [ -z "$slow" ] && [ -z "$bad2" ]; then
+		ok "$n runs (poll, spin, fionread watcher) of 12 records: every record within 150 ms (worst $maxlat ms), both readers saw EOF, slowest run $worst ms; the second copy beside: $n clean runs"
+	else
+		fail "${bad:+failed:$bad }${slow:+over 5 s:$slow }${bad2:+copy 2: $bad2}"
+	fi
+}
+
+# ---- zero timeouts: poll(fd, POLLIN, 0), ppoll and select with zero timeouts on a silent TLS fd, 100,000
+# of each, every one returns at once (poll.c read the clock twice, so a millisecond boundary between the
+# reads turned a timeout that had just run out into -1: forever).
+t_zero_timeouts_return_at_once() {
+	ev_server zt tls idle || { fail "server did not start"; return; }
+	TMO=60 TLSSHIM_RULES="$(rule)" srun zt "$CL/rd_zero" localhost "$PORT" 100000
+	expect_clean_client || return
+	ok "$(grep -a '=' "$OUT" | tr '\n' ' ')"
+}
+
 # ---- item 9: TCP_NODELAY kept, select above FD_SETSIZE, waiters not capped ----
 t_tcp_nodelay_set_during_handshake_kept() {
 	ev_server nd tls slowhs:800 || { fail "server did not start"; return; }
@@ -110,6 +163,8 @@ tcase tickets_only_blocking_read_blocks
 tcase tickets_only_dontwait_eagain
 tcase php_file_get_contents_50_in_a_row
 tcase duplex_two_threads_100_runs_with_load
+tcase two_readers_and_a_watcher_with_load
+tcase zero_timeouts_return_at_once
 tcase tcp_nodelay_set_during_handshake_kept
 tcase select_nfds_above_fd_setsize
 tcase 300_waiters_all_woken

@@ -21,6 +21,10 @@ Modes (every byte count is what crossed the connection; every sha256 is of those
   idle            complete the handshake, then never read and never write (holds the connection)
   slowhs:MS       wait MS before the TLS handshake, then echo
   delayecho:MS    echo each chunk after MS milliseconds
+  drip:N:MS       read a line "go\\n", then send N records one at a time (one sendall each: one TLS
+                  record), MS/2..MS milliseconds apart (seeded jitter), each 32 bytes
+                  "rec KKKKK SSSSSSSSSS.UUUUUU\\n..." (K: number from 0, S.U: time.time() when sent);
+                  then close cleanly; logs "drip sent N"
   http:MS         HTTP/1.0: "GET /K" answers a body of 20000+K*1013 pattern bytes (seed K) after MS ms;
                   logs "http K <sha256> <n>" and the highest number of connections open at once
 The pattern: 64 KiB blocks, each a 16-byte header (seed, block number) plus a seeded base block.
@@ -29,6 +33,7 @@ import argparse
 import hashlib
 import json
 import os
+import random
 import selectors
 import socket
 import ssl
@@ -190,6 +195,20 @@ def serve(conn, peer, args, is_tls, held):
                         "seconds": round(time.time() - t0, 2)})
             record(args, out)
             drain_to_eof(conn)
+            servers.clean_close(conn, is_tls)
+        elif mode == "drip":
+            count, _, ms = arg.partition(":")
+            line = read_line(conn)
+            if line != b"go\n":
+                log("drip: bad start line", line)
+                conn.close()
+                return
+            jitter = random.Random(int(count) * 7919 + int(ms))
+            for k in range(int(count)):
+                time.sleep(jitter.uniform(int(ms) / 2000, int(ms) / 1000))
+                rec = b"rec %05d %17.6f" % (k, time.time())
+                conn.sendall(rec.ljust(31, b".") + b"\n")
+            log("drip sent", count)
             servers.clean_close(conn, is_tls)
         elif mode == "idle":
             held.append(conn)
