@@ -139,6 +139,7 @@ struct conn *conn_new(const struct policy_rule *rule)
 	c->ra_off = c->ra_len = 0;
 	c->pq = NULL;
 	c->pq_off = c->pq_len = 0;
+	c->pq_ahead = 0;
 	c->dlg = NULL;
 	c->tcp_eof = c->read_eof = c->write_shut = c->peer_close_notify = false;
 	c->out_committed = 0;
@@ -426,6 +427,7 @@ static void pq_release(struct conn *c)
 	free(c->pq);
 	c->pq = NULL;
 	c->pq_off = c->pq_len = 0;
+	c->pq_ahead = 0;
 }
 
 int conn_queue_for_program(struct conn *c, const void *buf, size_t len)
@@ -441,9 +443,15 @@ int conn_queue_for_tls(struct conn *c, const void *buf, size_t len)
 /* Moves up to len bytes of the program-bound queue into buf (copies only, for MSG_PEEK). Lock held. */
 static size_t pq_take(struct conn *c, char *buf, size_t len, bool peek)
 {
-	size_t n = conn_program_queued(c) < len ? conn_program_queued(c) : len;
+	size_t held = conn_program_queued(c);
+	size_t n = held < len ? held : len;
 	memcpy(buf, c->pq + c->pq_off, n);
 	if (!peek) {
+		size_t before_ahead = held - c->pq_ahead; /* bytes ahead of the decrypted-ahead tail */
+		if (n > before_ahead) {
+			c->bytes_in += n - before_ahead;
+			c->pq_ahead -= (unsigned)(n - before_ahead);
+		}
 		c->pq_off += (unsigned)n;
 		if (c->pq_off == c->pq_len)
 			pq_release(c);
@@ -1045,7 +1053,12 @@ ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 			continue;
 		}
 		if (c->read_eof || len == 0 || got == len) {
+			/* Bytes left in the program-bound queue (FIONREAD decrypts ahead into it): as below.
+			 */
+			bool left_behind = got && (conn_program_queued(c) || wolfSSL_pending(c->ssl) > 0);
 			conn_unlock(c);
+			if (left_behind)
+				wake_notify(fd);
 			return (ssize_t)got;
 		}
 		c->io_fd = fd;
@@ -1274,6 +1287,47 @@ bool conn_read_ready(struct conn *c, int fd)
 	return (st.now & POLLIN) != 0;
 }
 
+/* Moves the application data wolfSSL holds decrypted (the rest of one record) to the end of the
+ * program-bound queue, which reads return first, so wolfSSL can decrypt the next record. Lock held.
+ * False when the queue has no room for all of it (CONN_PROGRAM_QUEUE_MAX). */
+static bool pending_to_queue(struct conn *c)
+{
+	int p = wolfSSL_pending(c->ssl);
+	if (p <= 0)
+		return true;
+	size_t held = conn_program_queued(c);
+	if ((size_t)p > CONN_PROGRAM_QUEUE_MAX - held)
+		return false;
+	if (!c->pq) {
+		if (!(c->pq = malloc(CONN_PROGRAM_QUEUE_MAX)))
+			return false;
+		c->pq_off = c->pq_len = 0;
+	} else if (c->pq_off) {
+		memmove(c->pq, c->pq + c->pq_off, held);
+		c->pq_len = (unsigned)held;
+		c->pq_off = 0;
+	}
+	int n = wolfSSL_read(c->ssl, c->pq + c->pq_len, p);
+	if (n <= 0) {
+		if (!c->pq_len)
+			pq_release(c);
+		return false;
+	}
+	c->pq_len += (unsigned)n;
+	c->pq_ahead += (unsigned)n; /* bytes_in counts them when the program reads them (pq_take) */
+	return true;
+}
+
+/* FIONREAD: what reads return without waiting, exactly. wolfSSL decrypts one record at a time, so every
+ * complete record already here (wolfSSL's buffer, the read-ahead, the kernel) is decrypted ahead into the
+ * program-bound queue (as a read would, records without application data consumed on the way), and the
+ * count is that queue plus what wolfSSL holds. Only when more than CONN_PROGRAM_QUEUE_MAX (64 KiB) of
+ * application data is here does the ciphertext behind the queue (read-ahead and kernel) count as it is:
+ * then FIONREAD is an upper bound, above what reads return by at most the records' overhead (22 bytes a
+ * record in TLS 1.3, 29 in TLS 1.2 with AES-GCM) plus records without application data and an
+ * incomplete last record. Never below: nginx takes FIONREAD as exactly what its next reads get and,
+ * once it has read that much, waits for a new edge, which bytes already in the kernel never give (issue
+ * 12 item 1). */
 int conn_pending(struct conn *c, int fd)
 {
 	struct conn_ready st;
@@ -1283,14 +1337,34 @@ int conn_pending(struct conn *c, int fd)
 	st.made_readable = false;
 	if (c->state == CONN_ESTABLISHED) {
 		poll_state_locked(c, fd, POLLIN, true, &st); /* FIONREAD counts what the kernel holds */
+		bool whole = true;			     /* every complete record here is counted */
+		bool filter = dialogue_filter_read(c->dlg);  /* starttls=postgres: its own reads */
+		for (int rounds = 0; !filter && c->state == CONN_ESTABLISHED && !c->read_eof; rounds++) {
+			if (rounds >= 256 || !pending_to_queue(c)) {
+				whole = false;
+				break;
+			}
+			if (c->ra_off >= c->ra_len && !kernel_has_bytes(fd))
+				break; /* nothing more received */
+			c->io_fd = fd;
+			char b;
+			int r = wolfSSL_peek(c->ssl, &b, 1);	    /* the next record, never waiting */
+			if (!c->session_saved && c->session_key[0]) /* a TLS 1.3 ticket may have come */
+				c->session_saved = session_store(c->ssl, c->session_key, c->stale_ticket);
+			if (r > 0)
+				continue;
+			int err = wolfSSL_get_error(c->ssl, r);
+			if (err == WOLFSSL_ERROR_ZERO_RETURN) {
+				c->read_eof = true;
+				c->peer_close_notify = true;
+				break;
+			}
+			if (err != WOLFSSL_ERROR_WANT_READ)
+				break; /* an error, a FIN or a record to send: the read reports or does it */
+		}
 		if (c->state == CONN_ESTABLISHED)
 			n = conn_program_queued(c) + (size_t)wolfSSL_pending(c->ssl);
-		if (n > 0 && c->state == CONN_ESTABLISHED) {
-			/* wolfSSL decrypts one record at a time: the ciphertext behind it (read-ahead,
-			 * kernel) is counted as it is, an upper bound of what reads return without waiting.
-			 * nginx takes FIONREAD as exactly what its next reads get and, once it has read more,
-			 * waits for a new edge, which bytes already in the kernel never give (issue 12 item
-			 * 1). */
+		if (!whole && n > 0 && c->state == CONN_ESTABLISHED) {
 			int k = 0;
 			n += c->ra_len - c->ra_off;
 			if (libc.ioctl(fd, FIONREAD, &k) == 0 && k > 0)

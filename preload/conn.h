@@ -79,6 +79,8 @@ struct conn {
 	 * which read() returns before any TLS data. Allocated only while it holds bytes. */
 	char *pq;
 	unsigned pq_off, pq_len;
+	unsigned pq_ahead; /* bytes at the end of pq that FIONREAD decrypted ahead (conn_pending): counted in
+			      bytes_in when the program reads them, as epoll's EPOLLET re-reports follow it */
 	struct dialogue *dlg;	/* starttls=/proxy= (dialogue.h), or NULL; owned, freed with the conn */
 	bool tcp_eof;		/* the kernel socket returned 0 (FIN) */
 	bool read_eof;		/* close_notify seen (or an allowed truncation): reads return 0 */
@@ -280,9 +282,10 @@ void conn_poll_state(struct conn *c, int fd, short events, bool kernel_said, str
  * (the kernel is not read). May decrypt records. */
 bool conn_read_ready(struct conn *c, int fd);
 
-/* Bytes a read would return at once (FIONREAD): the program-bound queue plus the application data
- * decrypted inside wolfSSL, after handing wolfSSL what the kernel already holds. Session tickets and
- * other records without application data count 0. */
+/* Bytes reads would return at once (FIONREAD), exactly: every complete record already received is
+ * decrypted ahead into the program-bound queue (up to CONN_PROGRAM_QUEUE_MAX; beyond it the ciphertext
+ * behind counts as it is, an upper bound). Session tickets and other records without application data
+ * count 0. Wakes the fd's poll/epoll waiters when it made the fd readable. */
 int conn_pending(struct conn *c, int fd);
 
 /* TCP_NODELAY during a handshake: the shim holds it on while handshaking (Nagle plus delayed ACKs stall

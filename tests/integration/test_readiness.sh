@@ -5,7 +5,8 @@
 # readable returns data (PHP's pattern, with PHP's own file_get_contents 50 runs in a row). TCP_NODELAY set
 # during an asynchronous handshake is kept; select with nfds above FD_SETSIZE; 300 waiters all woken.
 # Blocking readers woken when another thread takes their record (two readers and a watcher); zero
-# timeouts return at once.
+# timeouts return at once; FIONREAD is exact (a program reading exactly that much never waits) and
+# nginx's FIONREAD pattern gets every byte.
 source "$(dirname "$0")/lib.sh" "${1:-build}"
 source "$HERE/ev/evlib.sh"
 
@@ -132,6 +133,24 @@ t_zero_timeouts_return_at_once() {
 	ok "$(grep -a '=' "$OUT" | tr '\n' ' ')"
 }
 
+# ---- FIONREAD is what reads return without waiting (rd_fionread.c against evserver onreq): 43,107 bytes in
+# six records give exactly 43107 and a program that then reads exactly that many bytes with blocking
+# reads never waits; nginx's own pattern (8 KiB recv, FIONREAD when one fills the buffer, stop at
+# available <= 0, wait for an EPOLLET edge) gets all of a 200,000-byte answer. First without the shim
+# against a plain server (the kernel's own answers), then under the shim against a TLS one.
+t_fionread_exact_and_nginx_pattern() {
+	ev_server fp plain onreq || { fail "plain server did not start"; return; }
+	TMO=30 prun fr_plain "$CL/rd_fionread" localhost "$PORT"
+	if [ "$RC" != 0 ]; then
+		fail "plain TCP baseline failed (exit $RC): $(grep -a FAIL "$ERR" | head -2 | tr '\n' ' ')"
+		return
+	fi
+	ev_server ft tls onreq || { fail "server did not start"; return; }
+	TMO=30 TLSSHIM_RULES="$(rule)" srun fr "$CL/rd_fionread" localhost "$PORT"
+	expect_clean_client || return
+	ok "$(grep -a '=' "$OUT" | tr '\n' ' ')(plain TCP baseline: same checks passed)"
+}
+
 # ---- item 9: TCP_NODELAY kept, select above FD_SETSIZE, waiters not capped ----
 t_tcp_nodelay_set_during_handshake_kept() {
 	ev_server nd tls slowhs:800 || { fail "server did not start"; return; }
@@ -165,6 +184,7 @@ tcase php_file_get_contents_50_in_a_row
 tcase duplex_two_threads_100_runs_with_load
 tcase two_readers_and_a_watcher_with_load
 tcase zero_timeouts_return_at_once
+tcase fionread_exact_and_nginx_pattern
 tcase tcp_nodelay_set_during_handshake_kept
 tcase select_nfds_above_fd_setsize
 tcase 300_waiters_all_woken
