@@ -13,7 +13,9 @@
  *      the 16 threads' cached stacks count in it, which only matters for small N);
  *   3. then, for each line "SECS" on stdin (one measurement run): for SECS seconds writes an M-byte
  *      message (default 64) on the active connection and waits in epoll_wait until it has read the
- *      M-byte echo; prints "mode=scale idle=N rt_per_s=R rtts=K secs=S idle_events=E". Any event for an
+ *      M-byte echo; prints "mode=scale idle=N rt_per_s=R rtts=K secs=S idle_events=E cpu_us_per_rt=C"
+ *      (C: this process's user+system CPU time per round trip, which, unlike R, does not depend on how
+ *      busy the machine's other processes keep the cores). Any event for an
  *      idle connection is counted (and drained): nothing is ever sent on them, so each is a false report.
  * At EOF on stdin it closes everything and exits 0; on any error it exits 2. It raises its own
  * RLIMIT_NOFILE soft limit to the hard limit. */
@@ -72,11 +74,21 @@ static void *setup_idle(void *p)
 	return NULL;
 }
 
+/* This process's user + system CPU time so far, in µs. */
+static double cpu_us_self(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
 /* One measurement run: round trips on the active connection for SECS seconds. */
 static int measure(int ep, int act, long nidle, const char *buf, char *got, size_t msg, double secs)
 {
 	struct epoll_event evs[64];
 	long rtts = 0, idle_events = 0;
+	double cpu0 = cpu_us_self();
 	double start = bench_now(), now = start;
 	while (now - start < secs) {
 		if (write(act, buf, msg) != (ssize_t)msg)
@@ -123,8 +135,9 @@ static int measure(int ep, int act, long nidle, const char *buf, char *got, size
 		now = bench_now();
 	}
 	double el = now - start;
-	printf("mode=scale idle=%ld rt_per_s=%.1f rtts=%ld secs=%.3f idle_events=%ld\n", nidle,
-	       (double)rtts / el, rtts, el, idle_events);
+	double cpu_us = cpu_us_self() - cpu0;
+	printf("mode=scale idle=%ld rt_per_s=%.1f rtts=%ld secs=%.3f idle_events=%ld cpu_us_per_rt=%.3f\n",
+	       nidle, (double)rtts / el, rtts, el, idle_events, rtts ? cpu_us / (double)rtts : 0.0);
 	fflush(stdout);
 	return 0;
 }
