@@ -181,8 +181,9 @@ tcase() {
 	return 0
 }
 
-# skip REASON: the case cannot run here and is reported as "SKIP suite/case: REASON". Only need() calls
-# it, only under TLSSHIM_ASAN=1, for a program that does not start under the sanitizer runtime alone.
+# skip REASON: the case cannot run here and is reported as "SKIP suite/case: REASON". Only under
+# TLSSHIM_ASAN=1: need() calls it for a program that does not start under the sanitizer runtime alone,
+# test_serve_rotate.sh for valgrind, which cannot run a program with that runtime.
 skip() {
 	[ "$CASE_DONE" = 1 ] && return 0
 	CASE_DONE=1
