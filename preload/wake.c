@@ -1,5 +1,6 @@
 /* wake.c: see wake.h. */
 #include "preload/wake.h"
+#include "preload/fdtab.h"
 #include "preload/forkgate.h"
 #include "preload/libc.h"
 
@@ -102,10 +103,14 @@ void wake_notify(int fd)
 {
 	int saved = errno;
 	if (atomic_load_explicit(&n_waiters, memory_order_acquire) > 0) {
+		/* By connection, not by number: a waiter may poll a dup of fd (one socket, one session). */
+		const struct conn *c = fdtab_load(fd);
 		forkgate_lock(&wake_lock);
 		for (struct wake_waiter *w = waiters; w; w = w->next)
 			for (size_t k = 0; k < w->n; k++)
-				if (w->fds[k].fd == fd && (w->fds[k].events & POLLIN)) {
+				if ((w->fds[k].fd == fd ||
+				     (c && w->fds[k].fd >= 0 && fdtab_load(w->fds[k].fd) == c)) &&
+				    (w->fds[k].events & POLLIN)) {
 					wake_signal(w->efd);
 					break;
 				}

@@ -12,6 +12,8 @@
  *       poll on the TLS fd; SO_RCVLOWAT keeps the kernel from reporting the 8000-byte record; then the
  *       main thread reads 1 byte, which leaves 7999 decrypted bytes inside the TLS library: every waiter
  *       must be woken (within 2 s), none may run into its 10 s timeout.
+ *   dupwaiters N: the same, the waiters polling a dup() of the fd the main thread reads (one socket,
+ *       one TLS connection: the kernel wakes pollers of every copy alike).
  * Prints key=value lines; "rd_misc: FAIL: ..." per broken expectation; exit 0 only when all held. */
 #include "ev_common.h"
 
@@ -136,14 +138,14 @@ static void bigselect(const char *host, const char *port)
 }
 
 /* ---- waiters ---- */
-static int w_fd;
+static int w_fd, w_poll_fd; /* w_poll_fd: what the waiters poll (w_fd, or a dup of it) */
 static atomic_int w_blocked, w_woken, w_timedout;
 static atomic_llong w_last_ms;
 
 static void *waiter(void *arg)
 {
 	(void)arg;
-	struct pollfd p = {.fd = w_fd, .events = POLLIN};
+	struct pollfd p = {.fd = w_poll_fd, .events = POLLIN};
 	atomic_fetch_add(&w_blocked, 1);
 	int r = poll(&p, 1, 10000);
 	if (r == 1 && (p.revents & POLLIN)) {
@@ -155,9 +157,12 @@ static void *waiter(void *arg)
 	return NULL;
 }
 
-static void waiters(const char *host, const char *port, int n)
+static void waiters(const char *host, const char *port, int n, bool on_dup)
 {
 	w_fd = ev_connect(host, port);
+	w_poll_fd = on_dup ? dup(w_fd) : w_fd;
+	if (w_poll_fd < 0)
+		ev_die("dup: errno=%s", errno_name(errno));
 	int lowat = 512 * 1024, got_lowat = 0;
 	socklen_t sl = sizeof got_lowat;
 	if (setsockopt(w_fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat) != 0 ||
@@ -196,7 +201,7 @@ int main(int argc, char **argv)
 {
 	ev_prog = "rd_misc";
 	if (argc < 4)
-		ev_die("usage: rd_misc nodelay|bigselect|waiters HOST PORT [N]");
+		ev_die("usage: rd_misc nodelay|bigselect|waiters|dupwaiters HOST PORT [N]");
 	if (!strcmp(argv[1], "nodelay")) {
 		nodelay_case("set1_during", argv[2], argv[3], -1, 1, 1);
 		nodelay_case("set0_during", argv[2], argv[3], 1, 0, 0);
@@ -204,7 +209,9 @@ int main(int argc, char **argv)
 	} else if (!strcmp(argv[1], "bigselect")) {
 		bigselect(argv[2], argv[3]);
 	} else if (!strcmp(argv[1], "waiters")) {
-		waiters(argv[2], argv[3], argc > 4 ? atoi(argv[4]) : 300);
+		waiters(argv[2], argv[3], argc > 4 ? atoi(argv[4]) : 300, false);
+	} else if (!strcmp(argv[1], "dupwaiters")) {
+		waiters(argv[2], argv[3], argc > 4 ? atoi(argv[4]) : 300, true);
 	} else {
 		ev_die("unknown mode %s", argv[1]);
 	}

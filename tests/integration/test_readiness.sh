@@ -192,6 +192,15 @@ t_select_nfds_above_fd_setsize() {
 	ok "$(grep -a '=' "$OUT" | tr '\n' ' ')"
 }
 
+# The same with the waiters polling a dup() of the fd that is read: one socket, one TLS connection (the
+# wake-ups matched waiters by fd number, so these slept into their 10 s timeout).
+t_waiters_on_a_dup_woken() {
+	ev_server wd tls onreq || { fail "server did not start"; return; }
+	TMO=40 TLSSHIM_RULES="$(rule)" srun wd "$CL/rd_misc" dupwaiters localhost "$PORT" 8
+	expect_clean_client || return
+	ok "$(grep -a '=' "$OUT" | tr '\n' ' ')"
+}
+
 t_300_waiters_all_woken() {
 	ev_server wt tls onreq || { fail "server did not start"; return; }
 	TMO=40 TLSSHIM_RULES="$(rule)" srun wt "$CL/rd_misc" waiters localhost "$PORT" 300
@@ -215,4 +224,5 @@ tcase echo_beside_9000_idle
 tcase tcp_nodelay_set_during_handshake_kept
 tcase select_nfds_above_fd_setsize
 tcase 300_waiters_all_woken
+tcase waiters_on_a_dup_woken
 finish
