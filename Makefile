@@ -22,6 +22,8 @@ else
   WOLF_LIBS   = $(WOLF_DIR)/lib/libwolfssl.a -lm
   WOLF_DEP    = $(WOLF_DIR)/lib/libwolfssl.a
   WOLF_DESC   = static
+  # preload/wolf_quiet.c: no message formatted for wolfSSL's would-block errors.
+  WOLF_SO_LDFLAGS = -Wl,--wrap=WOLFSSL_ERROR_LINE
 endif
 
 POLICY_SRC  = $(wildcard policy/*.c)
@@ -63,7 +65,7 @@ $(OBJ)/cli/%.o: %.c $(WOLF_DEP) $(wildcard */*.h)
 # Only the hooks are exported (preload/exports.map); wolfSSL stays inside, hidden.
 $(BUILD)/libtlsshim.so: $(preload_objs) $(policy_objs) $(WOLF_DEP) preload/exports.map
 	$(CC) -shared -o $@ $(preload_objs) $(policy_objs) $(WOLF_LIBS) -ldl -lpthread \
-	  -Wl,--version-script=preload/exports.map -Wl,--exclude-libs,ALL -Wl,-z,now -Wl,-z,relro -Wl,-z,defs $(LDFLAGS)
+	  -Wl,--version-script=preload/exports.map -Wl,--exclude-libs,ALL -Wl,-z,now -Wl,-z,relro -Wl,-z,defs $(WOLF_SO_LDFLAGS) $(LDFLAGS)
 
 $(BUILD)/tlsshim: $(tools_objs) $(policy_objs) $(WOLF_DEP)
 	$(CC) -o $@ $(tools_objs) $(policy_objs) $(WOLF_LIBS) -lpthread $(LDFLAGS)
