@@ -115,7 +115,8 @@ def run(b, med, parse_kv, cfg, log):
         for srv, _ in servers.values():
             srv.terminate()
     log("scale: " + ", ".join(f"{p}/{n} {med(b.results[('scale', p, n)]['rt_per_s']):.0f}/s"
-                              for p in SCALE_PATHS for n in ns if ("scale", p, n) in b.results))
+                              for p in SCALE_PATHS for n in ns
+                              if "rt_per_s" in b.results.get(("scale", p, n), {})))  # a failed client has none
 
 
 def section(b, med, trio, fmt, mach, wolf, cfg):
