@@ -5,6 +5,7 @@
 #include "preload/libc.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -28,10 +29,19 @@ static __thread int thread_efd = -1;
 static pthread_key_t efd_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 
+/* The program can close this number (closefrom, a close loop over every fd) and reuse it. A number that
+ * became a TLS socket (it is in the fd table) is never written to, polled for the wake-up or closed here:
+ * eight bytes of counter written "into the eventfd" would reach that TLS peer in plaintext. Any other
+ * reuse is the program's own fd and is not detected (README, Known open problems). */
+static bool efd_usable(int fd)
+{
+	return fd >= 0 && fdtab_load(fd) == NULL;
+}
+
 static void close_thread_efd(void *p)
 {
 	int fd = (int)(intptr_t)p - 1;
-	if (fd >= 0)
+	if (efd_usable(fd))
 		syscall(SYS_close, fd);
 }
 
@@ -49,7 +59,7 @@ static void make_key(void)
 
 int wake_thread_fd(void)
 {
-	if (thread_efd >= 0)
+	if (thread_efd >= 0 && efd_usable(thread_efd))
 		return thread_efd;
 	pthread_once(&key_once, make_key);
 	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -89,6 +99,8 @@ void wake_unregister(struct wake_waiter *w)
 void wake_drain(int efd)
 {
 	uint64_t v;
+	if (!efd_usable(efd))
+		return;
 	while (syscall(SYS_read, efd, &v, sizeof(v)) == (long)sizeof(v))
 		;
 }
@@ -96,7 +108,8 @@ void wake_drain(int efd)
 void wake_signal(int efd)
 {
 	uint64_t one = 1;
-	syscall(SYS_write, efd, &one, sizeof(one));
+	if (efd_usable(efd))
+		syscall(SYS_write, efd, &one, sizeof(one));
 }
 
 void wake_notify(int fd)

@@ -14,6 +14,11 @@
  *       must be woken (within 2 s), none may run into its 10 s timeout.
  *   dupwaiters N: the same, the waiters polling a dup() of the fd the main thread reads (one socket,
  *       one TLS connection: the kernel wakes pollers of every copy alike).
+ *   efdreuse (server: evserver onreq): the program closes the shim's per-thread wake-up eventfd (a
+ *       close over fds it did not open) and its next TLS connection gets that number; a poll on the
+ *       first connection must not treat the new TLS socket as the wake-up fd (draining it would eat
+ *       its ciphertext, signalling it would send 8 plaintext bytes): the second connection's 50-byte
+ *       answer must arrive intact.
  * Prints key=value lines; "rd_misc: FAIL: ..." per broken expectation; exit 0 only when all held. */
 #include "ev_common.h"
 
@@ -197,11 +202,66 @@ static void waiters(const char *host, const char *port, int n, bool on_dup)
 	free(t);
 }
 
+/* The lowest fd that is an eventfd (this program opens none), or -1. */
+static int find_eventfd(void)
+{
+	for (int fd = 0; fd < 64; fd++) {
+		char p[64], l[64];
+		snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+		ssize_t n = readlink(p, l, sizeof l - 1);
+		if (n > 0) {
+			l[n] = 0;
+			if (!strcmp(l, "anon_inode:[eventfd]"))
+				return fd;
+		}
+	}
+	return -1;
+}
+
+static void efdreuse(const char *host, const char *port)
+{
+	int x = ev_connect(host, port);
+	struct pollfd p = {.fd = x, .events = POLLIN};
+	if (poll(&p, 1, 50) != 0)
+		ev_die("the silent first connection was reported readable");
+	int efd = find_eventfd();
+	if (efd < 0)
+		ev_die("no wake-up eventfd after a poll that waited on a TLS fd");
+	close(efd); /* a program closing every fd it did not open */
+	int y = ev_connect(host, port);
+	printf("wake_efd=%d second_tls_fd=%d\n", efd, y);
+	if (y != efd)
+		ev_die("the second connection got fd %d, not the closed number %d", y, efd);
+	const char req[] = "send 50\n";
+	if (write(y, req, sizeof req - 1) != (ssize_t)(sizeof req - 1))
+		ev_die("write on the second connection: errno=%s", errno_name(errno));
+	ev_sleep_ms(300); /* its answer now waits in the kernel as ciphertext */
+	int r = poll(&p, 1, 300);
+	printf("poll_first=%d\n", r);
+	if (r != 0)
+		ev_fail("the first connection (nothing sent) was reported readable: %d", r);
+	struct pollfd q = {.fd = y, .events = POLLIN};
+	if (poll(&q, 1, 3000) != 1)
+		ev_die("the second connection's answer never became readable (its ciphertext was taken)");
+	char buf[64];
+	size_t have = 0;
+	while (have < 50) {
+		ssize_t n = read(y, buf + have, 50 - have);
+		if (n <= 0)
+			ev_die("read on the second connection: %zd errno=%s after %zu bytes", n,
+			       errno_name(errno), have);
+		have += (size_t)n;
+	}
+	printf("second_answer_bytes=%zu\n", have);
+	close(y);
+	close(x);
+}
+
 int main(int argc, char **argv)
 {
 	ev_prog = "rd_misc";
 	if (argc < 4)
-		ev_die("usage: rd_misc nodelay|bigselect|waiters|dupwaiters HOST PORT [N]");
+		ev_die("usage: rd_misc nodelay|bigselect|waiters|dupwaiters|efdreuse HOST PORT [N]");
 	if (!strcmp(argv[1], "nodelay")) {
 		nodelay_case("set1_during", argv[2], argv[3], -1, 1, 1);
 		nodelay_case("set0_during", argv[2], argv[3], 1, 0, 0);
@@ -212,6 +272,8 @@ int main(int argc, char **argv)
 		waiters(argv[2], argv[3], argc > 4 ? atoi(argv[4]) : 300, false);
 	} else if (!strcmp(argv[1], "dupwaiters")) {
 		waiters(argv[2], argv[3], argc > 4 ? atoi(argv[4]) : 300, true);
+	} else if (!strcmp(argv[1], "efdreuse")) {
+		efdreuse(argv[2], argv[3]);
 	} else {
 		ev_die("unknown mode %s", argv[1]);
 	}

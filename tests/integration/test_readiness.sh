@@ -201,6 +201,13 @@ t_waiters_on_a_dup_woken() {
 	ok "$(grep -a '=' "$OUT" | tr '\n' ' ')"
 }
 
+t_wake_eventfd_closed_and_reused_by_tls() {
+	ev_server we tls onreq || { fail "server did not start"; return; }
+	TMO=30 TLSSHIM_RULES="$(rule)" srun we "$CL/rd_misc" efdreuse localhost "$PORT"
+	expect_clean_client || return
+	ok "$(grep -a '=' "$OUT" | tr '\n' ' ')"
+}
+
 t_300_waiters_all_woken() {
 	ev_server wt tls onreq || { fail "server did not start"; return; }
 	TMO=40 TLSSHIM_RULES="$(rule)" srun wt "$CL/rd_misc" waiters localhost "$PORT" 300
@@ -225,4 +232,5 @@ tcase tcp_nodelay_set_during_handshake_kept
 tcase select_nfds_above_fd_setsize
 tcase 300_waiters_all_woken
 tcase waiters_on_a_dup_woken
+tcase wake_eventfd_closed_and_reused_by_tls
 finish
