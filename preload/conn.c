@@ -133,7 +133,7 @@ struct conn *conn_new(const struct policy_rule *rule)
 	c->ssl = NULL;
 	c->io_fd = -1;
 	c->io_errno = 0;
-	c->io_no_kernel = false;
+	c->io_no_kernel = c->recv_short = c->drained = false;
 	c->sleepers = NULL;
 	c->ra = NULL;
 	c->ra_off = c->ra_len = 0;
@@ -459,8 +459,9 @@ static size_t pq_take(struct conn *c, char *buf, size_t len, bool peek)
 	return n;
 }
 
-static int io_recv_result(struct conn *c, ssize_t n)
+static int io_recv_result(struct conn *c, ssize_t n, size_t asked)
 {
+	c->recv_short = n >= 0 ? (size_t)n < asked && n > 0 : errno == EAGAIN || errno == EWOULDBLOCK;
 	if (n > 0)
 		return (int)n;
 	if (n == 0) {
@@ -497,7 +498,7 @@ static int io_recv(struct WOLFSSL *ssl, char *buf, int sz, void *ctx)
 		while (n < 0 && errno == EINTR);
 		if (c->sleepers && (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)))
 			wake_sleepers(c); /* what they sleep on in the kernel is ours now */
-		return io_recv_result(c, n);
+		return io_recv_result(c, n, (size_t)sz);
 	}
 	do
 		n = libc.recv(c->io_fd, c->ra, READAHEAD_SIZE, MSG_DONTWAIT);
@@ -506,8 +507,9 @@ static int io_recv(struct WOLFSSL *ssl, char *buf, int sz, void *ctx)
 		wake_sleepers(c);
 	if (n <= 0) {
 		ra_release(c);
-		return io_recv_result(c, n);
+		return io_recv_result(c, n, READAHEAD_SIZE);
 	}
+	c->recv_short = n < READAHEAD_SIZE;
 	c->ra_len = (unsigned)n;
 	c->ra_off = 0;
 	return io_recv(ssl, buf, sz, ctx);
@@ -1027,6 +1029,10 @@ ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 	conn_lock(c);
 	if (drive_handshake(c, fd, flags) != 0)
 		return -1;
+	/* The look that made this fd readable emptied the kernel socket: once this read has bytes, a
+	 * further recv would only say EAGAIN (what comes later raises a kernel event of its own). */
+	bool drained = c->drained && !(flags & (MSG_PEEK | MSG_WAITALL));
+	c->drained = false;
 	long long rcv_deadline = -2; /* -2: SO_RCVTIMEO not yet asked */
 	for (;;) {
 		/* A request the program believes sent must leave before we wait for its answer: pushed
@@ -1067,8 +1073,10 @@ ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 			if ((n = filter_read_step(c)) > 0)
 				continue;
 		} else {
+			c->io_no_kernel = got > 0 && drained;
 			n = (flags & MSG_PEEK) ? wolfSSL_peek(c->ssl, (char *)buf + got, (int)(len - got))
 					       : wolfSSL_read(c->ssl, (char *)buf + got, (int)(len - got));
+			c->io_no_kernel = false;
 		}
 		if (n > 0) {
 			if (!(flags & MSG_PEEK))
@@ -1263,9 +1271,14 @@ static void poll_state_locked(struct conn *c, int fd, short events, bool kernel_
 		return;
 	bool want_write = false;
 	bool was = readable_now(c);
+	if (kernel_said || !was)
+		c->drained = false; /* a kernel event since (or a look that finds nothing): ask again */
+	c->recv_short = false;
 	if (was || absorb_records(c, fd, kernel_said, &want_write)) {
 		out->now = POLLIN;
 		out->made_readable = !was && c->state == CONN_ESTABLISHED;
+		if (!was && kernel_said && c->recv_short)
+			c->drained = true;
 		return;
 	}
 	out->kernel |= want_write ? POLLOUT : POLLIN;

@@ -69,6 +69,11 @@ struct conn {
 	int io_errno;		       /* errno of the last failed real recv/send in a callback */
 	bool io_no_kernel;	       /* io_recv hands wolfSSL the read-ahead only, never reads the kernel
 					  (conn_poll_state before the kernel said readable) */
+	bool recv_short;	       /* io_recv's last kernel recv got less than it asked for (or EAGAIN) */
+	bool drained;		       /* the readiness look that made this connection readable emptied the
+					  kernel socket (a short recv after its event): the next conn_read
+					  takes what is decrypted without one more recv that would give
+					  EAGAIN; bytes that come later raise a new kernel event */
 	struct conn_sleeper *sleepers; /* threads asleep in a blocking read, each in poll on the socket
 					  and its eventfd; whoever takes bytes from the kernel (io_recv)
 					  signals them all (conn.c: sleep_for_records). NULL on most

@@ -66,13 +66,15 @@ struct ep_item {
 	int fd;		   /* -1: free slot */
 	uint32_t gen;	   /* bumped when the slot is freed; the inner token is gen << 32 | index */
 	uint32_t events;   /* what the program registered (EPOLLWAKEUP dropped) */
+	uint32_t kmask;	   /* the inner set's event mask at the harvest numbered kseq */
 	epoll_data_t data; /* the program's, returned untouched */
 	bool disarmed;	   /* EPOLLONESHOT reported: nothing until EPOLL_CTL_MOD */
 	bool on_ready;	   /* on the ready list */
 	bool connecting;   /* the handshake was in progress when last looked at: on the hs list */
-	long long hs_dl;   /* its handshake-timeout= deadline (monotonic ms) while connecting */
 	bool held_only;	   /* EPOLLET, reported: on the list again only for bytes held inside the shim */
 	unsigned char idle_reports; /* held_only reports since the program last read (at most 1) */
+	uint32_t kseq;	 /* s->harvests when kmask was taken; 0 once looked at (or modified): no mask */
+	long long hs_dl; /* its handshake-timeout= deadline (monotonic ms) while connecting */
 	unsigned long long seen_in; /* the connection's bytes_in at the last report */
 	int prev, next;		    /* ready list links; next is also the free list link */
 };
@@ -96,6 +98,7 @@ struct ep_set {
 	int *hash, hash_cap;	/* fd -> index + 1 (0: empty); open addressing, linear probing */
 	int *hs, n_hs, cap_hs;	/* indexes of connecting items (their deadlines bound the wait) */
 	int waiters;		/* threads between their look at the ready list and the end of their wait */
+	uint32_t harvests;	/* harvest() calls that read the inner set (never 0): numbers each kmask */
 	_Atomic int pt_waiters; /* threads in a pass-through wait on the set (no TLS fd when it began) */
 };
 
@@ -495,6 +498,8 @@ static void harvest(struct ep_set *s)
 	if (s->inner < 0)
 		return;
 	struct epoll_event ev[64];
+	if (++s->harvests == 0)
+		s->harvests = 1; /* an item's kseq 0 means "no mask" */
 	for (int round = 0; round <= s->cap / 64 + 2; round++) {
 		int n = libc.epoll_wait(s->inner, ev, 64, 0);
 		for (int i = 0; i < n; i++) {
@@ -504,8 +509,13 @@ static void harvest(struct ep_set *s)
 			}
 			uint32_t idx = (uint32_t)ev[i].data.u64, gen = (uint32_t)(ev[i].data.u64 >> 32);
 			if (idx < (uint32_t)s->cap && s->items[idx].gen == gen && s->items[idx].fd >= 0) {
-				s->items[idx].held_only = false; /* a kernel event: look at everything */
+				struct ep_item *it = &s->items[idx];
+				it->held_only = false; /* a kernel event: look at everything */
 				ready_push(s, (int)idx);
+				if (it->on_ready) { /* the kernel's mask now: tls_events needs no poll */
+					it->kmask = ev[i].events;
+					it->kseq = s->harvests;
+				}
 			}
 		}
 		if (n < 64)
@@ -539,12 +549,13 @@ static uint32_t epoll_bits(short pollbits)
 
 /* The epoll events of TLS fd `fd` (connection c) for a registration asking `want`, without waiting,
  * from conn.c's predicate (conn_poll_state: a handshake step is taken, then *hs_dl is its deadline and
- * nothing is ready; only application data, EOF or an error is readable). The kernel is asked first (one
- * poll with a zero timeout), and the predicate reads the kernel socket only when it said readable, so
- * SO_RCVLOWAT keeps its meaning. held_only: readable only for what the shim and wolfSSL hold already.
- * *bytes_in: the connection's count of bytes the program read. Runs under no lock of ours. */
-static uint32_t tls_events(struct conn *c, int fd, uint32_t want, bool held_only, long long *hs_dl,
-			   unsigned long long *bytes_in)
+ * nothing is ready; only application data, EOF or an error is readable). The kernel is asked first: kmask
+ * is the inner set's mask for fd from the harvest of this same wait (tcp_poll's answer a moment ago, as
+ * poll would give it), else one poll with a zero timeout; the predicate reads the kernel socket only when
+ * it said readable, so SO_RCVLOWAT keeps its meaning. held_only: readable only for what the shim and wolfSSL
+ * hold already. *bytes_in: the connection's count of bytes the program read. Runs under no lock of ours. */
+static uint32_t tls_events(struct conn *c, int fd, uint32_t want, bool held_only, const uint32_t *kmask,
+			   long long *hs_dl, unsigned long long *bytes_in)
 {
 	*hs_dl = -1;
 	*bytes_in = 0;
@@ -559,7 +570,12 @@ static uint32_t tls_events(struct conn *c, int fd, uint32_t want, bool held_only
 		return (st.now & POLLIN) ? (want & EPOLLIN) : 0;
 	}
 	struct pollfd p = {.fd = fd, .events = POLLIN | POLLOUT | POLLRDHUP};
-	if (libc.poll(&p, 1, 0) < 0)
+	if (kmask) /* the inner set's mask, read by this wait's harvest just now: the same answer */
+		p.revents =
+		    (short)(((*kmask & EPOLLIN) ? POLLIN : 0) | ((*kmask & EPOLLOUT) ? POLLOUT : 0) |
+			    ((*kmask & EPOLLRDHUP) ? POLLRDHUP : 0) | ((*kmask & EPOLLERR) ? POLLERR : 0) |
+			    ((*kmask & EPOLLHUP) ? POLLHUP : 0));
+	else if (libc.poll(&p, 1, 0) < 0)
 		p.revents = 0;
 	conn_lock(c);
 	/* A session that existed at a fork: the records in the kernel may be another process's to
@@ -670,6 +686,7 @@ static int ctl_tls(int epfd, int op, int fd, struct epoll_event *ev)
 			it->events = want;
 			it->data = ev->data;
 			it->disarmed = false;
+			it->kseq = 0; /* the kernel is asked again, as it re-polls a modified registration */
 			ready_push(s, idx);
 			wake_waiters(s);
 		}
@@ -725,11 +742,23 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	return ctl_tls(epfd, op, fd, ev);
 }
 
+/* Every registration on the ready list is an edge-triggered one that is there only for bytes held inside
+ * the shim (held_only): looking at them asks nothing of the kernel. s->lock held. */
+static bool only_held_ready(const struct ep_set *s)
+{
+	for (int idx = s->ready_head; idx >= 0; idx = s->items[idx].next)
+		if (!s->items[idx].held_only)
+			return false;
+	return true;
+}
+
 /* One item taken off the ready list for a look outside the lock. */
 struct look {
 	int idx, fd;
 	uint32_t gen, events;
 	bool held_only;
+	bool have_kmask; /* kmask is the kernel's mask from this very wait's harvest */
+	uint32_t kmask;
 };
 
 static int real_wait(int epfd, struct epoll_event *events, int max, int timeout, const sigset_t *sig,
@@ -744,6 +773,7 @@ static int wait_tls(struct ep_set *s, int epfd, struct epoll_event *events, int 
 		    const sigset_t *sig, bool is_pwait)
 {
 	long long deadline = timeout < 0 ? -1 : mono_ms() + timeout;
+	bool held_pass_done = false; /* at most one round without a real wait per call */
 	for (;;) {
 		forkgate_lock(&s->lock);
 		own_inner(s);
@@ -771,14 +801,24 @@ static int wait_tls(struct ep_set *s, int epfd, struct epoll_event *events, int 
 		int wait = have ? 0 : until < 0 ? -1 : (int)(until - now < 0 ? 0 : until - now);
 		if (s->shared && (wait < 0 || wait > SHARED_WAIT_MS))
 			wait = SHARED_WAIT_MS;
-		s->waiters++;
-		atomic_fetch_add(&n_tls_waiters, 1);
-		forkgate_unlock(&s->lock);
-		int r = room > 0 ? real_wait(epfd, events, room, wait, sig, is_pwait) : 0;
-		int e = errno;
-		atomic_fetch_sub(&n_tls_waiters, 1);
-		forkgate_lock(&s->lock);
-		s->waiters--;
+		/* Only edge-triggered leftovers on the list (reported, then looked at again for bytes held
+		 * inside the shim): they need no kernel, so they are looked at first, without the zero
+		 * timeout wait; when none has anything (the program read it all), the next round waits
+		 * with the real timeout at once. When one has, the zero wait follows below. */
+		bool held_pass = !held_pass_done && have > 0 && only_held_ready(s);
+		int r = 0, e = 0;
+		if (held_pass) {
+			held_pass_done = true;
+		} else {
+			s->waiters++;
+			atomic_fetch_add(&n_tls_waiters, 1);
+			forkgate_unlock(&s->lock);
+			r = room > 0 ? real_wait(epfd, events, room, wait, sig, is_pwait) : 0;
+			e = errno;
+			atomic_fetch_sub(&n_tls_waiters, 1);
+			forkgate_lock(&s->lock);
+			s->waiters--;
+		}
 		if (r < 0) {
 			forkgate_unlock(&s->lock);
 			errno = e;
@@ -792,8 +832,11 @@ static int wait_tls(struct ep_set *s, int epfd, struct epoll_event *events, int 
 			else
 				events[n++] = events[i];
 		}
-		if (token_seen)
+		uint32_t fresh = 0; /* the harvest of this round: its masks are current */
+		if (token_seen && s->inner >= 0) {
 			harvest(s);
+			fresh = s->harvests;
+		}
 		/* Take the items that are ready now (no more than fit); the ones put back below wait for the
 		 * next call, as the kernel's level-triggered ones do. */
 		struct look look[64];
@@ -806,7 +849,11 @@ static int wait_tls(struct ep_set *s, int epfd, struct epoll_event *events, int 
 						  .fd = it->fd,
 						  .gen = it->gen,
 						  .events = it->events,
-						  .held_only = it->held_only};
+						  .held_only = it->held_only,
+						  .have_kmask = fresh && it->kseq == fresh &&
+								!(it->events & EPOLLEXCLUSIVE),
+						  .kmask = it->kmask};
+			it->kseq = 0; /* used once: a later look (level-triggered) asks the kernel */
 		}
 		forkgate_unlock(&s->lock);
 		uint32_t rev[64];
@@ -819,8 +866,8 @@ static int wait_tls(struct ep_set *s, int epfd, struct epoll_event *events, int 
 			struct conn *c = conn_get(look[i].fd);
 			if (!c)
 				continue;
-			rev[i] =
-			    tls_events(c, look[i].fd, look[i].events, look[i].held_only, &hs_dl[i], &bin[i]);
+			rev[i] = tls_events(c, look[i].fd, look[i].events, look[i].held_only,
+					    look[i].have_kmask ? &look[i].kmask : NULL, &hs_dl[i], &bin[i]);
 			conn_put(c);
 		}
 		forkgate_lock(&s->lock);
@@ -863,9 +910,27 @@ static int wait_tls(struct ep_set *s, int epfd, struct epoll_event *events, int 
 				ready_push(s, look[i].idx);
 			}
 		}
+		if (held_pass && n > 0 && n < max) {
+			/* Held bytes to report: the kernel's events too, as the zero wait would have
+			 * given them (plain fds are not starved by a program that reads slowly). */
+			forkgate_unlock(&s->lock);
+			int r2 = real_wait(epfd, events + n, max - n, 0, sig, is_pwait);
+			forkgate_lock(&s->lock);
+			bool tok = false;
+			for (int i = 0, m = n; i < r2; i++) {
+				if (events[m + i].data.u64 == s->token && s->inner >= 0)
+					tok = true;
+				else
+					events[n++] = events[m + i];
+			}
+			if (tok)
+				harvest(s); /* looked at by the next call */
+		}
 		if (n > 0 && s->n_ready > 0)
 			wake_waiters(s); /* another waiting thread may take what is left */
 		forkgate_unlock(&s->lock);
+		if (held_pass && n == 0)
+			continue; /* nothing held: the real wait (with its timeout) is still to come */
 		if (n > 0 || (deadline >= 0 && mono_ms() >= deadline))
 			return n;
 	}

@@ -18,7 +18,9 @@ PKGS=(build-essential autoconf automake libtool pkg-config dpkg-dev
       postgresql-15 postgresql-client-15 dovecot-imapd dovecot-pop3d slapd ldap-utils postfix msmtp
       tinyproxy dante-server
       # readiness tests (tests/integration/test_readiness.sh): PHP's file_get_contents
-      php-cli)
+      php-cli
+      # serve nginx_keepalive_syscalls: counts the worker's system calls per keep-alive request
+      strace)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
