@@ -1,12 +1,12 @@
 /* epoll.c: epoll sets that hold TLS fds (the readiness layer for epoll; poll and select are poll.c's).
  *
  * A TLS fd's kernel readiness is about ciphertext, not about what the program can read, so TLS fds are
- * never registered in the program's kernel set. Each program set that holds TLS fds gets:
- *  - an inner epoll set owned by the shim, holding exactly its TLS fds, each registered edge triggered
- *    for IN|OUT|RDHUP (EXCLUSIVE as well when the program asked: then without RDHUP, as the kernel
- *    wants) with a token = generation << 32 | table index. Nothing but the shim's own registrations is
- *    in it, so a token can never be confused with a program's epoll_data; a stale event of a closed fd
- *    or a reused number is dropped by the generation;
+ * never registered in the program's kernel set with the program's data. Each program set that holds TLS
+ * fds gets:
+ *  - an inner epoll set owned by the shim, holding exactly its TLS fds (but the direct ones, below),
+ *    each registered edge triggered for IN|OUT|RDHUP with a token = generation << 32 | table index. Nothing
+ * but the shim's own registrations is in it, so a token can never be confused with a program's epoll_data; a
+ * stale event of a closed fd or a reused number is dropped by the generation;
  *  - the inner set registered in the program's set (EPOLLIN|EPOLLET) with a 64-bit random token, so a
  *    thread blocked in epoll_wait, an outer epoll set and poll() on the program's set all see TLS
  *    events; a program registration of a plain fd with exactly that data value makes the shim choose a
@@ -20,6 +20,11 @@
  *    with its own ready list. Only application data (or EOF, an error) is readable: records that carry
  *    none (TLS 1.3 session tickets) are processed and the registration leaves the list. epoll_wait never
  *    looks at a registration that had no event.
+ * Direct registrations (is_direct: EPOLLEXCLUSIVE TLS fds, and epoll sets with tables inside this set)
+ * sit in the program's kernel set itself with data = xtag << 32 | index, so the kernel's exclusive
+ * wake-up picks among threads blocked in the program's sets, and nesting adds no kernel level.
+ * A set watched from outside (poll/select on its fd, an outer set) is looked at first (set_peek), so it
+ * is readable there exactly when epoll_wait on it would return something.
  * A set that never held a TLS fd has no table at all: epoll_wait and epoll_ctl on it cost one atomic
  * load on top of the real call, close() of a plain fd one load.
  *
@@ -69,9 +74,11 @@ struct ep_item {
 	uint32_t kmask;	   /* the inner set's event mask at the harvest numbered kseq */
 	epoll_data_t data; /* the program's, returned untouched */
 	bool disarmed;	   /* EPOLLONESHOT reported: nothing until EPOLL_CTL_MOD */
-	bool on_ready;	   /* on the ready list */
-	bool connecting;   /* the handshake was in progress when last looked at: on the hs list */
-	bool held_only;	   /* EPOLLET, reported: on the list again only for bytes held inside the shim */
+	bool is_set;	   /* fd is an epoll set with a table of its own (a set inside this set) */
+	unsigned long born_gen, born_forks; /* forkgate_process_gen()/forkgate_forks() at its ADD */
+	bool on_ready;			    /* on the ready list */
+	bool connecting; /* the handshake was in progress when last looked at: on the hs list */
+	bool held_only;	 /* EPOLLET, reported: on the list again only for bytes held inside the shim */
 	unsigned char idle_reports; /* held_only reports since the program last read (at most 1) */
 	uint32_t kseq;	 /* s->harvests when kmask was taken; 0 once looked at (or modified): no mask */
 	long long hs_dl; /* its handshake-timeout= deadline (monotonic ms) while connecting */
@@ -88,9 +95,12 @@ struct ep_set {
 	int inner;			    /* the shim's set of this set's TLS fds; -1 until the first */
 	int efd;			    /* eventfd in inner (TOKEN_WAKE); -1 with inner */
 	uint64_t token;			    /* data of inner's registration in the program's set */
+	uint32_t xtag;			    /* high half of direct registrations' data (is_direct) */
+	int n_direct;			    /* live direct registrations */
 	unsigned long fork_gen;		    /* forkgate_process_gen() when inner/efd were made here */
 	unsigned long forks;		    /* forkgate_forks() then: a later fork may share the kernel set */
 	bool shared;			    /* another process may wait on the kernel set too */
+	bool probed;			    /* epoll_adopt_fd ran for epfd (at its first item) */
 	_Atomic int n_items;		    /* live TLS registrations (read without the lock) */
 	struct ep_item *items;
 	int cap, free_head;
@@ -100,6 +110,8 @@ struct ep_set {
 	int waiters;		/* threads between their look at the ready list and the end of their wait */
 	uint32_t harvests;	/* harvest() calls that read the inner set (never 0): numbers each kmask */
 	_Atomic int pt_waiters; /* threads in a pass-through wait on the set (no TLS fd when it began) */
+	_Atomic int in_tables;	/* items for this set in other sets' tables (ctl_item, under theirs) */
+	_Atomic int watchers;	/* threads in poll/select on this set's fd (epoll_set_watch) */
 };
 
 /* ---- the set table: epfd -> struct ep_set ----
@@ -202,6 +214,7 @@ static void set_put(struct ep_set *s)
 }
 
 static uint64_t random_token(void);
+static uint32_t new_xtag(uint64_t token);
 
 /* The set of epfd, made (with no inner set yet) when there is none. Reference taken; NULL on ENOMEM. */
 static struct ep_set *set_get_or_make(int epfd)
@@ -232,8 +245,13 @@ static struct ep_set *set_get_or_make(int epfd)
 	s->ready_head = s->ready_tail = s->free_head = -1;
 	s->n_ready = s->waiters = 0;
 	s->shared = false;
+	s->probed = false;
 	s->token = random_token();
+	s->xtag = new_xtag(s->token);
+	s->n_direct = 0;
 	atomic_store(&s->pt_waiters, 0);
+	atomic_store(&s->in_tables, 0);
+	atomic_store(&s->watchers, 0);
 	s->fork_gen = forkgate_process_gen();
 	atomic_store(&s->refs, 2); /* the slot's and the caller's */
 	s->all_prev = NULL;
@@ -382,11 +400,33 @@ static uint64_t token_of(const struct ep_set *s, int idx)
 	return (uint64_t)s->items[idx].gen << 32 | (uint32_t)idx;
 }
 
+/* A direct registration: in the program's kernel set itself (data = xtag << 32 | index), not in the
+ * inner set. EPOLLEXCLUSIVE ones, so that the kernel's one-waiter wake-up picks among the threads
+ * blocked in the program's sets (an exclusive entry wakes only a set with a thread in epoll_wait on it,
+ * and nobody waits on an inner set), and sets inside this set, so that nesting costs no extra level. */
+static bool is_direct(const struct ep_item *it)
+{
+	return it->is_set || (it->events & EPOLLEXCLUSIVE);
+}
+
+static uint64_t dtoken(const struct ep_set *s, int idx)
+{
+	return (uint64_t)s->xtag << 32 | (uint32_t)idx;
+}
+
+/* The kernel set that holds item idx's registration. */
+static int kset_of(const struct ep_set *s, int idx)
+{
+	return is_direct(&s->items[idx]) ? s->epfd : s->inner;
+}
+
 static void item_free(struct ep_set *s, int idx)
 {
 	struct ep_item *it = &s->items[idx];
 	ready_remove(s, idx);
 	hash_del(s, it->fd);
+	if (is_direct(it))
+		s->n_direct--;
 	it->fd = -1;
 	it->gen++;
 	it->connecting = false; /* the hs list drops it at its next scan (fd < 0) */
@@ -414,6 +454,16 @@ static uint64_t random_token(void)
 	return t == TOKEN_WAKE || t == 0 ? 0x746c737368696d31ULL : t;
 }
 
+/* A high half for direct registrations' data: top bit set (no user-space pointer, no small or negative
+ * int has it), never the outer token's high half. */
+static uint32_t new_xtag(uint64_t token)
+{
+	uint32_t x = (uint32_t)(random_token() >> 32) | 0x80000000u;
+	if (x == (uint32_t)(token >> 32) || x == UINT32_MAX)
+		x ^= 0x5a5a5a5au;
+	return x;
+}
+
 /* Makes this process's inner set and eventfd for s and registers them (s->lock held). Every live item
  * is registered again (a fork child's rebuild). 0, or -1 with errno. */
 static int make_inner(struct ep_set *s)
@@ -436,7 +486,8 @@ static int make_inner(struct ep_set *s)
 			continue;
 		struct epoll_event kev = {.events = inner_events(s->items[i].events),
 					  .data.u64 = token_of(s, i)};
-		libc.epoll_ctl(inner, EPOLL_CTL_ADD, s->items[i].fd, &kev);
+		if (!is_direct(&s->items[i])) /* direct ones are in the (shared) program's set already */
+			libc.epoll_ctl(inner, EPOLL_CTL_ADD, s->items[i].fd, &kev);
 		ready_push(s, i);
 	}
 	struct epoll_event oev = {.events = EPOLLIN | EPOLLET, .data.u64 = s->token};
@@ -480,11 +531,24 @@ static void own_inner(struct ep_set *s)
 	s->shared = true;
 }
 
+/* Wakes the threads that wait on s, directly or from outside (poll/select on its fd, an outer set that
+ * holds it: the eventfd makes the set's fd readable for the kernel until a look drains it). */
 static void wake_waiters(struct ep_set *s)
 {
-	if ((s->waiters > 0 || atomic_load(&s->pt_waiters) > 0) && s->efd >= 0) {
+	if ((s->waiters > 0 || atomic_load(&s->pt_waiters) > 0 || atomic_load(&s->in_tables) > 0 ||
+	     atomic_load(&s->watchers) > 0) &&
+	    s->efd >= 0) {
 		uint64_t one = 1;
 		raw_syscall(SYS_write, s->efd, (long)&one, sizeof(one), 0, 0, 0);
+	}
+}
+
+/* A direct registration's kernel event (s->lock held): onto the ready list. */
+static void direct_event(struct ep_set *s, uint32_t idx)
+{
+	if (idx < (uint32_t)s->cap && s->items[idx].fd >= 0 && is_direct(&s->items[idx])) {
+		s->items[idx].held_only = false;
+		ready_push(s, (int)idx);
 	}
 }
 
@@ -608,8 +672,13 @@ static uint32_t tls_events(struct conn *c, int fd, uint32_t want, bool held_only
 
 /* ---- the hooks ---- */
 
-/* epoll_ctl on a TLS fd. */
-static int ctl_tls(int epfd, int op, int fd, struct epoll_event *ev)
+void epoll_adopt_fd(int fd);
+
+/* epoll_ctl on a TLS fd, or (is_set) on an epoll set whose table holds TLS fds or that is already in a
+ * table: such a set inside another one is an item like a TLS fd, looked at (set_peek) when the kernel
+ * says its fd is readable, so that the outer set reports it exactly when epoll_wait on it would
+ * return something. MOD or DEL of a set the table does not hold is the kernel's. */
+static int ctl_item(int epfd, int op, int fd, struct epoll_event *ev, bool is_set)
 {
 	if (op != EPOLL_CTL_ADD && op != EPOLL_CTL_MOD && op != EPOLL_CTL_DEL) {
 		errno = EINVAL;
@@ -636,15 +705,22 @@ static int ctl_tls(int epfd, int op, int fd, struct epoll_event *ev)
 	}
 	uint32_t want = op == EPOLL_CTL_DEL ? 0 : ev->events & ~(uint32_t)EPOLLWAKEUP;
 	if (op != EPOLL_CTL_DEL && (want & EPOLLEXCLUSIVE) &&
-	    (op == EPOLL_CTL_MOD || (want & ~EXCLUSIVE_OK) || (want & EPOLLONESHOT))) {
+	    (op == EPOLL_CTL_MOD || (want & ~EXCLUSIVE_OK) || (want & EPOLLONESHOT) || is_set)) {
+		/* (the kernel refuses EXCLUSIVE on an epoll fd too) */
 		set_put(s);
 		errno = EINVAL;
 		return -1;
 	}
 	int r = 0, err = 0;
+	bool first_inner = false;
 	forkgate_lock(&s->lock);
 	own_inner(s);
 	int idx = find_item(s, fd);
+	if (is_set && idx < 0 && op != EPOLL_CTL_ADD) {
+		forkgate_unlock(&s->lock);
+		set_put(s);
+		return libc.epoll_ctl(epfd, op, fd, ev); /* registered while it held no TLS fd */
+	}
 	if (op == EPOLL_CTL_ADD) {
 		if (idx >= 0) {
 			err = EEXIST;
@@ -660,11 +736,20 @@ static int ctl_tls(int epfd, int op, int fd, struct epoll_event *ev)
 					       .gen = it->gen,
 					       .events = want,
 					       .data = ev->data,
+					       .is_set = is_set,
+					       .born_gen = forkgate_process_gen(),
+					       .born_forks = forkgate_forks(),
 					       .prev = -1,
 					       .next = -1,
 					       .hs_dl = -1};
-			struct epoll_event kev = {.events = inner_events(want), .data.u64 = token_of(s, idx)};
-			if (libc.epoll_ctl(s->inner, EPOLL_CTL_ADD, fd, &kev) != 0) {
+			if (!s->probed) { /* the first item: epfd may sit in another set from before */
+				s->probed = true;
+				first_inner = true;
+			}
+			bool direct = is_direct(it);
+			struct epoll_event kev = {.events = inner_events(want),
+						  .data.u64 = direct ? dtoken(s, idx) : token_of(s, idx)};
+			if (libc.epoll_ctl(direct ? s->epfd : s->inner, EPOLL_CTL_ADD, fd, &kev) != 0) {
 				err = errno;
 				it->fd = -1;
 				it->next = s->free_head;
@@ -672,6 +757,8 @@ static int ctl_tls(int epfd, int op, int fd, struct epoll_event *ev)
 			} else {
 				hash_put(s, fd, idx);
 				atomic_fetch_add(&s->n_items, 1);
+				if (direct)
+					s->n_direct++;
 				ready_push(s, idx); /* as the kernel looks at a new registration at once */
 				wake_waiters(s);
 			}
@@ -691,7 +778,7 @@ static int ctl_tls(int epfd, int op, int fd, struct epoll_event *ev)
 			wake_waiters(s);
 		}
 	} else {
-		libc.epoll_ctl(s->inner, EPOLL_CTL_DEL, fd, NULL);
+		libc.epoll_ctl(kset_of(s, idx), EPOLL_CTL_DEL, fd, NULL);
 		item_free(s, idx);
 	}
 	forkgate_unlock(&s->lock);
@@ -699,8 +786,25 @@ static int ctl_tls(int epfd, int op, int fd, struct epoll_event *ev)
 	if (err) {
 		errno = err;
 		r = -1;
+	} else if (is_set && op != EPOLL_CTL_MOD) {
+		struct ep_set *b = set_get(fd);
+		if (b) {
+			atomic_fetch_add(&b->in_tables, op == EPOLL_CTL_ADD ? 1 : -1);
+			set_put(b);
+		}
 	}
+	if (!err && first_inner && atomic_load(&s->in_tables) == 0)
+		epoll_adopt_fd(epfd); /* a plain registration of this set in another one becomes an item */
 	return r;
+}
+
+/* fd is an epoll set that holds TLS fds (or sits in a table already): it goes into tables as an item.
+ * No reference taken (set memory is never freed; a stale answer only sends one call the other way). */
+static bool set_is_item(int fd)
+{
+	set_slot *slot = set_slot_for(fd, false);
+	struct ep_set *b = slot ? atomic_load_explicit(slot, memory_order_acquire) : NULL;
+	return b && (atomic_load(&b->n_items) > 0 || atomic_load(&b->in_tables) > 0);
 }
 
 /* A plain registration whose data is the set's outer token would be taken for the shim's: choose
@@ -717,6 +821,18 @@ static void check_token(int epfd, const struct epoll_event *ev)
 		if (s->inner >= 0)
 			libc.epoll_ctl(s->epfd, EPOLL_CTL_MOD, s->inner, &oev);
 	}
+	if ((uint32_t)(ev->data.u64 >> 32) == s->xtag) { /* the direct registrations get a new tag */
+		s->xtag = new_xtag(s->token);
+		for (int i = 0; s->n_direct > 0 && i < s->cap; i++) {
+			if (s->items[i].fd < 0 || !is_direct(&s->items[i]))
+				continue;
+			struct epoll_event kev = {.events = inner_events(s->items[i].events),
+						  .data.u64 = dtoken(s, i)};
+			libc.epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->items[i].fd, NULL);
+			libc.epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->items[i].fd, &kev);
+			ready_push(s, i); /* an edge may have been lost between the two */
+		}
+	}
 	forkgate_unlock(&s->lock);
 	set_put(s);
 }
@@ -725,6 +841,8 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
 	libc_ensure();
 	if (__builtin_expect(fdtab_load(fd) == NULL, 1)) {
+		if (set_slot_for(fd, false) && set_is_item(fd) && !child_shares_parent_memory())
+			return ctl_item(epfd, op, fd, ev, true);
 		int r = libc.epoll_ctl(epfd, op, fd, ev);
 		if (r == 0 && ev && op != EPOLL_CTL_DEL && set_slot_for(epfd, false))
 			check_token(epfd, ev);
@@ -739,7 +857,7 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	conn_put(c);
 	if (sentinel) /* refused or closing: its calls fail on their own; readiness is the kernel's */
 		return libc.epoll_ctl(epfd, op, fd, ev);
-	return ctl_tls(epfd, op, fd, ev);
+	return ctl_item(epfd, op, fd, ev, false);
 }
 
 /* Every registration on the ready list is an edge-triggered one that is there only for bytes held inside
@@ -756,10 +874,208 @@ static bool only_held_ready(const struct ep_set *s)
 struct look {
 	int idx, fd;
 	uint32_t gen, events;
-	bool held_only;
+	bool held_only, is_set;
 	bool have_kmask; /* kmask is the kernel's mask from this very wait's harvest */
 	uint32_t kmask;
 };
+
+/* Handshake deadlines (s->lock held): the items whose deadline passed go on the ready list; returns the
+ * earliest deadline still ahead, or `until` when that comes first (-1: none). */
+static long long hs_scan(struct ep_set *s, long long now, long long until)
+{
+	for (int i = 0; i < s->n_hs;) {
+		struct ep_item *it = &s->items[s->hs[i]];
+		if (it->fd < 0 || !it->connecting) {
+			if (it->fd < 0)
+				it->connecting = false;
+			s->hs[i] = s->hs[--s->n_hs];
+			continue;
+		}
+		if (it->hs_dl >= 0 && it->hs_dl <= now)
+			ready_push(s, s->hs[i]);
+		else if (it->hs_dl >= 0 && (until < 0 || it->hs_dl < until))
+			until = it->hs_dl;
+		i++;
+	}
+	return until;
+}
+
+static uint32_t set_item_events(int fd, long long *hs_dl);
+
+/* What one item can do now: the connection's predicate, or for a set inside this one, its look
+ * (set_peek). No lock of ours held. */
+static uint32_t look_at(const struct look *lk, long long *hs_dl, unsigned long long *bin)
+{
+	*hs_dl = -1;
+	*bin = 0;
+	if (lk->is_set)
+		return set_item_events(lk->fd, hs_dl);
+	struct conn *c = conn_get(lk->fd);
+	if (!c)
+		return 0;
+	uint32_t r =
+	    tls_events(c, lk->fd, lk->events, lk->held_only, lk->have_kmask ? &lk->kmask : NULL, hs_dl, bin);
+	conn_put(c);
+	return r;
+}
+
+/* Takes up to max items off the head of the ready list into look[] (s->lock held). fresh: the number of
+ * this round's harvest (its masks are current), or 0. */
+static int take_looks(struct ep_set *s, struct look *look, int max, uint32_t fresh)
+{
+	int k = 0, budget = s->n_ready;
+	while (k < max && budget-- > 0 && s->ready_head >= 0) {
+		int idx = s->ready_head;
+		ready_remove(s, idx);
+		struct ep_item *it = &s->items[idx];
+		look[k++] = (struct look){.idx = idx,
+					  .fd = it->fd,
+					  .gen = it->gen,
+					  .events = it->events,
+					  .held_only = it->held_only,
+					  .is_set = it->is_set,
+					  .have_kmask = fresh && it->kseq == fresh && !is_direct(it),
+					  .kmask = it->kmask};
+		it->kseq = 0; /* used once: a later look (level-triggered) asks the kernel */
+	}
+	return k;
+}
+
+/* Records a look's handshake deadline on its item (s->lock held). */
+static void note_hs(struct ep_set *s, int idx, long long hs_dl)
+{
+	if (hs_dl >= 0) {
+		s->items[idx].hs_dl = hs_dl;
+		hs_add(s, idx);
+	} else {
+		s->items[idx].connecting = false;
+	}
+}
+
+/* ---- a set seen from outside (poll/select on its fd, an outer set holding it) ----
+ * The kernel sees the set's fd readable when its inner set has an event (a TLS fd's kernel edge, the
+ * eventfd) or a plain fd is ready; neither says whether epoll_wait on it would return something. So
+ * whoever watches it from outside looks first: set_peek does what a wait would do up to the report
+ * (the inner set's events onto the ready list, each listed item asked) and changes nothing a wait
+ * would report: items with nothing to report leave the list (as a wait drops them), the others stay,
+ * ONESHOT and EPOLLET state untouched. It stops at the first item with something to report. After it,
+ * the kernel's answer for the set's fd is about its plain fds only (the inner set is empty then). */
+#define PEEK_MAX_DEPTH 6
+static __thread int peek_depth; /* sets inside sets: how deep this thread's look goes */
+
+static bool set_peek(struct ep_set *s, long long *hs_dl)
+{
+	*hs_dl = -1;
+	if (peek_depth >= PEEK_MAX_DEPTH)
+		return false; /* deeper than the kernel lets sets nest (it says ELOOP at 5) */
+	peek_depth++;
+	bool found = false;
+	forkgate_lock(&s->lock);
+	own_inner(s);
+	long long dl = hs_scan(s, mono_ms(), -1);
+	harvest(s);
+	/* Direct registrations' events wait in the program's kernel set, where a look cannot take them
+	 * without taking the program's own: each is looked at. */
+	for (int i = 0; s->n_direct > 0 && i < s->cap; i++)
+		if (s->items[i].fd >= 0 && is_direct(&s->items[i]))
+			ready_push(s, i);
+	for (int round = 0; !found && s->n_ready > 0 && round < 64; round++) {
+		struct look look[16];
+		uint32_t rev[16];
+		long long hs[16];
+		unsigned long long bin[16];
+		int k = take_looks(s, look, 16, 0);
+		forkgate_unlock(&s->lock);
+		for (int i = 0; i < k; i++)
+			rev[i] = look_at(&look[i], &hs[i], &bin[i]);
+		forkgate_lock(&s->lock);
+		for (int i = 0; i < k; i++) {
+			struct ep_item *it = &s->items[look[i].idx];
+			if (it->fd != look[i].fd || it->gen != look[i].gen || it->disarmed)
+				continue;
+			note_hs(s, look[i].idx, hs[i]);
+			if (hs[i] >= 0 && (dl < 0 || hs[i] < dl))
+				dl = hs[i];
+			uint32_t out = rev[i] & (it->events | EPOLLERR | EPOLLHUP) & ~(uint32_t)EPOLLPRI;
+			if (look[i].held_only && out && bin[i] == it->seen_in && it->idle_reports >= 1)
+				out = 0; /* a wait would not report it again (EPOLLET, nothing read) */
+			if (!out) {
+				it->held_only = false;
+				continue;
+			}
+			ready_push(s, look[i].idx);
+			found = true;
+		}
+	}
+	if (found && s->waiters > 0)
+		wake_waiters(s); /* a thread in epoll_wait on it may have missed what this look held */
+	forkgate_unlock(&s->lock);
+	peek_depth--;
+	*hs_dl = dl;
+	return found;
+}
+
+/* A set inside another set: EPOLLIN when epoll_wait on it would return something (a TLS fd's event,
+ * or a plain fd's: the kernel's answer after the look). */
+static uint32_t set_item_events(int fd, long long *hs_dl)
+{
+	struct ep_set *b = set_get(fd);
+	bool ready = false;
+	if (b) {
+		ready = set_peek(b, hs_dl);
+		set_put(b);
+	}
+	if (!ready) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		ready = libc.poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+	}
+	return ready ? (uint32_t)EPOLLIN : 0;
+}
+
+bool epoll_has_tls_sets(void)
+{
+	return atomic_load_explicit(&n_inner_sets, memory_order_relaxed) > 0;
+}
+
+bool epoll_is_tls_set(int fd)
+{
+	if (atomic_load_explicit(&n_inner_sets, memory_order_relaxed) == 0)
+		return false;
+	set_slot *slot = set_slot_for(fd, false);
+	struct ep_set *b = slot ? atomic_load_explicit(slot, memory_order_acquire) : NULL;
+	return b && atomic_load(&b->n_items) > 0;
+}
+
+short epoll_set_revents(int fd, short events, long long *hs_dl)
+{
+	*hs_dl = -1;
+	struct ep_set *b = set_get(fd);
+	short rev = 0;
+	for (int tries = 0; tries < 2; tries++) {
+		if (b && set_peek(b, hs_dl)) {
+			rev = POLLIN;
+			break;
+		}
+		/* The kernel's answer now: plain fds, or a TLS fd's event that came after the look. */
+		struct pollfd p = {.fd = fd, .events = events};
+		rev = libc.poll(&p, 1, 0) == 1 ? p.revents : 0;
+		if (!(rev & POLLIN))
+			break;
+	}
+	if (b)
+		set_put(b);
+	return (short)(rev & (events | POLLERR | POLLHUP | POLLNVAL));
+}
+
+void epoll_set_watch(int fd, int delta)
+{
+	struct ep_set *b = set_get(fd);
+	if (!b)
+		return;
+	atomic_fetch_add(&b->watchers, delta);
+	atomic_fetch_add(&n_tls_waiters, delta); /* poll_notify_epoll then tells the set */
+	set_put(b);
+}
 
 static int real_wait(int epfd, struct epoll_event *events, int max, int timeout, const sigset_t *sig,
 		     bool is_pwait)
@@ -779,21 +1095,8 @@ static int wait_tls(struct ep_set *s, int epfd, struct epoll_event *events, int 
 		own_inner(s);
 		if (s->inner >= 0 && s->forks != forkgate_forks())
 			s->shared = true; /* a child may wait on the kernel set too */
-		long long until = deadline, now = mono_ms();
-		for (int i = 0; i < s->n_hs;) { /* handshake deadlines end the wait too */
-			struct ep_item *it = &s->items[s->hs[i]];
-			if (it->fd < 0 || !it->connecting) {
-				if (it->fd < 0)
-					it->connecting = false;
-				s->hs[i] = s->hs[--s->n_hs];
-				continue;
-			}
-			if (it->hs_dl >= 0 && it->hs_dl <= now)
-				ready_push(s, s->hs[i]);
-			else if (it->hs_dl >= 0 && (until < 0 || it->hs_dl < until))
-				until = it->hs_dl;
-			i++;
-		}
+		long long now = mono_ms();
+		long long until = hs_scan(s, now, deadline); /* handshake deadlines end the wait too */
 		int have = s->n_ready;
 		int room = max;
 		if (have) /* keep room for the ready list: plain events must not starve TLS ones */
@@ -827,8 +1130,11 @@ static int wait_tls(struct ep_set *s, int epfd, struct epoll_event *events, int 
 		int n = 0;
 		bool token_seen = s->shared;
 		for (int i = 0; i < r; i++) {
-			if (events[i].data.u64 == s->token && s->inner >= 0)
+			uint64_t d = events[i].data.u64;
+			if (d == s->token && s->inner >= 0)
 				token_seen = true;
+			else if ((uint32_t)(d >> 32) == s->xtag && s->n_direct > 0)
+				direct_event(s, (uint32_t)d);
 			else
 				events[n++] = events[i];
 		}
@@ -840,48 +1146,20 @@ static int wait_tls(struct ep_set *s, int epfd, struct epoll_event *events, int 
 		/* Take the items that are ready now (no more than fit); the ones put back below wait for the
 		 * next call, as the kernel's level-triggered ones do. */
 		struct look look[64];
-		int k = 0, budget = s->n_ready;
-		while (k < 64 && k < max - n && budget-- > 0 && s->ready_head >= 0) {
-			int idx = s->ready_head;
-			ready_remove(s, idx);
-			struct ep_item *it = &s->items[idx];
-			look[k++] = (struct look){.idx = idx,
-						  .fd = it->fd,
-						  .gen = it->gen,
-						  .events = it->events,
-						  .held_only = it->held_only,
-						  .have_kmask = fresh && it->kseq == fresh &&
-								!(it->events & EPOLLEXCLUSIVE),
-						  .kmask = it->kmask};
-			it->kseq = 0; /* used once: a later look (level-triggered) asks the kernel */
-		}
+		int k = take_looks(s, look, 64 < max - n ? 64 : max - n, fresh);
 		forkgate_unlock(&s->lock);
 		uint32_t rev[64];
 		long long hs_dl[64];
 		unsigned long long bin[64];
-		for (int i = 0; i < k; i++) { /* handshake steps and record processing: no lock of ours */
-			rev[i] = 0;
-			hs_dl[i] = -1;
-			bin[i] = 0;
-			struct conn *c = conn_get(look[i].fd);
-			if (!c)
-				continue;
-			rev[i] = tls_events(c, look[i].fd, look[i].events, look[i].held_only,
-					    look[i].have_kmask ? &look[i].kmask : NULL, &hs_dl[i], &bin[i]);
-			conn_put(c);
-		}
+		for (int i = 0; i < k; i++) /* handshake steps and record processing: no lock of ours */
+			rev[i] = look_at(&look[i], &hs_dl[i], &bin[i]);
 		forkgate_lock(&s->lock);
 		for (int i = 0; i < k; i++) {
 			struct ep_item *it = &s->items[look[i].idx];
 			if (it->fd != look[i].fd || it->gen != look[i].gen || it->disarmed)
 				continue; /* deleted, closed or re-armed meanwhile / taken by another thread
 					   */
-			if (hs_dl[i] >= 0) {
-				it->hs_dl = hs_dl[i];
-				hs_add(s, look[i].idx);
-			} else {
-				it->connecting = false;
-			}
+			note_hs(s, look[i].idx, hs_dl[i]);
 			uint32_t out = rev[i] & (it->events | EPOLLERR | EPOLLHUP) & ~(uint32_t)EPOLLPRI;
 			if (look[i].held_only && out) {
 				/* EPOLLET, bytes still inside the shim: again after each read of the
@@ -905,7 +1183,7 @@ static int wait_tls(struct ep_set *s, int epfd, struct epoll_event *events, int 
 				it->disarmed = true;
 			} else if (!(it->events & EPOLLET)) {
 				ready_push(s, look[i].idx);
-			} else if (out & EPOLLIN) {
+			} else if ((out & EPOLLIN) && !it->is_set) {
 				it->held_only = true;
 				ready_push(s, look[i].idx);
 			}
@@ -945,7 +1223,7 @@ static int drop_token_events(struct epoll_event *events, int r, int epfd)
 	forkgate_lock(&s->lock);
 	int n = 0;
 	for (int i = 0; i < r; i++)
-		if (events[i].data.u64 != s->token)
+		if (events[i].data.u64 != s->token && (uint32_t)(events[i].data.u64 >> 32) != s->xtag)
 			events[n++] = events[i];
 	forkgate_unlock(&s->lock);
 	set_put(s);
@@ -1030,24 +1308,33 @@ EXPORT int epoll_pwait2(int epfd, struct epoll_event *events, int max, const str
 
 void epoll_forget_fd(int fd)
 {
+	bool in_tables = false;
 	set_slot *slot = set_slot_for(fd, false);
 	if (slot && atomic_load_explicit(slot, memory_order_acquire) && !child_shares_parent_memory()) {
 		/* fd is an epoll set we know: its table goes */
 		struct ep_set *s = atomic_exchange(slot, NULL);
-		if (s)
+		if (s) {
+			in_tables = atomic_load(&s->in_tables) > 0;
 			set_put(s);
+		}
 	}
-	if (atomic_load_explicit(&n_inner_sets, memory_order_acquire) == 0 || !fdtab_load(fd))
+	if (atomic_load_explicit(&n_inner_sets, memory_order_acquire) == 0 || (!fdtab_load(fd) && !in_tables))
 		return;
-	/* A TLS fd: out of every set that holds it (the kernel would keep a registration of a file that
-	 * another fd still refers to, and the number may be reused). */
+	/* A TLS fd (or a set inside other sets): out of every set that holds it (the kernel would keep a
+	 * registration of a file that another fd still refers to, and the number may be reused). */
 	forkgate_lock(&registry_lock);
 	for (struct ep_set *s = all_sets; s; s = s->all_next) {
 		forkgate_lock(&s->lock);
 		int idx = s->inner >= 0 ? find_item(s, fd) : -1;
 		if (idx >= 0) {
-			if (s->fork_gen == forkgate_process_gen())
-				libc.epoll_ctl(s->inner, EPOLL_CTL_DEL, fd, NULL);
+			/* A direct registration is in the program's kernel set, which a fork shares: one made
+			 * before a fork (or in the parent) is left to the kernel, which drops it when the
+			 * file's last fd closes, as it would the program's own. */
+			struct ep_item *it = &s->items[idx];
+			bool mine = !is_direct(it) || (it->born_gen == forkgate_process_gen() &&
+						       it->born_forks == forkgate_forks());
+			if (s->fork_gen == forkgate_process_gen() && mine)
+				libc.epoll_ctl(kset_of(s, idx), EPOLL_CTL_DEL, fd, NULL);
 			item_free(s, idx);
 		}
 		forkgate_unlock(&s->lock);
@@ -1132,6 +1419,7 @@ void epoll_adopt_fd(int fd)
 {
 	if (child_shares_parent_memory())
 		return;
+	bool is_set = !fdtab_load(fd); /* a TLS fd, or an epoll set at its first item */
 	/* The sets this process made (epoll_create*) or used with a TLS fd. A registration made while fd was
 	 * a plain socket sits in the kernel set with the program's data: probe each set with an ADD (EEXIST:
 	 * it is there), read its events and data from fdinfo, and move it into the shim's table. */
@@ -1144,7 +1432,7 @@ void epoll_adopt_fd(int fd)
 	if (n == 0 || fstat(fd, &st) != 0)
 		return;
 	for (int i = 0; i < n; i++) {
-		struct ep_set *s = set_get(epfds[i]);
+		struct ep_set *s = epfds[i] == fd ? NULL : set_get(epfds[i]);
 		if (!s)
 			continue;
 		struct epoll_event probe = {.events = 0, .data.u64 = s->token};
@@ -1155,7 +1443,7 @@ void epoll_adopt_fd(int fd)
 			struct epoll_event ev;
 			int f = fdinfo_find(epfds[i], fd, (unsigned long)st.st_ino, &ev);
 			if (f == 1 && libc.epoll_ctl(epfds[i], EPOLL_CTL_DEL, fd, NULL) == 0) {
-				if (ctl_tls(epfds[i], EPOLL_CTL_ADD, fd, &ev) != 0)
+				if (ctl_item(epfds[i], EPOLL_CTL_ADD, fd, &ev, is_set) != 0)
 					log_msg(LOG_WARN,
 						"fd %d: its epoll registration in set %d (made before it "
 						"became TLS) "

@@ -14,6 +14,16 @@ void epoll_forget_fd(int fd);
  * from the kernel sets into the shim's tables. */
 void epoll_adopt_fd(int fd);
 
+/* For poll/select on an epoll fd (poll.c). epoll_is_tls_set: fd is an epoll set whose table holds TLS
+ * fds (one atomic load when the process has none). epoll_set_revents: its poll answer as epoll_wait on
+ * it would give it (POLLIN when a TLS fd has something to report or a plain fd is ready; nothing for
+ * records the program cannot read), *hs_dl the earliest handshake deadline in it (or -1).
+ * epoll_set_watch(fd, +1/-1) around the wait: wake-ups no kernel event gives then reach the set's fd. */
+bool epoll_is_tls_set(int fd);
+bool epoll_has_tls_sets(void); /* some set holds TLS fds (one atomic load) */
+short epoll_set_revents(int fd, short events, long long *hs_dl);
+void epoll_set_watch(int fd, int delta);
+
 /* True once the process has an epoll set the shim knows (one atomic load). */
 bool epoll_has_sets(void);
 

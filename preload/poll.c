@@ -2,8 +2,10 @@
  * (conn.h: conn_poll_state) about every TLS fd and follow its waiter loop: what it reports now is
  * reported at once (the real call then runs with a zero timeout for the rest), the kernel is asked only
  * what it says, and rounds in which only the shim moved (handshake steps, session tickets) wait again
- * for what remains of the timeout. (epoll is epoll.c's.) */
+ * for what remains of the timeout. (epoll is epoll.c's.) An epoll set that holds TLS fds, polled on its fd,
+ * is readable when epoll_wait on it would return something (epoll.h: epoll_set_revents). */
 #include "preload/child.h"
+#include "preload/epoll.h"
 #include "preload/fdtab.h"
 #include "preload/hooks.h"
 #include "preload/wake.h"
@@ -40,6 +42,8 @@ static bool tls_state(int fd, short events, bool kernel_said, struct conn_ready 
 struct poll_slot {
 	struct conn_ready st;
 	bool tls;
+	bool set;      /* an epoll set with TLS fds (epoll.c answers for it) */
+	short set_rev; /* its answer before the wait */
 };
 
 /* poll for arrays that hold TLS fds. timeout_ms -1: forever. Follows conn.h's waiter loop: the kernel is
@@ -79,6 +83,16 @@ static int poll_tls(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t
 			copy[i].revents = 0;
 			slot[i].tls = fds[i].fd >= 0 && fdtab_load(fds[i].fd) &&
 				      tls_state(fds[i].fd, fds[i].events, false, &slot[i].st);
+			slot[i].set = !slot[i].tls && fds[i].fd >= 0 && epoll_is_tls_set(fds[i].fd);
+			if (slot[i].set) {
+				long long dl;
+				slot[i].set_rev = epoll_set_revents(fds[i].fd, fds[i].events, &dl);
+				if (slot[i].set_rev)
+					now = true;
+				if (dl >= 0 && (hs_deadline < 0 || dl < hs_deadline))
+					hs_deadline = dl;
+				epoll_set_watch(fds[i].fd, 1);
+			}
 			if (!slot[i].tls)
 				continue;
 			const struct conn_ready *st = &slot[i].st;
@@ -102,6 +116,11 @@ static int poll_tls(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t
 		} else {
 			r = libc.poll(copy, real_n, wait);
 		}
+		int poll_errno = errno;
+		for (nfds_t i = 0; i < n; i++)
+			if (slot[i].set)
+				epoll_set_watch(fds[i].fd, -1);
+		errno = poll_errno;
 		if (r < 0) {
 			result = -1;
 			break;
@@ -111,6 +130,13 @@ static int poll_tls(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t
 		result = 0;
 		for (nfds_t i = 0; i < n; i++) {
 			short rev = copy[i].revents;
+			if (slot[i].set) {
+				rev = (short)(slot[i].set_rev | (copy[i].revents & POLLNVAL));
+				if (copy[i].revents & ~POLLNVAL) { /* the kernel moved: look again */
+					long long dl;
+					rev |= epoll_set_revents(fds[i].fd, fds[i].events, &dl);
+				}
+			}
 			if (slot[i].tls) {
 				short mask = (short)(fds[i].events | POLLERR | POLLHUP);
 				short kr = copy[i].revents;
@@ -147,7 +173,7 @@ static int poll_tls(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t
 static bool has_tls_fd(const struct pollfd *fds, nfds_t n)
 {
 	for (nfds_t i = 0; i < n; i++)
-		if (fds[i].fd >= 0 && fdtab_load(fds[i].fd))
+		if (fds[i].fd >= 0 && (fdtab_load(fds[i].fd) || epoll_is_tls_set(fds[i].fd)))
 			return true;
 	return false;
 }
@@ -303,6 +329,10 @@ static bool sets_have_tls_fd(int nfds, const fd_set *r, const fd_set *w, const f
 	for (int fd = fdtab_next(0, nfds - 1); fd >= 0; fd = fdtab_next(fd + 1, nfds - 1))
 		if (sel_isset(r, fd) || sel_isset(w, fd) || sel_isset(e, fd))
 			return true;
+	if (r && epoll_has_tls_sets()) /* an epoll set with TLS fds, watched for reading */
+		for (int fd = 0; fd < nfds; fd++)
+			if (sel_isset(r, fd) && epoll_is_tls_set(fd))
+				return true;
 	return false;
 }
 

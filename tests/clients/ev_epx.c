@@ -17,7 +17,9 @@
  *              set also holding a TLS fd of its own: the same checks through epoll_wait on the outer set
  *   nestedpre  the set added to the outer set while it held no TLS fd yet
  *   exclwake   one TLS fd registered EPOLLEXCLUSIVE in 4 sets, one thread blocked on each: an answer
- *              wakes how many (the kernel: 1 for a plain socket); prints woken=N */
+ *              wakes how many (the kernel: 1 for a plain socket); prints woken=N
+ *   exclfork   a TLS fd registered EPOLLEXCLUSIVE, then fork: the child waits on the inherited set once,
+ *              closes its copy of the fd and exits; the parent's registration still reports */
 #include "ev_common.h"
 
 #include <fcntl.h>
@@ -357,6 +359,33 @@ static void mode_exclwake(void)
 	printf("exclwake=ok woken=%d of %d\n", woken, EX_SETS);
 }
 
+static void mode_exclfork(void)
+{
+	int fd = tls_conn(), ep = ep_new();
+	ep_add(ep, fd, EPOLLIN | EPOLLEXCLUSIVE, 0xEF);
+	expect_events("exclfork: fresh connection", W_LIBC, ep, 300, 0, 0);
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid < 0)
+		ev_die("fork");
+	if (pid == 0) {
+		ev_prog = "ev_epx(child)";
+		struct epoll_event ev;
+		epoll_wait(ep, &ev, 1, 50); /* the child's own use of the inherited set */
+		close(fd);
+		_exit(ev_exit_status());
+	}
+	int st = 0;
+	waitpid(pid, &st, 0);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		ev_fail("exclfork: the child failed (status %#x)", st);
+	req(fd, 3000);
+	expect_events("exclfork: the parent's registration after the child closed its copy", W_LIBC, ep, 3000,
+		      1, 0xEF);
+	read_rest(fd, 0, 3000, "exclfork");
+	printf("exclfork=ok\n");
+}
+
 int main(int argc, char **argv)
 {
 	ev_prog = "ev_epx";
@@ -384,6 +413,8 @@ int main(int argc, char **argv)
 		watched(m, O_EPOLL, true);
 	else if (!strcmp(m, "exclwake"))
 		mode_exclwake();
+	else if (!strcmp(m, "exclfork"))
+		mode_exclfork();
 	else
 		ev_die("unknown mode %s", m);
 	return ev_exit_status();

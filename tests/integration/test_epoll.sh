@@ -56,6 +56,9 @@ t_poll_on_set() { EV_CLIENT=ev_epx emode pollset; }
 t_select_on_set() { EV_CLIENT=ev_epx emode selectset; }
 t_nested_set() { EV_CLIENT=ev_epx emode nested; }
 t_nested_set_added_before_tls() { EV_CLIENT=ev_epx emode nestedpre; }
+# 4 sets, one thread blocked in each, one TLS fd registered EPOLLEXCLUSIVE in all: one answer wakes 1.
+t_exclusive_wakes_one() { EXCL_MAX=1 EV_CLIENT=ev_epx emode exclwake; }
+t_exclusive_fork_child_closes() { EV_CLIENT=ev_epx emode exclfork; }
 
 # ---- nginx as a reverse proxy with a TLS upstream (issue 12 item 1) ----
 # The upstream: nginx's own TLS (no shim). The proxy: nginx, 2 workers (epoll, edge triggered, the
@@ -186,6 +189,12 @@ tcase syscall_epoll
 tcase closefrom_spares_set
 tcase close_range_spares_set
 tcase sys_close_range_spares_set
+tcase poll_on_set
+tcase select_on_set
+tcase nested_set
+tcase nested_set_added_before_tls
+tcase exclusive_wakes_one
+tcase exclusive_fork_child_closes
 tcase nginx_proxy_tls_upstream_keepalive
 tcase nginx_proxy_tls_upstream_no_keepalive
 finish
