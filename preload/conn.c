@@ -91,6 +91,9 @@ static void conn_free(struct conn *c)
 	serve_state_free(c->serve);
 	c->serve = NULL;
 	pq_release(c);
+	free(c->sleepers);
+	c->sleepers = NULL;
+	c->n_sleepers = c->cap_sleepers = 0;
 	if (c->ssl) {
 		forkgate_enter(); /* wolfSSL_free takes the context's reference-count mutex */
 		wolfSSL_free(c->ssl);
@@ -135,6 +138,7 @@ struct conn *conn_new(const struct policy_rule *rule)
 	c->io_errno = 0;
 	c->io_no_kernel = c->recv_short = c->drained = false;
 	c->sleepers = NULL;
+	c->n_sleepers = c->cap_sleepers = 0;
 	c->ra = NULL;
 	c->ra_off = c->ra_len = 0;
 	c->pq = NULL;
@@ -258,37 +262,65 @@ static int kernel_peek_nonblocking(int fd, int flags)
 
 static bool readable_now(struct conn *c);
 
+/* Signals every sleeper of this process; drops the entries a fork inherited (their threads are in the
+ * parent) and, when the sleeper's number is no longer its eventfd, wake_signal writes nothing. Lock held. */
 static void wake_sleepers(struct conn *c)
 {
 	int e = errno;
-	for (struct conn_sleeper *s = c->sleepers; s; s = s->next)
-		wake_signal(s->efd);
+	unsigned long gen = forkgate_process_gen();
+	for (unsigned i = 0; i < c->n_sleepers;) {
+		if (c->sleepers[i].gen != gen) {
+			c->sleepers[i] = c->sleepers[--c->n_sleepers];
+			continue;
+		}
+		wake_signal(c->sleepers[i].efd);
+		i++;
+	}
 	errno = e;
 }
 
-static void sleeper_unlink(struct conn *c, struct conn_sleeper *me)
+/* Registers this thread's eventfd as a sleeper (once: an entry a siglongjmp left behind is reused).
+ * False when there is no memory for it (the sleeper then looks again every 20 ms). Lock held. */
+static bool sleeper_add(struct conn *c, int efd)
 {
-	if (me->prev)
-		me->prev->next = me->next;
-	else
-		c->sleepers = me->next;
-	if (me->next)
-		me->next->prev = me->prev;
-	me->prev = me->next = NULL;
+	unsigned long gen = forkgate_process_gen();
+	for (unsigned i = 0; i < c->n_sleepers; i++)
+		if (c->sleepers[i].efd == efd && c->sleepers[i].gen == gen)
+			return true;
+	if (c->n_sleepers == c->cap_sleepers) {
+		unsigned cap = c->cap_sleepers ? 2 * c->cap_sleepers : 4;
+		struct conn_sleeper *n = realloc(c->sleepers, cap * sizeof(*n));
+		if (!n)
+			return false;
+		c->sleepers = n;
+		c->cap_sleepers = cap;
+	}
+	c->sleepers[c->n_sleepers++] = (struct conn_sleeper){.efd = efd, .gen = gen};
+	return true;
 }
 
-/* pthread_cancel of a thread asleep in a read (poll is a cancellation point): its frame goes away. */
+static void sleeper_remove(struct conn *c, int efd)
+{
+	unsigned long gen = forkgate_process_gen();
+	for (unsigned i = 0; i < c->n_sleepers; i++)
+		if (c->sleepers[i].efd == efd && c->sleepers[i].gen == gen) {
+			c->sleepers[i] = c->sleepers[--c->n_sleepers];
+			return;
+		}
+}
+
+/* pthread_cancel of a thread asleep in a read (poll is a cancellation point). */
 struct sleep_cleanup {
 	struct conn *c;
-	struct conn_sleeper *me;
+	int efd; /* -1: never registered */
 };
 static void sleeper_cancelled(void *arg)
 {
 	struct sleep_cleanup *sc = arg;
-	if (sc->me->efd < 0)
-		return; /* never linked */
+	if (sc->efd < 0)
+		return;
 	conn_lock(sc->c);
-	sleeper_unlink(sc->c, sc->me);
+	sleeper_remove(sc->c, sc->efd);
 	conn_unlock(sc->c);
 }
 
@@ -334,16 +366,11 @@ static int sleep_for_records(struct conn *c, int fd, short events, long long *de
 	if (*deadline == -2)
 		*deadline = recv_deadline(fd);
 	int efd = wake_thread_fd();
-	struct conn_sleeper me = {.efd = efd};
-	if (efd >= 0) {
-		me.next = c->sleepers;
-		if (c->sleepers)
-			c->sleepers->prev = &me;
-		c->sleepers = &me;
-	}
+	if (efd >= 0 && !sleeper_add(c, efd))
+		efd = -1;
 	conn_unlock(c);
 	struct pollfd p[2] = {{.fd = fd, .events = events}, {.fd = efd, .events = POLLIN}};
-	struct sleep_cleanup sc = {c, &me};
+	struct sleep_cleanup sc = {c, efd};
 	int r, e;
 	for (;;) {
 		int timeout = -1;
@@ -364,7 +391,7 @@ static int sleep_for_records(struct conn *c, int fd, short events, long long *de
 	}
 	conn_lock(c);
 	if (efd >= 0) {
-		sleeper_unlink(c, &me);
+		sleeper_remove(c, efd);
 		if (r > 0 && p[1].revents)
 			wake_drain(efd);
 	}
@@ -496,14 +523,14 @@ static int io_recv(struct WOLFSSL *ssl, char *buf, int sz, void *ctx)
 		do /* a large request (a record body) goes straight into wolfSSL's buffer */
 			n = libc.recv(c->io_fd, buf, (size_t)sz, MSG_DONTWAIT);
 		while (n < 0 && errno == EINTR);
-		if (c->sleepers && (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)))
+		if (c->n_sleepers && (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)))
 			wake_sleepers(c); /* what they sleep on in the kernel is ours now */
 		return io_recv_result(c, n, (size_t)sz);
 	}
 	do
 		n = libc.recv(c->io_fd, c->ra, READAHEAD_SIZE, MSG_DONTWAIT);
 	while (n < 0 && errno == EINTR);
-	if (c->sleepers && (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)))
+	if (c->n_sleepers && (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)))
 		wake_sleepers(c);
 	if (n <= 0) {
 		ra_release(c);

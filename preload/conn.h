@@ -43,11 +43,12 @@ enum conn_state {
 	CONN_CLOSED,	  /* the last fd was closed */
 };
 
-/* A thread asleep in a blocking read of a connection (conn.c: sleep_for_records): lives in that thread's
- * stack frame while it sleeps, linked into conn.sleepers under the connection's lock. */
+/* A thread asleep in a blocking read of a connection (conn.c: sleep_for_records), registered in the
+ * connection's own array (never a pointer into the sleeper's stack: a siglongjmp out of the read, or a
+ * fork, must leave nothing that points into a frame that is gone). */
 struct conn_sleeper {
-	struct conn_sleeper *prev, *next;
-	int efd; /* the sleeping thread's eventfd (wake.h: wake_thread_fd) */
+	int efd;	   /* the sleeping thread's eventfd (wake.h: wake_thread_fd) */
+	unsigned long gen; /* forkgate_process_gen() when registered: a fork child skips its parent's */
 };
 
 struct conn {
@@ -65,19 +66,20 @@ struct conn {
 	bool forked;		   /* a fork happened since the session began (in this process's copy) */
 	bool wrote_since_fork;	   /* this process wrote on the session since the last fork */
 	struct WOLFSSL *ssl;
-	int io_fd;		       /* the fd the I/O callbacks use for the call in progress */
-	int io_errno;		       /* errno of the last failed real recv/send in a callback */
-	bool io_no_kernel;	       /* io_recv hands wolfSSL the read-ahead only, never reads the kernel
-					  (conn_poll_state before the kernel said readable) */
-	bool recv_short;	       /* io_recv's last kernel recv got less than it asked for (or EAGAIN) */
-	bool drained;		       /* the readiness look that made this connection readable emptied the
-					  kernel socket (a short recv after its event): the next conn_read
-					  takes what is decrypted without one more recv that would give
-					  EAGAIN; bytes that come later raise a new kernel event */
-	struct conn_sleeper *sleepers; /* threads asleep in a blocking read, each in poll on the socket
-					  and its eventfd; whoever takes bytes from the kernel (io_recv)
-					  signals them all (conn.c: sleep_for_records). NULL on most
-					  connections: costs nothing while nobody sleeps */
+	int io_fd;	   /* the fd the I/O callbacks use for the call in progress */
+	int io_errno;	   /* errno of the last failed real recv/send in a callback */
+	bool io_no_kernel; /* io_recv hands wolfSSL the read-ahead only, never reads the kernel
+			      (conn_poll_state before the kernel said readable) */
+	bool recv_short;   /* io_recv's last kernel recv got less than it asked for (or EAGAIN) */
+	bool drained;	   /* the readiness look that made this connection readable emptied the
+			      kernel socket (a short recv after its event): the next conn_read
+			      takes what is decrypted without one more recv that would give
+			      EAGAIN; bytes that come later raise a new kernel event */
+	unsigned n_sleepers, cap_sleepers; /* used and allocated entries of sleepers */
+	struct conn_sleeper *sleepers;	   /* threads asleep in a blocking read, each in poll on the socket
+					      and its eventfd; whoever takes bytes from the kernel (io_recv)
+					      signals them all (conn.c: sleep_for_records). NULL on most
+					      connections: costs nothing while nobody sleeps */
 	char *ra;		 /* read-ahead: ciphertext taken from the kernel, not yet handed to wolfSSL */
 	unsigned ra_off, ra_len; /* (allocated only while it holds bytes: idle connections cost nothing) */
 	/* Program-bound plaintext queue (conn_queue_for_program): bytes the shim holds for the program,

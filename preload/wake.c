@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <unistd.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 
 /* Threads blocked in the poll family on TLS fds: a list of struct wake_waiter, each in its waiter's
@@ -29,13 +30,25 @@ static __thread int thread_efd = -1;
 static pthread_key_t efd_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 
-/* The program can close this number (closefrom, a close loop over every fd) and reuse it. A number that
- * became a TLS socket (it is in the fd table) is never written to, polled for the wake-up or closed here:
- * eight bytes of counter written "into the eventfd" would reach that TLS peer in plaintext. Any other
- * reuse is the program's own fd and is not detected (README, Known open problems). */
+/* The program can close this number (closefrom, a close loop over every fd) and reuse it. Before the
+ * shim reads, writes or closes a wake-up eventfd it checks that the number is still an eventfd: not in
+ * the fd table (a TLS socket there would get 8 bytes of counter in plaintext, or lose ciphertext to the
+ * drain) and, by fstat, the anonymous inode every eventfd of this process has (recorded from the first
+ * one made; written once, read lock-free). A number reused for a pipe, file or socket is thus left
+ * alone and the thread makes a new eventfd; reuse for the program's own eventfd is not told apart (the
+ * kernel gives all eventfds one inode: README, Known open problems). Costs one fstat on the paths that
+ * drain or signal, never on the plain read path. */
+static _Atomic unsigned long efd_dev, efd_ino; /* 0 until the first eventfd is made */
+
 static bool efd_usable(int fd)
 {
-	return fd >= 0 && fdtab_load(fd) == NULL;
+	if (fd < 0 || fdtab_load(fd) != NULL)
+		return false;
+	struct stat st;
+	if (syscall(SYS_fstat, fd, &st) != 0)
+		return false;
+	return (unsigned long)st.st_dev == atomic_load(&efd_dev) &&
+	       (unsigned long)st.st_ino == atomic_load(&efd_ino);
 }
 
 static void close_thread_efd(void *p)
@@ -57,14 +70,29 @@ static void make_key(void)
 	pthread_atfork(NULL, NULL, wake_atfork_child);
 }
 
+/* The key and the fork handler are made at load, not on a first wait: that runs under a connection
+ * lock inside the fork gate, and glibc before 2.35 holds its atfork lock while the prepare handlers
+ * run, so a pthread_atfork there could deadlock with a fork. */
+__attribute__((constructor)) static void wake_init(void)
+{
+	pthread_once(&key_once, make_key);
+}
+
 int wake_thread_fd(void)
 {
-	if (thread_efd >= 0 && efd_usable(thread_efd))
-		return thread_efd;
+	if (thread_efd >= 0 && fdtab_load(thread_efd) == NULL)
+		return thread_efd; /* (a reuse for something else is caught when it fires: wake_drain) */
 	pthread_once(&key_once, make_key);
 	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (fd < 0)
 		return -1;
+	if (!atomic_load(&efd_ino)) {
+		struct stat st;
+		if (syscall(SYS_fstat, fd, &st) == 0) {
+			atomic_store(&efd_dev, (unsigned long)st.st_dev);
+			atomic_store(&efd_ino, (unsigned long)st.st_ino);
+		}
+	}
 	thread_efd = fd;
 	pthread_setspecific(efd_key, (void *)(intptr_t)(fd + 1));
 	return fd;
@@ -99,8 +127,13 @@ void wake_unregister(struct wake_waiter *w)
 void wake_drain(int efd)
 {
 	uint64_t v;
-	if (!efd_usable(efd))
+	if (!efd_usable(efd)) {
+		if (efd == thread_efd) {
+			thread_efd = -1; /* the program took the number: make a new one next time */
+			pthread_setspecific(efd_key, NULL);
+		}
 		return;
+	}
 	while (syscall(SYS_read, efd, &v, sizeof(v)) == (long)sizeof(v))
 		;
 }

@@ -19,10 +19,24 @@
  *       first connection must not treat the new TLS socket as the wake-up fd (draining it would eat
  *       its ciphertext, signalling it would send 8 plaintext bytes): the second connection's 50-byte
  *       answer must arrive intact.
+ *   longjmp (server: evserver delayecho:300): the classic read timeout, alarm() + siglongjmp out of a
+ *       blocking read that sleeps; the next blocking reads must work (the sleeper registration left
+ *       behind was a pointer into the abandoned stack frame: the next read crashed).
+ *   forksleep (delayecho:300): a thread sleeps in a blocking read; the process forks; the child closes
+ *       that thread's eventfd number, opens a file on it, and reads and writes the connection: the file
+ *       must stay empty (the child inherited the parent's sleepers and wrote a wake-up into the number).
+ *   closefrom_pipe (delayecho:300): after a blocking read made the thread's eventfd, closefrom() above
+ *       the TLS fd and a pipe on the freed numbers: the next blocking read must neither read the pipe's
+ *       bytes (as a drain of "its eventfd") nor spin on the closed number.
  * Prints key=value lines; "rd_misc: FAIL: ..." per broken expectation; exit 0 only when all held. */
 #include "ev_common.h"
 
+#include <fcntl.h>
 #include <netinet/tcp.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/resource.h>
 
 static int get_nodelay(int fd)
@@ -257,11 +271,145 @@ static void efdreuse(const char *host, const char *port)
 	close(x);
 }
 
+static sigjmp_buf lj_buf;
+static void lj_alarm(int sig)
+{
+	(void)sig;
+	siglongjmp(lj_buf, 1);
+}
+
+/* A blocking read with an alarm() timeout left by siglongjmp: -2 when it timed out. */
+static ssize_t lj_read(int fd, char *b, size_t n, unsigned secs)
+{
+	if (sigsetjmp(lj_buf, 1))
+		return -2;
+	alarm(secs);
+	ssize_t r = read(fd, b, n);
+	alarm(0);
+	return r;
+}
+
+static void longjmp_case(const char *host, const char *port)
+{
+	int fd = ev_connect(host, port);
+	struct sigaction sa = {.sa_handler = lj_alarm};
+	sigaction(SIGALRM, &sa, NULL);
+	char b[64];
+	ssize_t r = lj_read(fd, b, sizeof b, 1);
+	printf("first_read=%zd\n", r);
+	if (r != -2)
+		ev_die("the first read (nothing sent) returned %zd, not the alarm", r);
+	for (int i = 0; i < 3; i++) {
+		if (write(fd, "hello", 5) != 5)
+			ev_die("write: errno=%s", errno_name(errno));
+		r = lj_read(fd, b, sizeof b, 5);
+		printf("read_%d=%zd\n", i, r);
+		if (r != 5)
+			ev_die("read %d after the siglongjmp returned %zd, not the 5-byte echo", i, r);
+	}
+	close(fd);
+}
+
+static int fs_fd;
+static void *fs_reader(void *arg)
+{
+	(void)arg;
+	char b[64];
+	ssize_t n = read(fs_fd, b, sizeof b);
+	printf("parent_thread_read=%zd\n", n);
+	return NULL;
+}
+
+static void forksleep_case(const char *host, const char *port)
+{
+	fs_fd = ev_connect(host, port);
+	pthread_t t;
+	pthread_create(&t, NULL, fs_reader, NULL);
+	ev_sleep_ms(300); /* the thread sleeps in its read */
+	int efd = find_eventfd();
+	if (efd < 0)
+		ev_die("no eventfd of the sleeping reader");
+	char victim[] = "/tmp/rd_misc_victim.XXXXXX";
+	int tmp = mkstemp(victim);
+	if (tmp < 0)
+		ev_die("mkstemp: errno=%s", errno_name(errno));
+	close(tmp);
+	pid_t parent = getpid(), pid = fork();
+	if (pid == 0) {
+		kill(parent, SIGSTOP); /* the parent's thread must not take the echo */
+		close(efd);
+		int v = open(victim, O_RDWR);
+		if (write(fs_fd, "ping", 4) != 4)
+			_exit(3);
+		char b[64];
+		ssize_t n = read(fs_fd, b, sizeof b);
+		struct stat st;
+		fstat(v, &st);
+		kill(parent, SIGCONT);
+		printf("child_victim_fd=%d child_read=%zd victim_bytes=%lld\n", v, n, (long long)st.st_size);
+		fflush(stdout);
+		_exit(v == efd && n == 4 && st.st_size == 0 ? 0 : 1);
+	}
+	int status = 0;
+	waitpid(pid, &status, 0);
+	unlink(victim);
+	shutdown(fs_fd, SHUT_RDWR);
+	pthread_join(t, NULL);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		ev_fail("the child's reads wrote into the number of the parent's sleeping thread's eventfd "
+			"(or its read failed): status 0x%x",
+			status);
+}
+
+static double cpu_s(void)
+{
+	struct rusage r;
+	getrusage(RUSAGE_SELF, &r);
+	return (double)(r.ru_utime.tv_sec + r.ru_stime.tv_sec) +
+	       (r.ru_utime.tv_usec + r.ru_stime.tv_usec) / 1e6;
+}
+
+static void closefrom_pipe_case(const char *host, const char *port)
+{
+	int fd = ev_connect(host, port);
+	char b[64];
+	if (write(fd, "a", 1) != 1 || read(fd, b, sizeof b) != 1)
+		ev_die("the first echo failed");
+	closefrom(fd + 1); /* "close everything but my connection" */
+	int p[2];
+	if (pipe(p) != 0)
+		ev_die("pipe: errno=%s", errno_name(errno));
+	if (write(p[1], "secret!", 7) != 7)
+		ev_die("pipe write");
+	double c0 = cpu_s();
+	if (write(fd, "b", 1) != 1 || read(fd, b, sizeof b) != 1)
+		ev_die("the second echo failed");
+	double c1 = cpu_s();
+	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	ssize_t n = read(p[0], b, sizeof b);
+	close(p[0]);
+	close(p[1]);
+	if (write(fd, "c", 1) != 1 || read(fd, b, sizeof b) != 1)
+		ev_die("the third echo (the old eventfd number now closed) failed");
+	double c2 = cpu_s();
+	printf("pipe_fds=%d,%d pipe_read=%zd cpu_second=%.3f cpu_third=%.3f\n", p[0], p[1], n, c1 - c0,
+	       c2 - c1);
+	if (n != 7)
+		ev_fail("the program's pipe lost its bytes to the shim (read %zd of 7)", n);
+	if (c2 - c1 > 0.1)
+		ev_fail(
+		    "the blocking read spun on the closed eventfd number (%.3f s of CPU in a 300 ms wait)",
+		    c2 - c1);
+	close(fd);
+}
+
 int main(int argc, char **argv)
 {
 	ev_prog = "rd_misc";
 	if (argc < 4)
-		ev_die("usage: rd_misc nodelay|bigselect|waiters|dupwaiters|efdreuse HOST PORT [N]");
+		ev_die("usage: rd_misc "
+		       "nodelay|bigselect|waiters|dupwaiters|efdreuse|longjmp|forksleep|closefrom_pipe HOST "
+		       "PORT [N]");
 	if (!strcmp(argv[1], "nodelay")) {
 		nodelay_case("set1_during", argv[2], argv[3], -1, 1, 1);
 		nodelay_case("set0_during", argv[2], argv[3], 1, 0, 0);
@@ -274,6 +422,12 @@ int main(int argc, char **argv)
 		waiters(argv[2], argv[3], argc > 4 ? atoi(argv[4]) : 300, true);
 	} else if (!strcmp(argv[1], "efdreuse")) {
 		efdreuse(argv[2], argv[3]);
+	} else if (!strcmp(argv[1], "longjmp")) {
+		longjmp_case(argv[2], argv[3]);
+	} else if (!strcmp(argv[1], "forksleep")) {
+		forksleep_case(argv[2], argv[3]);
+	} else if (!strcmp(argv[1], "closefrom_pipe")) {
+		closefrom_pipe_case(argv[2], argv[3]);
 	} else {
 		ev_die("unknown mode %s", argv[1]);
 	}

@@ -208,6 +208,17 @@ t_wake_eventfd_closed_and_reused_by_tls() {
 	ok "$(grep -a '=' "$OUT" | tr '\n' ' ')"
 }
 
+# misc_delay MODE: rd_misc MODE against evserver delayecho:300.
+misc_delay() {
+	ev_server "md$1" tls delayecho:300 || { fail "server did not start"; return; }
+	TMO=30 TLSSHIM_RULES="$(rule)" srun "md_$1" "$CL/rd_misc" "$1" localhost "$PORT"
+	expect_clean_client || return
+	ok "$(grep -a '=' "$OUT" | tr '\n' ' ')"
+}
+t_siglongjmp_out_of_a_blocking_read() { misc_delay longjmp; }
+t_fork_child_never_wakes_parent_sleepers() { misc_delay forksleep; }
+t_closefrom_then_pipe_on_the_wake_eventfd() { misc_delay closefrom_pipe; }
+
 t_300_waiters_all_woken() {
 	ev_server wt tls onreq || { fail "server did not start"; return; }
 	TMO=40 TLSSHIM_RULES="$(rule)" srun wt "$CL/rd_misc" waiters localhost "$PORT" 300
@@ -233,4 +244,7 @@ tcase select_nfds_above_fd_setsize
 tcase 300_waiters_all_woken
 tcase waiters_on_a_dup_woken
 tcase wake_eventfd_closed_and_reused_by_tls
+tcase siglongjmp_out_of_a_blocking_read
+tcase fork_child_never_wakes_parent_sleepers
+tcase closefrom_then_pipe_on_the_wake_eventfd
 finish
