@@ -8,11 +8,16 @@
 #include "preload/epoll.h"
 #include "preload/log.h"
 #include "preload/precopy.h"
+#include "preload/rawsys.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #ifndef CLOSE_RANGE_UNSHARE
@@ -101,6 +106,68 @@ static void unmark_range(unsigned first, unsigned last)
 		unmark(fd);
 }
 
+/* Closes every open fd in [first, last] one by one, but those in skip[0..n) (sorted): what glibc's own
+ * closefrom does when the close_range system call is refused (ENOSYS on kernels before 5.9, EPERM or
+ * ENOSYS from a seccomp filter). The open fds come from /proc/self/fd (raw getdents64: no allocation);
+ * without /proc every number up to the hard RLIMIT_NOFILE (at most 2^20) is tried. */
+static bool in_skip(int fd, const int *skip, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (skip[i] == fd)
+			return true;
+	return false;
+}
+
+static void close_each(unsigned first, unsigned last, const int *skip, int n)
+{
+	int dir = (int)raw_syscall(SYS_openat, AT_FDCWD, (long)"/proc/self/fd",
+				   O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0, 0);
+	if (dir < 0) {
+		struct rlimit rl;
+		unsigned top = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max < (1u << 20)
+				   ? (unsigned)rl.rlim_max
+				   : (1u << 20);
+		for (unsigned fd = first; fd <= last && fd < top; fd++)
+			if (!in_skip((int)fd, skip, n))
+				libc.close((int)fd);
+		return;
+	}
+	char buf[4096];
+	for (int pass = 0; pass < 64; pass++) { /* closing while listing: list again until nothing is left */
+		bool closed = false;
+		raw_syscall(SYS_lseek, dir, 0, SEEK_SET, 0, 0, 0);
+		long got;
+		while ((got = raw_syscall(SYS_getdents64, dir, (long)buf, sizeof(buf), 0, 0, 0)) > 0) {
+			for (long off = 0; off < got;) {
+				struct dirent64 *d = (struct dirent64 *)(buf + off);
+				off += d->d_reclen;
+				char *end;
+				unsigned long v = strtoul(d->d_name, &end, 10);
+				if (*end || end == d->d_name || v < first || v > last || (int)v == dir ||
+				    in_skip((int)v, skip, n))
+					continue;
+				libc.close((int)v);
+				closed = true;
+			}
+		}
+		if (!closed)
+			break;
+	}
+	libc.close(dir);
+}
+
+/* The kernel's close_range, or close_each when the system call is refused (the fds were already
+ * marked: leaving them open would leave TLS sockets untracked). */
+static int kernel_close_range(unsigned first, unsigned last, int flags, const int *skip, int n)
+{
+	if (libc.close_range(first, last, flags) == 0)
+		return 0;
+	if ((errno != ENOSYS && errno != EPERM) || (flags & (CLOSE_RANGE_CLOEXEC | CLOSE_RANGE_UNSHARE)))
+		return -1;
+	close_each(first, last, skip, n);
+	return 0;
+}
+
 /* The kernel's close_range over [first, last] but the shim's own fds in it (the inner epoll sets and
  * eventfds of the epoll sets that stay open: epoll.h, epoll_prepare_close_range), which the program did
  * not open and whose loss would silence its sets' TLS fds. Epoll sets in the range lose their tables
@@ -112,7 +179,7 @@ static int close_range_sparing(unsigned first, unsigned last, int flags)
 	if (n <= 0 || !libc.close_range) {
 		free(skip);
 		if (libc.close_range)
-			return libc.close_range(first, last, flags);
+			return kernel_close_range(first, last, flags, NULL, 0);
 		libc.closefrom((int)first); /* closefrom's fallback: last is ~0U there */
 		return 0;
 	}
@@ -128,7 +195,7 @@ static int close_range_sparing(unsigned first, unsigned last, int flags)
 			continue;
 		}
 		unsigned to = i < n ? (unsigned)skip[i] - 1 : last;
-		if (from <= to && libc.close_range(from, to, flags) != 0 && !err) {
+		if (from <= to && kernel_close_range(from, to, flags, skip, n) != 0 && !err) {
 			err = errno;
 			r = -1;
 		}
@@ -167,7 +234,8 @@ EXPORT int close_range(unsigned first, unsigned last, int flags)
 	if ((flags & CLOSE_RANGE_CLOEXEC) || child_shares_parent_memory())
 		return libc.close_range(first, last, flags);
 	mark_range(first, last);
-	int r = spare ? close_range_sparing(first, last, flags) : libc.close_range(first, last, flags);
+	int r =
+	    spare ? close_range_sparing(first, last, flags) : kernel_close_range(first, last, flags, NULL, 0);
 	int e = errno;
 	unmark_range(first, last);
 	errno = e;

@@ -33,8 +33,8 @@ static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 /* The program can close this number (closefrom, a close loop over every fd) and reuse it. Before the
  * shim reads, writes or closes a wake-up eventfd it checks that the number is still an eventfd: not in
  * the fd table (a TLS socket there would get 8 bytes of counter in plaintext, or lose ciphertext to the
- * drain) and, by fstat, the anonymous inode every eventfd of this process has (recorded from the first
- * one made; written once, read lock-free). A number reused for a pipe, file or socket is thus left
+ * drain) and, by fstat, the anonymous inode every eventfd of this process has (recorded at load;
+ * written once, read lock-free). A number reused for a pipe, file or socket is thus left
  * alone and the thread makes a new eventfd; reuse for the program's own eventfd is not told apart (the
  * kernel gives all eventfds one inode: README, Known open problems). Costs one fstat on the paths that
  * drain or signal, never on the plain read path. */
@@ -70,12 +70,28 @@ static void make_key(void)
 	pthread_atfork(NULL, NULL, wake_atfork_child);
 }
 
+/* Records the inode all eventfds share (the shim's epoll sets' eventfds are checked against it too,
+ * through wake_signal/wake_drain), from a throwaway eventfd made at load. */
+static void record_efd_inode(void)
+{
+	int fd = (int)syscall(SYS_eventfd2, 0, EFD_CLOEXEC);
+	if (fd < 0)
+		return;
+	struct stat st;
+	if (syscall(SYS_fstat, fd, &st) == 0) {
+		atomic_store(&efd_dev, (unsigned long)st.st_dev);
+		atomic_store(&efd_ino, (unsigned long)st.st_ino);
+	}
+	syscall(SYS_close, fd);
+}
+
 /* The key and the fork handler are made at load, not on a first wait: that runs under a connection
  * lock inside the fork gate, and glibc before 2.35 holds its atfork lock while the prepare handlers
  * run, so a pthread_atfork there could deadlock with a fork. */
 __attribute__((constructor)) static void wake_init(void)
 {
 	pthread_once(&key_once, make_key);
+	record_efd_inode();
 }
 
 int wake_thread_fd(void)
@@ -86,13 +102,6 @@ int wake_thread_fd(void)
 	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	if (!atomic_load(&efd_ino)) {
-		struct stat st;
-		if (syscall(SYS_fstat, fd, &st) == 0) {
-			atomic_store(&efd_dev, (unsigned long)st.st_dev);
-			atomic_store(&efd_ino, (unsigned long)st.st_ino);
-		}
-	}
 	thread_efd = fd;
 	pthread_setspecific(efd_key, (void *)(intptr_t)(fd + 1));
 	return fd;

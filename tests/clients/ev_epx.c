@@ -6,6 +6,9 @@
  *              epoll_pwait/epoll_pwait2): nothing for a fresh connection (TLS 1.3 tickets only), IN
  *              with the program's data for the answer, nothing once drained; a wrong sigset size is
  *              EINVAL as for the kernel
+ *   closefromnosys  closefrom as below, with a second connection in the range, after a seccomp filter
+ *              made the close_range system call fail with ENOSYS: everything above N is closed all
+ *              the same (glibc's own fallback), the set still works.
  *   closefrom  closefrom(N) above the program's own fds (the set, the TLS fd): the set still reports its
  *              TLS fd; a file the program opened at or above N is closed
  *   closerange the same with close_range(N, ~0U, 0), and with syscall(SYS_close_range)
@@ -23,6 +26,10 @@
 #include "ev_common.h"
 
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 
 static const char *host, *port;
@@ -182,6 +189,22 @@ static void mode_syscall(void)
 
 /* ---- closefrom, close_range ---- */
 
+/* From here on the close_range system call fails with ENOSYS (a kernel before 5.9, or a seccomp
+ * profile): closefrom must still close (glibc falls back to /proc/self/fd). */
+static void refuse_close_range(void)
+{
+	struct sock_filter flt[] = {
+	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_close_range, 0, 1),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {sizeof flt / sizeof flt[0], flt};
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+		ev_die("seccomp filter: errno=%s", errno_name(errno));
+}
+
 static void close_mode(const char *m, int how)
 {
 	int ep = ep_new(), fd = tls_conn();
@@ -190,7 +213,14 @@ static void close_mode(const char *m, int how)
 	int dummy = open("/dev/null", O_RDONLY); /* the program's own file above the keepers */
 	if (dummy < low)
 		ev_die("%s: /dev/null opened as %d, below %d", m, dummy, low);
-	if (how == 0) {
+	int inrange = how == 3 ? tls_conn() : -1; /* a TLS fd inside the range */
+	if (how == 3) {
+		refuse_close_range();
+		closefrom(low);
+		if (fcntl(inrange, F_GETFD) != -1 || errno != EBADF)
+			ev_fail("%s: the connection fd %d above %d is still open (close_range refused)", m,
+				inrange, low);
+	} else if (how == 0) {
 		closefrom(low);
 	} else if (how == 1) {
 		if (close_range((unsigned)low, ~0U, 0) != 0)
@@ -403,6 +433,8 @@ int main(int argc, char **argv)
 		close_mode(m, 1);
 	else if (!strcmp(m, "closerangesys"))
 		close_mode(m, 2);
+	else if (!strcmp(m, "closefromnosys"))
+		close_mode(m, 3);
 	else if (!strcmp(m, "pollset"))
 		watched(m, O_POLL, false);
 	else if (!strcmp(m, "selectset"))

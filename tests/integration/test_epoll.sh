@@ -50,6 +50,7 @@ t_prereg() { emode prereg; }
 # fds, the set watched by poll/select/another epoll set, EPOLLEXCLUSIVE wake-ups.
 t_syscall_epoll() { EV_CLIENT=ev_epx emode syscall; }
 t_closefrom_spares_set() { EV_CLIENT=ev_epx emode closefrom; }
+t_closefrom_without_close_range_syscall() { EV_CLIENT=ev_epx emode closefromnosys; }
 t_close_range_spares_set() { EV_CLIENT=ev_epx emode closerange; }
 t_sys_close_range_spares_set() { EV_CLIENT=ev_epx emode closerangesys; }
 t_poll_on_set() { EV_CLIENT=ev_epx emode pollset; }
@@ -187,6 +188,7 @@ tcase fork
 tcase prereg
 tcase syscall_epoll
 tcase closefrom_spares_set
+tcase closefrom_without_close_range_syscall
 tcase close_range_spares_set
 tcase sys_close_range_spares_set
 tcase poll_on_set
