@@ -1349,16 +1349,34 @@ void poll_notify_epoll(int fd)
 	 * ready list, where their level-triggered registrations still are, on their next call. */
 	if (in_look || atomic_load_explicit(&n_tls_waiters, memory_order_acquire) == 0)
 		return;
+	/* By connection, not by number: a set may hold a dup of fd (one socket, one session). Only a
+	 * connection with several fds has other numbers; then each set's registrations are compared with
+	 * it (this path runs only while threads wait). */
+	const struct conn *c = fdtab_load(fd);
+	bool copies = c && c != &conn_closing && __atomic_load_n(&c->fd_count, __ATOMIC_RELAXED) > 1;
 	forkgate_lock(&registry_lock);
 	for (struct ep_set *s = all_sets; s; s = s->all_next) {
 		if (s->inner < 0)
 			continue;
 		forkgate_lock(&s->lock);
-		int idx = find_item(s, fd);
-		if (idx >= 0 && s->fork_gen == forkgate_process_gen()) {
-			s->items[idx].held_only = false;
-			ready_push(s, idx);
-			wake_waiters(s);
+		if (s->fork_gen == forkgate_process_gen()) {
+			bool woke = false;
+			int idx = find_item(s, fd);
+			if (idx >= 0) {
+				s->items[idx].held_only = false;
+				ready_push(s, idx);
+				woke = true;
+			}
+			for (int i = 0; copies && i < s->cap; i++) {
+				int f = s->items[i].fd;
+				if (f >= 0 && f != fd && fdtab_load(f) == c) {
+					s->items[i].held_only = false;
+					ready_push(s, i);
+					woke = true;
+				}
+			}
+			if (woke)
+				wake_waiters(s);
 		}
 		forkgate_unlock(&s->lock);
 	}

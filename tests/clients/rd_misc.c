@@ -14,6 +14,7 @@
  *       must be woken (within 2 s), none may run into its 10 s timeout.
  *   dupwaiters N: the same, the waiters polling a dup() of the fd the main thread reads (one socket,
  *       one TLS connection: the kernel wakes pollers of every copy alike).
+ *   dupepoll N: the same, the waiters blocked in epoll_wait on one set that holds a dup() of the fd.
  *   efdreuse (server: evserver onreq): the program closes the shim's per-thread wake-up eventfd (a
  *       close over fds it did not open) and its next TLS connection gets that number; a poll on the
  *       first connection must not treat the new TLS socket as the wake-up fd (draining it would eat
@@ -37,6 +38,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 
 static int get_nodelay(int fd)
@@ -158,6 +160,7 @@ static void bigselect(const char *host, const char *port)
 
 /* ---- waiters ---- */
 static int w_fd, w_poll_fd; /* w_poll_fd: what the waiters poll (w_fd, or a dup of it) */
+static int w_epfd = -1;	    /* >= 0: the waiters wait in epoll_wait on this set holding w_poll_fd */
 static atomic_int w_blocked, w_woken, w_timedout;
 static atomic_llong w_last_ms;
 
@@ -165,8 +168,11 @@ static void *waiter(void *arg)
 {
 	(void)arg;
 	struct pollfd p = {.fd = w_poll_fd, .events = POLLIN};
+	struct epoll_event ev = {0};
 	atomic_fetch_add(&w_blocked, 1);
-	int r = poll(&p, 1, 10000);
+	int r = w_epfd >= 0 ? epoll_wait(w_epfd, &ev, 1, 10000) : poll(&p, 1, 10000);
+	if (w_epfd >= 0)
+		p.revents = (short)((ev.events & EPOLLIN) ? POLLIN : 0);
 	if (r == 1 && (p.revents & POLLIN)) {
 		atomic_fetch_add(&w_woken, 1);
 		atomic_store(&w_last_ms, now_ms());
@@ -182,6 +188,12 @@ static void waiters(const char *host, const char *port, int n, bool on_dup)
 	w_poll_fd = on_dup ? dup(w_fd) : w_fd;
 	if (w_poll_fd < 0)
 		ev_die("dup: errno=%s", errno_name(errno));
+	if (w_epfd == -2) { /* epoll: one set, the dup registered level-triggered, every waiter in it */
+		struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 7};
+		w_epfd = epoll_create1(EPOLL_CLOEXEC);
+		if (w_epfd < 0 || epoll_ctl(w_epfd, EPOLL_CTL_ADD, w_poll_fd, &ev) != 0)
+			ev_die("epoll set with fd %d: errno=%s", w_poll_fd, errno_name(errno));
+	}
 	int lowat = 512 * 1024, got_lowat = 0;
 	socklen_t sl = sizeof got_lowat;
 	if (setsockopt(w_fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat) != 0 ||
@@ -408,7 +420,8 @@ int main(int argc, char **argv)
 	ev_prog = "rd_misc";
 	if (argc < 4)
 		ev_die("usage: rd_misc "
-		       "nodelay|bigselect|waiters|dupwaiters|efdreuse|longjmp|forksleep|closefrom_pipe HOST "
+		       "nodelay|bigselect|waiters|dupwaiters|dupepoll|efdreuse|longjmp|forksleep|closefrom_"
+		       "pipe HOST "
 		       "PORT [N]");
 	if (!strcmp(argv[1], "nodelay")) {
 		nodelay_case("set1_during", argv[2], argv[3], -1, 1, 1);
@@ -420,6 +433,9 @@ int main(int argc, char **argv)
 		waiters(argv[2], argv[3], argc > 4 ? atoi(argv[4]) : 300, false);
 	} else if (!strcmp(argv[1], "dupwaiters")) {
 		waiters(argv[2], argv[3], argc > 4 ? atoi(argv[4]) : 300, true);
+	} else if (!strcmp(argv[1], "dupepoll")) {
+		w_epfd = -2;
+		waiters(argv[2], argv[3], argc > 4 ? atoi(argv[4]) : 8, true);
 	} else if (!strcmp(argv[1], "efdreuse")) {
 		efdreuse(argv[2], argv[3]);
 	} else if (!strcmp(argv[1], "longjmp")) {

@@ -219,6 +219,13 @@ t_siglongjmp_out_of_a_blocking_read() { misc_delay longjmp; }
 t_fork_child_never_wakes_parent_sleepers() { misc_delay forksleep; }
 t_closefrom_then_pipe_on_the_wake_eventfd() { misc_delay closefrom_pipe; }
 
+t_epoll_waiters_on_a_dup_woken() {
+	ev_server we2 tls onreq || { fail "server did not start"; return; }
+	TMO=40 TLSSHIM_RULES="$(rule)" srun we2 "$CL/rd_misc" dupepoll localhost "$PORT" 8
+	expect_clean_client || return
+	ok "$(grep -a '=' "$OUT" | tr '\n' ' ')"
+}
+
 t_300_waiters_all_woken() {
 	ev_server wt tls onreq || { fail "server did not start"; return; }
 	TMO=40 TLSSHIM_RULES="$(rule)" srun wt "$CL/rd_misc" waiters localhost "$PORT" 300
@@ -243,6 +250,7 @@ tcase tcp_nodelay_set_during_handshake_kept
 tcase select_nfds_above_fd_setsize
 tcase 300_waiters_all_woken
 tcase waiters_on_a_dup_woken
+tcase epoll_waiters_on_a_dup_woken
 tcase wake_eventfd_closed_and_reused_by_tls
 tcase siglongjmp_out_of_a_blocking_read
 tcase fork_child_never_wakes_parent_sleepers
