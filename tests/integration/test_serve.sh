@@ -306,6 +306,14 @@ EOF
 # kernel's answer already). The library before this case: 1 poll and 2 recvfrom a request (both checks
 # fail with it); epoll_wait was about 2.2 a request there too (the zero-timeout wait it made for bytes held
 # inside the shim often found the next request under strace), so that check is a ceiling only.
+# child_of PID: the first child process of PID, from /proc (a stock Debian root has no procps).
+child_of() {
+	local st
+	for st in /proc/[0-9]*/stat; do
+		awk -v p="$1" '{ sub(/^.*\) /, ""); if ($2 == p) { split(FILENAME, f, "/"); print f[3]; exit } }' "$st" 2>/dev/null
+	done | head -1
+}
+
 t_nginx_keepalive_syscalls() {
 	need nginx curl strace || return
 	local d=$T/ngxk n=40 i
@@ -328,7 +336,7 @@ EOF
 	wait_listen "$PORT" || { fail "nginx did not start"; return; }
 	local master="" worker=""
 	for i in $(seq 1 50); do
-		master=$(cat "$d/nginx.pid" 2>/dev/null) && worker=$(pgrep -P "$master" | head -1) && [ -n "$worker" ] && break
+		master=$(cat "$d/nginx.pid" 2>/dev/null) && worker=$(child_of "$master") && [ -n "$worker" ] && break
 		sleep 0.1
 	done
 	[ -n "$worker" ] || { fail "no nginx worker found"; return; }
