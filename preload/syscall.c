@@ -3,7 +3,8 @@
  * move bytes or fds, or make connections, go to the matching hook (which encrypts, refuses or passes
  * through exactly as for the libc call); Linux native AIO (io_submit) naming a TLS fd is refused;
  * io_uring_setup is refused while the policy has tls rules (the rings are shared memory the shim cannot
- * see into); the epoll calls go to the epoll hooks (a set made or waited on here is the libc calls' set).
+ * see into); the epoll calls go to the epoll hooks (a set made or waited on here is the libc calls' set),
+ * and poll, ppoll, select and pselect6 to the poll-family hooks.
  * Every other number goes straight to the kernel: one switch, no table load. The pass-through is a raw system
  * call (rawsys.h), so this hook needs nothing resolved. */
 #include "preload/hooks.h"
@@ -18,9 +19,11 @@
 #include <stdarg.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/select.h>
 #include <sys/sendfile.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The kernel's sigset_t is 64 bits (glibc's is 1024): the size epoll_pwait's sixth argument must be. */
@@ -87,6 +90,61 @@ static long io_uring_setup_checked(long entries, long params)
 
 /* Reads six arguments whatever the caller passed, as libc's own syscall() does (the kernel ignores the
  * rest): the read past a short argument list is by design, so AddressSanitizer is told not to flag it. */
+/* What is left of a timeout that began at t0 (CLOCK_MONOTONIC), written back as the kernel's ppoll and
+ * pselect6 do (glibc's wrappers hide that; the system calls do not). */
+static void timespec_leave_rest(struct timespec *ts, const struct timespec *t0)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	long long left = ((long long)ts->tv_sec + t0->tv_sec - now.tv_sec) * 1000000000LL + ts->tv_nsec +
+			 t0->tv_nsec - now.tv_nsec;
+	if (left < 0)
+		left = 0;
+	ts->tv_sec = (time_t)(left / 1000000000LL);
+	ts->tv_nsec = (long)(left % 1000000000LL);
+}
+
+/* ppoll and pselect6 as system calls: the signal mask's size must be the kernel's, and the timeout is
+ * left holding the time not slept. The wait itself is the hooks' (poll.c), so TLS fds are readable only
+ * for application data there too. */
+static long sys_ppoll(struct pollfd *fds, nfds_t n, struct timespec *ts, const sigset_t *sig, long sigsize)
+{
+	if (sig && sigsize != KERNEL_SIGSET_SIZE)
+		return einval();
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int r = ppoll(fds, n, ts, sig);
+	if (ts && (r >= 0 || errno == EINTR)) {
+		int e = errno;
+		timespec_leave_rest(ts, &t0);
+		errno = e;
+	}
+	return r;
+}
+
+/* pselect6's sixth argument: {const sigset_t *ss; size_t ss_len} (or NULL). */
+struct pselect6_sig {
+	const sigset_t *ss;
+	size_t ss_len;
+};
+
+static long sys_pselect6(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timespec *ts,
+			 const struct pselect6_sig *sig)
+{
+	const sigset_t *mask = sig ? sig->ss : NULL;
+	if (mask && sig->ss_len != KERNEL_SIGSET_SIZE)
+		return einval();
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int k = pselect(nfds, r, w, e, ts, mask);
+	if (ts && (k >= 0 || errno == EINTR)) {
+		int err = errno;
+		timespec_leave_rest(ts, &t0);
+		errno = err;
+	}
+	return k;
+}
+
 EXPORT __attribute__((no_sanitize_address)) long syscall(long n, ...)
 {
 	va_list ap;
@@ -218,6 +276,23 @@ EXPORT __attribute__((no_sanitize_address)) long syscall(long n, ...)
 		return epoll_pwait2((int)a1, (struct epoll_event *)a2, (int)a3, (const struct timespec *)a4,
 				    (const sigset_t *)a5);
 #endif
+		/* The poll family: the hooks' waits, so a TLS fd is readable for application data only, and
+		 * bytes left inside the shim are seen (select's hook already leaves the time not slept in
+		 * *tv). */
+#ifdef SYS_poll
+	case SYS_poll:
+		return poll((struct pollfd *)a1, (nfds_t)a2, (int)a3);
+#endif
+	case SYS_ppoll:
+		return sys_ppoll((struct pollfd *)a1, (nfds_t)a2, (struct timespec *)a3, (const sigset_t *)a4,
+				 a5);
+#ifdef SYS_select
+	case SYS_select:
+		return select((int)a1, (fd_set *)a2, (fd_set *)a3, (fd_set *)a4, (struct timeval *)a5);
+#endif
+	case SYS_pselect6:
+		return sys_pselect6((int)a1, (fd_set *)a2, (fd_set *)a3, (fd_set *)a4, (struct timespec *)a5,
+				    (const struct pselect6_sig *)a6);
 #ifdef SYS_pidfd_getfd
 	case SYS_pidfd_getfd:
 		return pidfd_getfd((int)a1, (int)a2, (unsigned)a3);

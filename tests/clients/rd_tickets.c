@@ -3,8 +3,9 @@
  * nothing until the client writes; each chunk is echoed MS ms later. The client waits 300 ms so the
  * tickets sit in the kernel (kernel_rx, read from /proc/net/tcp, shows their bytes; up to 5 s more on a
  * loaded machine), then:
- *   poll|ppoll|select|pselect: waits for readable for WAIT_MS (1200): it must time out after the whole
- *       WAIT_MS (the tickets are no readiness; the timeout is not restarted either: at most 2.5 s), and a
+ *   poll|ppoll|select|pselect, and sys_poll|sys_ppoll|sys_select|sys_pselect6 (the same waits made with
+ *       syscall(SYS_...), as some runtimes do): waits for readable for WAIT_MS (1200): it must time out after
+ * the whole WAIT_MS (the tickets are no readiness; the timeout is not restarted either: at most 2.5 s), and a
  *       second wait asking readable and writable must say writable only. Then "PING\n" is written and the
  *       same wait (3 s) must report readable, after which recv(MSG_DONTWAIT) returns the echo at once
  *       (PHP's pattern: no EAGAIN after readable).
@@ -15,6 +16,9 @@
  * Prints kernel_rx=, waited_ms=, and the per-mode results; "rd_tickets: FAIL: ..." for each broken
  * expectation, exit 0 only when all held. */
 #include "ev_common.h"
+
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define WAIT_MS 1200
 
@@ -44,20 +48,32 @@ static long kernel_rx(int fd)
 	return rx;
 }
 
-/* Waits up to ms for events on fd with the named call. Returns the revents (0: timed out). */
+/* The kernel's sigset_t: 64 bits (what ppoll's and pselect6's size argument must say). */
+#define KSIGSET 8
+
+/* Waits up to ms for events on fd with the named call: poll, ppoll, select, pselect, or the same made as
+ * a raw syscall() (sys_poll, sys_ppoll, sys_select, sys_pselect6). Returns the revents (0: timed out). */
 static short wait_for(const char *m, int fd, short events, int ms)
 {
-	if (!strcmp(m, "poll") || !strcmp(m, "ppoll")) {
+	bool sys = !strncmp(m, "sys_", 4);
+	const char *call = sys ? m + 4 : m;
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	struct timeval tv = {ms / 1000, (long)(ms % 1000) * 1000L};
+	sigset_t none;
+	sigemptyset(&none);
+	long r;
+	if (!strcmp(call, "poll") || !strcmp(call, "ppoll")) {
 		struct pollfd p = {.fd = fd, .events = events};
-		int r;
-		if (m[0] == 'p' && m[1] == 'p') {
-			struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-			r = ppoll(&p, 1, &ts, NULL);
-		} else {
-			r = poll(&p, 1, ms);
-		}
+		if (call[1] == 'p')
+			r = sys ? syscall(SYS_ppoll, &p, 1L, &ts, &none, (long)KSIGSET)
+				: ppoll(&p, 1, &ts, NULL);
+		else
+			r = sys ? syscall(SYS_poll, &p, 1L, (long)ms) : poll(&p, 1, ms);
 		if (r < 0)
 			ev_die("%s: errno=%s", m, errno_name(errno));
+		if (sys && call[1] == 'p' &&
+		    (ts.tv_sec < 0 || ts.tv_sec > ms / 1000)) /* the time not slept */
+			ev_fail("%s left tv_sec=%ld, want 0..%d", m, (long)ts.tv_sec, ms / 1000);
 		return r ? p.revents : 0;
 	}
 	fd_set rs, ws;
@@ -67,14 +83,17 @@ static short wait_for(const char *m, int fd, short events, int ms)
 		FD_SET(fd, &rs);
 	if (events & POLLOUT)
 		FD_SET(fd, &ws);
-	int r;
-	if (!strcmp(m, "pselect")) {
-		struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	struct {
+		const sigset_t *ss;
+		size_t len;
+	} sig = {&none, KSIGSET}; /* pselect6's sixth argument */
+	if (!strcmp(call, "pselect6"))
+		r = syscall(SYS_pselect6, (long)fd + 1, &rs, &ws, NULL, &ts, &sig);
+	else if (!strcmp(call, "pselect"))
 		r = pselect(fd + 1, &rs, &ws, NULL, &ts, NULL);
-	} else {
-		struct timeval tv = {ms / 1000, (long)(ms % 1000) * 1000L};
-		r = select(fd + 1, &rs, &ws, NULL, &tv);
-	}
+	else
+		r = sys ? syscall(SYS_select, (long)fd + 1, &rs, &ws, NULL, &tv)
+			: select(fd + 1, &rs, &ws, NULL, &tv);
 	if (r < 0)
 		ev_die("%s: errno=%s", m, errno_name(errno));
 	return (short)((FD_ISSET(fd, &rs) ? POLLIN : 0) | (FD_ISSET(fd, &ws) ? POLLOUT : 0));

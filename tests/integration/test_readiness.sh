@@ -22,6 +22,12 @@ t_tickets_only_poll() { tickets_case poll; }
 t_tickets_only_ppoll() { tickets_case ppoll; }
 t_tickets_only_select() { tickets_case select; }
 t_tickets_only_pselect() { tickets_case pselect; }
+# The same waits made with syscall(SYS_poll/SYS_ppoll/SYS_select/SYS_pselect6): the raw calls reach the
+# poll-family hooks too (before, they went to the kernel, which said readable for the tickets).
+t_tickets_only_syscall_poll() { tickets_case sys_poll; }
+t_tickets_only_syscall_ppoll() { tickets_case sys_ppoll; }
+t_tickets_only_syscall_select() { tickets_case sys_select; }
+t_tickets_only_syscall_pselect6() { tickets_case sys_pselect6; }
 t_tickets_only_fionread_zero() { tickets_case fionread; }
 t_tickets_only_blocking_read_blocks() { tickets_case blockread; }
 t_tickets_only_dontwait_eagain() { tickets_case dontwait; }
@@ -237,6 +243,10 @@ tcase tickets_only_poll
 tcase tickets_only_ppoll
 tcase tickets_only_select
 tcase tickets_only_pselect
+tcase tickets_only_syscall_poll
+tcase tickets_only_syscall_ppoll
+tcase tickets_only_syscall_select
+tcase tickets_only_syscall_pselect6
 tcase tickets_only_fionread_zero
 tcase tickets_only_blocking_read_blocks
 tcase tickets_only_dontwait_eagain
