@@ -1015,21 +1015,41 @@ static bool set_peek(struct ep_set *s, long long *hs_dl)
 	return found;
 }
 
-/* A set inside another set: EPOLLIN when epoll_wait on it would return something (a TLS fd's event,
- * or a plain fd's: the kernel's answer after the look). */
+/* The answer for set b (fd) seen from outside: its look (set_peek), else the kernel's poll of its fd.
+ * The kernel says readable for a plain fd's event, or for a TLS fd's event that came after the look
+ * (a second session ticket a moment after the first): the inner set is asked which, and a TLS event
+ * is looked at again. After SET_LOOK_TRIES looks, events that keep coming are reported (readable at
+ * worst once too often: never a lost edge). */
+#define SET_LOOK_TRIES 4
+
+static short set_outside_revents(struct ep_set *b, int fd, short events, long long *hs_dl)
+{
+	short rev = 0;
+	for (int tries = 0; tries < SET_LOOK_TRIES; tries++) {
+		if (b && set_peek(b, hs_dl))
+			return POLLIN;
+		struct pollfd p = {.fd = fd, .events = events};
+		rev = libc.poll(&p, 1, 0) == 1 ? p.revents : 0;
+		if (!(rev & POLLIN) || !b)
+			break;
+		forkgate_lock(&b->lock);
+		int inner = b->inner;
+		forkgate_unlock(&b->lock);
+		struct pollfd q = {.fd = inner, .events = POLLIN};
+		if (inner < 0 || libc.poll(&q, 1, 0) != 1)
+			break; /* the inner set is quiet: a plain fd's readiness */
+	}
+	return rev;
+}
+
+/* A set inside another set: EPOLLIN when epoll_wait on it would return something. */
 static uint32_t set_item_events(int fd, long long *hs_dl)
 {
 	struct ep_set *b = set_get(fd);
-	bool ready = false;
-	if (b) {
-		ready = set_peek(b, hs_dl);
+	short rev = set_outside_revents(b, fd, POLLIN, hs_dl);
+	if (b)
 		set_put(b);
-	}
-	if (!ready) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		ready = libc.poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
-	}
-	return ready ? (uint32_t)EPOLLIN : 0;
+	return (rev & POLLIN) ? (uint32_t)EPOLLIN : 0;
 }
 
 bool epoll_has_tls_sets(void)
@@ -1050,18 +1070,7 @@ short epoll_set_revents(int fd, short events, long long *hs_dl)
 {
 	*hs_dl = -1;
 	struct ep_set *b = set_get(fd);
-	short rev = 0;
-	for (int tries = 0; tries < 2; tries++) {
-		if (b && set_peek(b, hs_dl)) {
-			rev = POLLIN;
-			break;
-		}
-		/* The kernel's answer now: plain fds, or a TLS fd's event that came after the look. */
-		struct pollfd p = {.fd = fd, .events = events};
-		rev = libc.poll(&p, 1, 0) == 1 ? p.revents : 0;
-		if (!(rev & POLLIN))
-			break;
-	}
+	short rev = set_outside_revents(b, fd, events, hs_dl);
 	if (b)
 		set_put(b);
 	return (short)(rev & (events | POLLERR | POLLHUP | POLLNVAL));
