@@ -31,7 +31,7 @@ PRELOAD_SRC = $(wildcard preload/*.c)
 TOOLS_SRC   = $(wildcard tools/*.c)
 # The pieces of preload/ the CLI reuses (the same TLS setup the library applies).
 # `probe` runs the dialogue engine (dialogue.c, dlg_*.c); tools/probe_dialogue.c gives it its I/O.
-SHARED_SRC  = preload/tlsctx.c preload/tlsctx_server.c preload/verify.c preload/chain.c preload/der.c preload/log.c preload/ownfd.c preload/peer.c \
+SHARED_SRC  = preload/tlsctx.c preload/tlsctx_server.c preload/tlsctx_selftest.c preload/verify.c preload/chain.c preload/der.c preload/log.c preload/ownfd.c preload/peer.c \
               preload/dialogue.c preload/dlg_mail.c preload/dlg_db.c preload/dlg_proxy.c preload/dlg_parse.c
 
 OBJ = $(BUILD)/obj

@@ -71,6 +71,11 @@ int tlsctx_file_format(const char *path);
 WOLFSSL_CTX *tlsctx_server_new(const struct policy_tls_opts *o, VerifyCallback verify_cb, char *err,
 			       size_t errlen);
 
+/* A handshake between a throwaway client and srv_ctx in memory (tlsctx_selftest.c): true when it
+ * completes, which proves the key belongs to the certificate in any wolfSSL build and that the
+ * context's versions, suites and groups can serve a client at all. False with a sentence in why. */
+bool tlsctx_server_selftest(WOLFSSL_CTX *srv_ctx, const struct policy_tls_opts *o, char *why, size_t len);
+
 /* "TLSv1.3" / cipher name of an established session, for logs. */
 const char *tlsctx_version_name(WOLFSSL *ssl);
 

@@ -43,6 +43,27 @@ static int load_client_ca(WOLFSSL_CTX *ctx, const char *path, char *err, size_t 
 	return 0;
 }
 
+/* After a failed test handshake: does the certificate and key alone, with wolfSSL's defaults, serve a
+ * client? No: the key does not belong to it. Yes: the rule's own settings are what no client can meet. */
+static bool pair_serves(const struct policy_tls_opts *o)
+{
+	WOLFSSL_CTX *ctx = wolfSSL_CTX_new(wolfSSLv23_server_method());
+	struct policy_tls_opts defaults = {0};
+	char why[200];
+	if (ctx && o->key_password_file) {
+		wolfSSL_CTX_set_default_passwd_cb(ctx, tlsctx_password_cb);
+		wolfSSL_CTX_set_default_passwd_cb_userdata(ctx, o->key_password_file);
+	}
+	bool ok =
+	    ctx &&
+	    wolfSSL_CTX_use_certificate_chain_file_format(ctx, o->cert, tlsctx_file_format(o->cert)) ==
+		WOLFSSL_SUCCESS &&
+	    wolfSSL_CTX_use_PrivateKey_file(ctx, o->key, tlsctx_file_format(o->key)) == WOLFSSL_SUCCESS &&
+	    tlsctx_server_selftest(ctx, &defaults, why, sizeof(why));
+	wolfSSL_CTX_free(ctx);
+	return ok;
+}
+
 WOLFSSL_CTX *tlsctx_server_new(const struct policy_tls_opts *o, VerifyCallback verify_cb, char *err,
 			       size_t errlen)
 {
@@ -128,6 +149,16 @@ WOLFSSL_CTX *tlsctx_server_new(const struct policy_tls_opts *o, VerifyCallback v
 		}
 	} else {
 		wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_NONE, NULL);
+	}
+	/* Last: the context as clients will meet it. wolfSSL_CTX_check_private_key above passes any ECC
+	 * key in builds without HAVE_ECC_KEY_EXPORT (Debian's package); a handshake cannot be fooled. */
+	char why[200];
+	if (!tlsctx_server_selftest(ctx, o, why, sizeof(why))) {
+		if (!pair_serves(o))
+			SRV_FAIL("key=%s does not belong to cert=%s (%s)", o->key, o->cert, why);
+		SRV_FAIL("cert=%s: %s with this rule's versions, suites and groups, though it works with the "
+			 "defaults: change min-version=/max-version=/ciphers=/groups=",
+			 o->cert, why);
 	}
 	return ctx;
 }

@@ -243,6 +243,27 @@ t_unloadable_key_econnaborted() {
 	ok "closed at accept with a reason"
 }
 
+# A key of the right type that belongs to another certificate: refused at load by every wolfSSL build
+# (Debian's own wolfSSL_CTX_check_private_key passes any ECC key; the shim's test handshake does not).
+t_mismatched_ecc_key_econnaborted() {
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/other.key" 2>/dev/null
+	serve_app mism echo "serve 127.0.0.1:@PORT@ cert=$SRV/srv.pem key=$T/other.key" || { fail "server did not start"; return; }
+	prun pyc "$PY" "$SC" tls localhost "$PORT" --ca "$ROOT" --line x
+	[ "$RC" = 0 ] && { fail "served with a key that does not belong to the certificate"; return; }
+	grep -Eq 'does not belong to cert=|test handshake with it failed' "$T/mism.log" || { fail "no reason line: $(grep -a tlsshim "$T/mism.log" | tail -2 | tr '\n' ' ')"; return; }
+	ok "closed at accept: $(grep -aEo 'key=[^ ]* (does not belong|, cert=)[^;]*' "$T/mism.log" | head -1 | sed "s|$T/||g")"
+}
+
+# Settings no client can meet with this certificate (an ECDSA certificate, only an RSA suite): found when
+# the key material loads, not at the first client.
+t_suites_the_cert_cannot_use_econnaborted() {
+	serve_app nosuite echo "serve 127.0.0.1:@PORT@ $CK max-version=1.2 ciphers=ECDHE-RSA-AES128-GCM-SHA256" || { fail "server did not start"; return; }
+	prun pyc "$PY" "$SC" tls localhost "$PORT" --ca "$ROOT" --line x
+	[ "$RC" = 0 ] && { fail "a handshake succeeded with an ECDSA certificate and only an RSA suite"; return; }
+	grep -q 'test handshake with it failed.*works with the defaults' "$T/nosuite.log" || { fail "no reason line: $(grep -a tlsshim "$T/nosuite.log" | tail -2 | tr '\n' ' ')"; return; }
+	ok "closed at accept with the reason"
+}
+
 t_no_rule_on_served_listener_closed() {
 	serve_app norule echo "serve 127.0.0.1:@PORT@ $CK" --bind 0.0.0.0 || { fail "server did not start"; return; }
 	prun plain "$PY" "$SC" plain 127.0.0.2 "$PORT" --line "hello"
@@ -361,7 +382,10 @@ EOF
 	local got="for $n requests: poll $polls, recvfrom $recvs, epoll_wait $waits, sendto $sends"
 	[ "$sends" -ge "$n" ] || { fail "strace saw too few sends to be the worker's ($got)"; return; }
 	[ "$polls" -le 5 ] || { fail "a poll per request is back ($got)"; return; }
-	[ "$recvs" -le $((n + 10)) ] || { fail "more than one recv per request ($got)"; return; }
+	# One recv per request, plus the EAGAIN ones a loaded machine adds when nginx wakes before the rest of
+	# a request's record has arrived (quiet: 44 for 40; two suites at once: 54); the regression this
+	# guards against is two per request (2n).
+	[ "$recvs" -le $((n + n / 2)) ] || { fail "more than one recv per request ($got)"; return; }
 	[ "$waits" -le $((2 * n + 10)) ] || { fail "more than two epoll_wait per request ($got)"; return; }
 	ok "$got"
 }
@@ -540,6 +564,8 @@ tcase hostile_clients_good_client_fast
 tcase rotation
 tcase listen_bad_policy_eacces
 tcase unloadable_key_econnaborted
+tcase mismatched_ecc_key_econnaborted
+tcase suites_the_cert_cannot_use_econnaborted
 tcase no_rule_on_served_listener_closed
 tcase plain_from
 finish
