@@ -5,6 +5,7 @@
  * __read_nocancel/__write_nocancel/__close_nocancel differ from their public twins only in not being
  * cancellation points: on a TLS fd they take the hook, on other fds libc's own nocancel function.
  * Also pidfd_getfd: an fd copied out of another process. */
+#include "preload/epoll.h"
 #include "preload/choose.h"
 #include "preload/hooks.h"
 #include "preload/log.h"
@@ -119,7 +120,7 @@ EXPORT ssize_t __read_nocancel(int fd, void *buf, size_t len)
 EXPORT int __close_nocancel(int fd)
 {
 	libc_ensure();
-	if (fdtab_load(fd) || !libc.close_nocancel)
+	if (fdtab_load(fd) || epoll_owns_fd(fd) || !libc.close_nocancel)
 		return close(fd);
 	return libc.close_nocancel(fd);
 }

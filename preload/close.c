@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -72,6 +73,10 @@ EXPORT int close(int fd)
 {
 	libc_ensure();
 	if (!fdtab_load(fd)) {
+		if (epoll_owns_fd(fd)) { /* the shim's own: never the program's to close */
+			errno = EBADF;
+			return -1;
+		}
 		epoll_forget_fd(fd); /* an epoll set: the shim's table of it (one load when none) */
 		return libc.close(fd);
 	}
@@ -335,6 +340,15 @@ EXPORT int dup(int oldfd)
 static int dup_onto(int oldfd, int newfd, int flags, bool is_dup3)
 {
 	libc_ensure();
+	if (epoll_owns_fd(oldfd)) { /* not a number the program has */
+		errno = EBADF;
+		return -1;
+	}
+	if (epoll_owns_fd(newfd) && !child_shares_parent_memory() && epoll_move_own_fd(newfd) != 0) {
+		log_msg(LOG_WARN, "%s onto fd %d: the shim's own epoll fd there cannot move (%s)",
+			is_dup3 ? "dup3" : "dup2", newfd, strerror(errno));
+		return -1;
+	}
 	if (oldfd == newfd)
 		return is_dup3 ? libc.dup3(oldfd, newfd, flags) : libc.dup2(oldfd, newfd);
 	if (!fdtab_load(oldfd) && !fdtab_load(newfd)) {

@@ -130,7 +130,21 @@ static _Atomic(set_slot *) set_chunks[SET_TOP];
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ep_set *all_sets, *free_sets;
 static _Atomic int n_inner_sets; /* sets with an inner set: close of a TLS fd skips everything at 0 */
-static _Atomic int n_sets;	 /* sets on all_sets (written under registry_lock): closefrom's test */
+
+/* The shim's own fds (inner sets and wake-up eventfds) by number, below OWN_FD_MAX: set by make_inner,
+ * cleared before the shim closes one, each under its set's lock; read without a lock by the close and
+ * dup2/dup3 hooks (epoll_owns_fd), only while n_inner_sets > 0. A program never opened these numbers,
+ * so it gets what the kernel would give it without the shim: close() is EBADF, and dup2/dup3 onto one
+ * first moves the shim's file to another number (epoll_move_own_fd). */
+#define OWN_FD_MAX 65536
+static _Atomic unsigned char own_fds[OWN_FD_MAX];
+
+static void own_mark(int fd, bool on)
+{
+	if (fd >= 0 && fd < OWN_FD_MAX)
+		atomic_store_explicit(&own_fds[fd], on, memory_order_release);
+}
+static _Atomic int n_sets; /* sets on all_sets (written under registry_lock): closefrom's test */
 
 static set_slot *set_slot_for(int fd, bool make)
 {
@@ -180,6 +194,8 @@ static void set_destroy(struct ep_set *s)
 {
 	forkgate_lock(&s->lock);
 	if (s->inner >= 0) {
+		own_mark(s->inner, false);
+		own_mark(s->efd, false);
 		raw_syscall(SYS_close, s->inner, 0, 0, 0, 0, 0);
 		raw_syscall(SYS_close, s->efd, 0, 0, 0, 0, 0);
 		s->inner = s->efd = -1;
@@ -502,6 +518,8 @@ static int make_inner(struct ep_set *s)
 		atomic_fetch_add(&n_inner_sets, 1);
 	s->inner = inner;
 	s->efd = efd;
+	own_mark(inner, true);
+	own_mark(efd, true);
 	s->fork_gen = forkgate_process_gen();
 	s->forks = forkgate_forks();
 	return 0;
@@ -519,6 +537,8 @@ static void own_inner(struct ep_set *s)
 	for (int i = 0; i < s->cap; i++)
 		s->items[i].on_ready = false;
 	if (make_inner(s) == 0) {
+		own_mark(old_inner, false);
+		own_mark(old_efd, false);
 		raw_syscall(SYS_close, old_inner, 0, 0, 0, 0, 0);
 		raw_syscall(SYS_close, old_efd, 0, 0, 0, 0, 0);
 	} else {
@@ -1521,6 +1541,72 @@ EXPORT int epoll_create1(int flags)
 }
 
 /* ---- closefrom, close_range ---- */
+
+bool epoll_owns_fd(int fd)
+{
+	if (atomic_load_explicit(&n_inner_sets, memory_order_relaxed) == 0 || fd < 0 || fd >= OWN_FD_MAX)
+		return false;
+	return atomic_load_explicit(&own_fds[fd], memory_order_acquire) != 0;
+}
+
+/* Moves the shim's fd `fd`, registered in kernel set kset with ev, to another number (close-on-exec):
+ * the copy is registered before the old number goes (the kernel keys a registration by file and
+ * number). The new number, or -1 with errno. */
+static int own_fd_move(int kset, int fd, struct epoll_event *ev)
+{
+	int nfd = (int)raw_syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, 0, 0, 0, 0);
+	if (nfd < 0)
+		return -1;
+	if (libc.epoll_ctl(kset, EPOLL_CTL_ADD, nfd, ev) != 0) {
+		int e = errno;
+		raw_syscall(SYS_close, nfd, 0, 0, 0, 0, 0);
+		errno = e;
+		return -1;
+	}
+	libc.epoll_ctl(kset, EPOLL_CTL_DEL, fd, NULL);
+	own_mark(nfd, true);
+	own_mark(fd, false);
+	raw_syscall(SYS_close, fd, 0, 0, 0, 0, 0);
+	return nfd;
+}
+
+int epoll_move_own_fd(int fd)
+{
+	int r = -1, err = ENOENT;
+	forkgate_lock(&registry_lock);
+	for (struct ep_set *s = all_sets; s && r < 0 && err == ENOENT; s = s->all_next) {
+		forkgate_lock(&s->lock);
+		int was_inner = s->inner, was_efd = s->efd;
+		own_inner(
+		    s); /* a fork child: its own inner set first; the parent's numbers are closed then */
+		if ((fd == was_inner || fd == was_efd) && fd != s->inner && fd != s->efd) {
+			r = 0;
+		} else if (fd == s->inner) {
+			/* the program's set holds the inner set */
+			struct epoll_event oev = {.events = EPOLLIN | EPOLLET, .data.u64 = s->token};
+			int nfd = own_fd_move(s->epfd, fd, &oev);
+			if (nfd >= 0) {
+				s->inner = nfd;
+				wake_waiters(s); /* an edge that came between the two registrations */
+				r = 0;
+			}
+			err = errno;
+		} else if (fd == s->efd) {
+			struct epoll_event wev = {.events = EPOLLIN, .data.u64 = TOKEN_WAKE};
+			int nfd = own_fd_move(s->inner, fd, &wev);
+			if (nfd >= 0) {
+				s->efd = nfd;
+				r = 0;
+			}
+			err = errno;
+		}
+		forkgate_unlock(&s->lock);
+	}
+	forkgate_unlock(&registry_lock);
+	if (r < 0)
+		errno = err;
+	return r;
+}
 
 bool epoll_has_sets(void)
 {

@@ -27,6 +27,14 @@ void epoll_set_watch(int fd, int delta);
 /* True once the process has an epoll set the shim knows (one atomic load). */
 bool epoll_has_sets(void);
 
+/* fd is one of the shim's own (an inner set or wake-up eventfd of an epoll set; numbers below 65536):
+ * the program never opened it. One relaxed load while no set holds a TLS fd. */
+bool epoll_owns_fd(int fd);
+
+/* Moves the shim's own fd `fd` to another number (registrations and all), so that the program's
+ * dup2/dup3 onto that number takes nothing from the shim. 0, or -1 with errno (EMFILE). */
+int epoll_move_own_fd(int fd);
+
 /* A close_range/closefrom of [first, last] is about to run: the epoll sets in the range drop their
  * tables, and *out (malloc'ed, sorted, the caller frees it) gets the shim's own fds in the range that
  * must stay open: the inner epoll sets and eventfds of the sets that stay. Their count, 0 when none,

@@ -12,6 +12,10 @@
  *   closefrom  closefrom(N) above the program's own fds (the set, the TLS fd): the set still reports its
  *              TLS fd; a file the program opened at or above N is closed
  *   closerange the same with close_range(N, ~0U, 0), and with syscall(SYS_close_range)
+ *   closeloop  the same with close() of every number from N to 1023, errors ignored (a daemon's loop):
+ *              the shim's own fds in that range are not the program's to close (EBADF)
+ *   dup2loop   /dev/null dup2()ed onto the 8 numbers from N and closed again: each dup2 and close
+ *              succeeds, and the shim's own fds that had those numbers moved away first
  *   pollset    poll() on the epoll fd: not readable for tickets only, readable while the answer waits
  *              (also after epoll_wait took the event and a partial read left bytes inside the shim),
  *              not readable once drained
@@ -220,6 +224,22 @@ static void close_mode(const char *m, int how)
 		if (fcntl(inrange, F_GETFD) != -1 || errno != EBADF)
 			ev_fail("%s: the connection fd %d above %d is still open (close_range refused)", m,
 				inrange, low);
+	} else if (how == 4) {
+		/* a daemon's close-everything loop, errors ignored */
+		for (int i = low; i < 1024; i++)
+			close(i);
+	} else if (how == 5) {
+		/* /dev/null put onto fixed numbers (fds for a child to come), then closed again */
+		int dn = open("/dev/null", O_RDONLY);
+		for (int i = low; i < low + 8; i++)
+			if (i != dn && i != dummy && dup2(dn, i) != i)
+				ev_fail("%s: dup2(/dev/null, %d): errno=%s", m, i, errno_name(errno));
+		for (int i = low; i < low + 8; i++)
+			if (i != dn && i != dummy && close(i) != 0)
+				ev_fail("%s: close(%d) after dup2 onto it: errno=%s", m, i,
+					errno_name(errno));
+		close(dn);
+		close(dummy);
 	} else if (how == 0) {
 		closefrom(low);
 	} else if (how == 1) {
@@ -435,6 +455,10 @@ int main(int argc, char **argv)
 		close_mode(m, 2);
 	else if (!strcmp(m, "closefromnosys"))
 		close_mode(m, 3);
+	else if (!strcmp(m, "closeloop"))
+		close_mode(m, 4);
+	else if (!strcmp(m, "dup2loop"))
+		close_mode(m, 5);
 	else if (!strcmp(m, "pollset"))
 		watched(m, O_POLL, false);
 	else if (!strcmp(m, "selectset"))

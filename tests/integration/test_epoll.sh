@@ -56,6 +56,8 @@ t_sys_close_range_spares_set() { EV_CLIENT=ev_epx emode closerangesys; }
 t_poll_on_set() { EV_CLIENT=ev_epx emode pollset; }
 t_select_on_set() { EV_CLIENT=ev_epx emode selectset; }
 t_nested_set() { EV_CLIENT=ev_epx emode nested; }
+t_close_loop_spares_set() { EV_CLIENT=ev_epx emode closeloop; }
+t_dup2_onto_shim_fds_spares_set() { EV_CLIENT=ev_epx emode dup2loop; }
 t_nested_set_added_before_tls() { EV_CLIENT=ev_epx emode nestedpre; }
 # 4 sets, one thread blocked in each, one TLS fd registered EPOLLEXCLUSIVE in all: one answer wakes 1.
 t_exclusive_wakes_one() { EXCL_MAX=1 EV_CLIENT=ev_epx emode exclwake; }
@@ -191,6 +193,8 @@ tcase closefrom_spares_set
 tcase closefrom_without_close_range_syscall
 tcase close_range_spares_set
 tcase sys_close_range_spares_set
+tcase close_loop_spares_set
+tcase dup2_onto_shim_fds_spares_set
 tcase poll_on_set
 tcase select_on_set
 tcase nested_set
