@@ -1096,6 +1096,23 @@ short epoll_set_revents(int fd, short events, long long *hs_dl)
 	return (short)(rev & (events | POLLERR | POLLHUP | POLLNVAL));
 }
 
+struct ep_set *epoll_set_watch_begin(int fd)
+{
+	struct ep_set *b = set_get(fd);
+	if (!b)
+		return NULL;
+	atomic_fetch_add(&b->watchers, 1);
+	atomic_fetch_add(&n_tls_waiters, 1);
+	return b;
+}
+
+void epoll_set_watch_end(struct ep_set *s)
+{
+	atomic_fetch_sub(&s->watchers, 1);
+	atomic_fetch_sub(&n_tls_waiters, 1);
+	set_put(s);
+}
+
 void epoll_set_watch(int fd, int delta)
 {
 	struct ep_set *b = set_get(fd);

@@ -23,6 +23,13 @@ bool epoll_is_tls_set(int fd);
 bool epoll_has_tls_sets(void); /* some set holds TLS fds (one atomic load) */
 short epoll_set_revents(int fd, short events, long long *hs_dl);
 void epoll_set_watch(int fd, int delta);
+/* The same by the set itself, not its number (pollwait.c keeps these in a thread's wait record, so a wait
+ * a siglongjmp abandoned is undone on the set it counted on even if the number was closed and reused):
+ * begin counts one watcher on fd's set and returns it with a reference held (NULL: fd is no set); end
+ * takes the watcher back and drops the reference. */
+struct ep_set;
+struct ep_set *epoll_set_watch_begin(int fd);
+void epoll_set_watch_end(struct ep_set *s);
 
 /* True once the process has an epoll set the shim knows (one atomic load). */
 bool epoll_has_sets(void);

@@ -8,6 +8,7 @@
 #include "preload/epoll.h"
 #include "preload/fdtab.h"
 #include "preload/hooks.h"
+#include "preload/pollwait.h"
 #include "preload/wake.h"
 
 #include <limits.h>
@@ -52,15 +53,21 @@ struct poll_slot {
  * without application data) waits again for what remains of the timeout. */
 static int poll_tls(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t *sig, bool use_ppoll)
 {
+	/* A signal handler may siglongjmp out of the real poll below, and nothing after it then runs:
+	 * nothing this call registers lives in its frame, and larger arrays are per-thread buffers kept
+	 * between calls (pollwait.h). */
+	void *frame = __builtin_frame_address(0);
 	struct pollfd stack_copy[65];
 	struct poll_slot stack_slot[64];
-	struct pollfd *copy = n <= 64 ? stack_copy : malloc((n + 1) * sizeof(*copy));
-	struct poll_slot *slot = n <= 64 ? stack_slot : malloc(n * sizeof(*slot));
+	struct pollfd *copy =
+	    n <= 64 ? stack_copy : pollwait_scratch(POLLWAIT_SCRATCH_COPY, (n + 1) * sizeof(*copy), frame);
+	struct poll_slot *slot =
+	    n <= 64 ? stack_slot : pollwait_scratch(POLLWAIT_SCRATCH_SLOT, n * sizeof(*slot), frame);
 	if (!copy || !slot) {
 		if (copy != stack_copy)
-			free(copy);
+			pollwait_scratch_put(POLLWAIT_SCRATCH_COPY, copy);
 		if (slot != stack_slot)
-			free(slot);
+			pollwait_scratch_put(POLLWAIT_SCRATCH_SLOT, slot);
 		errno = ENOMEM;
 		return -1;
 	}
@@ -68,14 +75,15 @@ static int poll_tls(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t
 	int result;
 	/* Registered before looking at the fds: bytes another thread leaves inside wolfSSL from now on
 	 * wake us through our eventfd even when the kernel socket stays empty. */
-	struct wake_waiter waiter;
 	int efd = wake_thread_fd();
-	if (efd >= 0)
-		wake_register(&waiter, efd, fds, n);
+	unsigned long ticket = 0;
 	nfds_t real_n = efd >= 0 ? n + 1 : n;
 	for (;;) {
 		bool now = false;
 		long long hs_deadline = -1;
+		/* Each round: a wait nested in this one (a handler's poll) may have taken the record over. */
+		if (!pollwait_held(ticket))
+			ticket = pollwait_begin(fds, n, efd);
 		if (efd >= 0)
 			copy[n] = (struct pollfd){.fd = efd, .events = POLLIN};
 		for (nfds_t i = 0; i < n; i++) {
@@ -91,7 +99,10 @@ static int poll_tls(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t
 					now = true;
 				if (dl >= 0 && (hs_deadline < 0 || dl < hs_deadline))
 					hs_deadline = dl;
-				epoll_set_watch(fds[i].fd, 1);
+				if (ticket)
+					pollwait_watch(ticket, fds[i].fd);
+				else
+					epoll_set_watch(fds[i].fd, 1);
 			}
 			if (!slot[i].tls)
 				continue;
@@ -117,9 +128,12 @@ static int poll_tls(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t
 			r = libc.poll(copy, real_n, wait);
 		}
 		int poll_errno = errno;
-		for (nfds_t i = 0; i < n; i++)
-			if (slot[i].set)
-				epoll_set_watch(fds[i].fd, -1);
+		if (ticket)
+			pollwait_unwatch(ticket);
+		else
+			for (nfds_t i = 0; i < n; i++)
+				if (slot[i].set)
+					epoll_set_watch(fds[i].fd, -1);
 		errno = poll_errno;
 		if (r < 0) {
 			result = -1;
@@ -160,12 +174,11 @@ static int poll_tls(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t
 		 */
 	}
 	int e = errno;
-	if (efd >= 0)
-		wake_unregister(&waiter);
+	pollwait_end(ticket);
 	if (copy != stack_copy)
-		free(copy);
+		pollwait_scratch_put(POLLWAIT_SCRATCH_COPY, copy);
 	if (slot != stack_slot)
-		free(slot);
+		pollwait_scratch_put(POLLWAIT_SCRATCH_SLOT, slot);
 	errno = e;
 	return result;
 }
@@ -243,15 +256,22 @@ static int select_tls(int nfds, fd_set *r, fd_set *w, fd_set *e, int timeout_ms,
 			any &= (1UL << (nfds % SEL_BITS)) - 1;
 		n_cand += (size_t)__builtin_popcountl(any);
 	}
+	/* As in poll_tls: a jump out of the wait must leave nothing allocated behind. */
+	void *frame = __builtin_frame_address(0);
 	struct pollfd stack_pfds[256];
 	unsigned long stack_out[3 * (FD_SETSIZE / SEL_BITS)];
-	struct pollfd *pfds = n_cand <= 256 ? stack_pfds : malloc(n_cand * sizeof(*pfds));
-	unsigned long *out = words <= FD_SETSIZE / SEL_BITS ? stack_out : calloc(3 * words, sizeof(*out));
+	struct pollfd *pfds = n_cand <= 256
+				  ? stack_pfds
+				  : pollwait_scratch(POLLWAIT_SCRATCH_SEL_FDS, n_cand * sizeof(*pfds), frame);
+	unsigned long *out =
+	    words <= FD_SETSIZE / SEL_BITS
+		? stack_out
+		: pollwait_scratch(POLLWAIT_SCRATCH_SEL_OUT, 3 * words * sizeof(*out), frame);
 	if (!pfds || !out) {
 		if (pfds != stack_pfds)
-			free(pfds);
+			pollwait_scratch_put(POLLWAIT_SCRATCH_SEL_FDS, pfds);
 		if (out != stack_out)
-			free(out);
+			pollwait_scratch_put(POLLWAIT_SCRATCH_SEL_OUT, out);
 		errno = ENOMEM;
 		return -1;
 	}
@@ -301,9 +321,9 @@ static int select_tls(int nfds, fd_set *r, fd_set *w, fd_set *e, int timeout_ms,
 	}
 	int err = errno;
 	if (pfds != stack_pfds)
-		free(pfds);
+		pollwait_scratch_put(POLLWAIT_SCRATCH_SEL_FDS, pfds);
 	if (out != stack_out)
-		free(out);
+		pollwait_scratch_put(POLLWAIT_SCRATCH_SEL_OUT, out);
 	errno = err;
 	return count;
 }

@@ -15,7 +15,8 @@
 #include <sys/syscall.h>
 
 /* Threads blocked in the poll family on TLS fds: a list of struct wake_waiter, each in its waiter's
- * stack frame, linked and unlinked by that thread (wake_register/wake_unregister) and walked by
+ * per-thread record (pollwait.c; never a stack frame, which a siglongjmp abandons), linked and unlinked
+ * by that thread (wake_register/wake_unregister) and walked by
  * wake_notify, all under wake_lock, which is held only for list work and eventfd writes (never across a
  * wait). n_waiters (written under wake_lock, read without it) lets wake_notify skip the lock when nobody
  * waits, the common case. wake_lock is taken inside the fork gate (forkgate.h), so no fork copies it

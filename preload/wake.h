@@ -15,8 +15,9 @@
 /* This thread's eventfd, or -1 (then the caller waits without it). */
 int wake_thread_fd(void);
 
-/* One waiting thread: lives in the waiter's stack frame between wake_register and wake_unregister, linked
- * into wake.c's list (no cap on the number of waiters). Fields are wake.c's. */
+/* One waiting thread: linked into wake.c's list between wake_register and wake_unregister (no cap on the
+ * number of waiters). Never in a stack frame: a siglongjmp out of the wait would leave it listed there
+ * (poll.c keeps it in a per-thread record: pollwait.h). Fields are wake.c's. */
 struct wake_waiter {
 	struct wake_waiter *prev, *next;
 	int efd;
@@ -25,7 +26,8 @@ struct wake_waiter {
 };
 
 /* Registers this thread (its eventfd efd) as waiting on the TLS fds in fds[0..n) (entries with fd < 0
- * or not TLS are ignored). w and the array must stay valid until wake_unregister(w). */
+ * or not TLS are ignored). w and the array must stay valid until wake_unregister(w), or until the
+ * thread's exit when a jump skipped that (pollwait.h). */
 void wake_register(struct wake_waiter *w, int efd, const struct pollfd *fds, size_t n);
 void wake_unregister(struct wake_waiter *w);
 
