@@ -31,12 +31,14 @@
  *       bytes (as a drain of "its eventfd") nor spin on the closed number.
  *   pollljmp (server: evserver onreq): on a silent TLS connection (tickets only), an interval timer's
  *       SIGALRM handler siglongjmps out of poll, ppoll, select and pselect (each on the TLS fd and an
- *       epoll set that holds it, each from two stack depths); then bytes are left inside the shim (a
- *       1-byte read of an 8000-byte record hidden from the kernel by SO_RCVLOWAT) while a second thread
- *       waits in poll: the read's wake-up walks the shim's list of waiting threads, where every wait
- *       left by a jump kept a record in its abandoned stack frame (ASan: stack-use-after-return; the
- *       normal build: a list through dead frames, or a loop). The waiter must be woken within 2 s, a
- *       poll and a select after it must report the bytes, and all 7999 must arrive.
+ *       epoll set that holds it, each from two stack depths), then 300 polls that return; a thread
+ *       jumps out of its poll (SIGUSR1) and exits; a SIGALRM handler polls the fd while the main thread
+ *       waits in poll (inner 0, outer -1 EINTR). Then bytes are left inside the shim (a 1-byte read of
+ *       an 8000-byte record hidden from the kernel by SO_RCVLOWAT) while a second thread waits in poll:
+ *       the read's wake-up walks the shim's list of waiting threads, where every wait left by a jump
+ *       kept a record in its abandoned stack frame (ASan: stack-use-after-return; the normal build: a
+ *       list through dead frames, or a loop). The waiter must be woken within 2 s, a poll and a select
+ *       after it must report the bytes, and all 7999 must arrive.
  * Prints key=value lines; "rd_misc: FAIL: ..." per broken expectation; exit 0 only when all held. */
 #include "ev_common.h"
 
@@ -470,6 +472,40 @@ static __attribute__((noinline)) bool pj_wait_jumped(int kind, int fd, int epfd,
 }
 
 static int pj_fd;
+
+/* A handler that itself polls the TLS fd (a wait nested in the wait it interrupted). */
+static volatile int pj_nested_r = -2;
+static void pj_nested(int sig)
+{
+	(void)sig;
+	struct pollfd q = {.fd = pj_fd, .events = POLLIN};
+	pj_nested_r = poll(&q, 1, 0);
+}
+
+/* A thread whose wait is left by a jump (SIGUSR1 sent to it), which then exits. */
+static __thread sigjmp_buf *pj_thread_buf;
+static void pj_usr1(int sig)
+{
+	(void)sig;
+	if (pj_thread_buf)
+		siglongjmp(*pj_thread_buf, 1);
+}
+static atomic_int pj_thread_in, pj_thread_jumped;
+static void *pj_jumper(void *arg)
+{
+	int epfd = *(int *)arg;
+	sigjmp_buf b;
+	pj_thread_buf = &b;
+	if (sigsetjmp(b, 1)) {
+		atomic_store(&pj_thread_jumped, 1);
+		return NULL; /* the thread ends with its wait abandoned */
+	}
+	struct pollfd p[2] = {{.fd = pj_fd, .events = POLLIN}, {.fd = epfd, .events = POLLIN}};
+	atomic_store(&pj_thread_in, 1);
+	poll(p, 2, 5000);
+	return NULL;
+}
+
 static atomic_int pj_woken;
 static atomic_llong pj_woken_ms;
 static void *pj_waiter(void *arg)
@@ -499,6 +535,32 @@ static void pollljmp_case(const char *host, const char *port)
 			if (!pj_wait_jumped(kind, pj_fd, epfd, pad * 3))
 				ev_die("%s (depth %d) was not left by the jump", names[kind], pad);
 	printf("jumps=%d\n", (int)pj_jumps);
+	/* A thread jumps out of its wait and exits. */
+	struct sigaction su = {.sa_handler = pj_usr1};
+	sigaction(SIGUSR1, &su, NULL);
+	pthread_t jt;
+	if (pthread_create(&jt, NULL, pj_jumper, &epfd) != 0)
+		ev_die("pthread_create: errno=%s", errno_name(errno));
+	while (!atomic_load(&pj_thread_in))
+		ev_sleep_ms(5);
+	ev_sleep_ms(200); /* inside poll */
+	pthread_kill(jt, SIGUSR1);
+	pthread_join(jt, NULL);
+	printf("thread_jumped=%d\n", atomic_load(&pj_thread_jumped));
+	if (!atomic_load(&pj_thread_jumped))
+		ev_fail("the thread's poll was not left by its jump");
+	/* A handler that polls while the main thread waits in poll: that wait returns EINTR. */
+	struct sigaction sn = {.sa_handler = pj_nested};
+	sigaction(SIGALRM, &sn, NULL);
+	struct itimerval it = {.it_value = {0, 150000}};
+	setitimer(ITIMER_REAL, &it, NULL);
+	struct pollfd o = {.fd = pj_fd, .events = POLLIN};
+	int orr = poll(&o, 1, 3000);
+	int oerr = errno;
+	printf("nested_inner=%d outer=%d outer_errno=%s\n", pj_nested_r, orr, ev_err(orr < 0 ? oerr : 0));
+	if (pj_nested_r != 0 || orr != -1 || oerr != EINTR)
+		ev_fail("nested poll: inner %d (want 0), outer %d errno %s (want -1 EINTR)", pj_nested_r, orr,
+			ev_err(oerr));
 	signal(SIGALRM, SIG_DFL);
 	/* Waits that return, at the jumps' stack depth: they reuse the abandoned frames (under ASan's
 	 * detect_stack_use_after_return each return marks its frame dead, as a jump does not). */
