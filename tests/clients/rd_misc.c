@@ -31,14 +31,16 @@
  *       bytes (as a drain of "its eventfd") nor spin on the closed number.
  *   pollljmp (server: evserver onreq): on a silent TLS connection (tickets only), an interval timer's
  *       SIGALRM handler siglongjmps out of poll, ppoll, select and pselect (each on the TLS fd and an
- *       epoll set that holds it, each from two stack depths), then 300 polls that return; a thread
- *       jumps out of its poll (SIGUSR1) and exits; a SIGALRM handler polls the fd while the main thread
- *       waits in poll (inner 0, outer -1 EINTR). Then bytes are left inside the shim (a 1-byte read of
- *       an 8000-byte record hidden from the kernel by SO_RCVLOWAT) while a second thread waits in poll:
- *       the read's wake-up walks the shim's list of waiting threads, where every wait left by a jump
- *       kept a record in its abandoned stack frame (ASan: stack-use-after-return; the normal build: a
- *       list through dead frames, or a loop). The waiter must be woken within 2 s, a poll and a select
- *       after it must report the bytes, and all 7999 must arrive.
+ *       epoll set that holds it, from two stack depths), and 31 times out of a 100-entry poll (the
+ *       heap must not grow); a fork child, forked while a jump's record is listed, must wake its own
+ *       waiter; a thread jumps out of its poll (SIGUSR1) and exits; a SIGALRM handler polls the fd while
+ *       the main thread waits in poll (inner 0, outer -1 EINTR); 300 polls that return. Then bytes are
+ *       left inside the shim (a 1-byte read of an 8000-byte record hidden from the kernel by
+ *       SO_RCVLOWAT) while a second thread waits in poll: the read's wake-up walks the shim's list of
+ *       waiting threads, where every wait left by a jump kept a record in its abandoned stack frame
+ *       (ASan: stack-use-after-return; the normal build: a list through dead frames, or a loop). The
+ *       waiter must be woken within 2 s, a poll and a select after it must report the bytes, and all
+ *       7999 must arrive.
  * Prints key=value lines; "rd_misc: FAIL: ..." per broken expectation; exit 0 only when all held. */
 #include "ev_common.h"
 
@@ -545,6 +547,30 @@ static void *pj_waiter(void *arg)
 	return NULL;
 }
 
+/* Bytes left inside the shim while a second thread waits in poll on pj_fd (SO_RCVLOWAT hides the
+ * 8000-byte record from the kernel; a 1-byte read leaves 7999 decrypted): ms until it was woken, or -1. */
+static long long pj_wake_check(void)
+{
+	atomic_store(&pj_woken, 0);
+	int lowat = 512 * 1024, got = 0;
+	socklen_t sl = sizeof got;
+	if (setsockopt(pj_fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat) != 0 ||
+	    getsockopt(pj_fd, SOL_SOCKET, SO_RCVLOWAT, &got, &sl) != 0 || got <= 8000)
+		ev_die("SO_RCVLOWAT: cannot hide the record from the kernel's readiness");
+	ev_write_all(pj_fd, "send 8000\n", 10, "request");
+	ev_sleep_ms(300); /* the record is in the kernel, below the low-water mark */
+	pthread_t t;
+	if (pthread_create(&t, NULL, pj_waiter, NULL) != 0)
+		ev_die("pthread_create: errno=%s", errno_name(errno));
+	ev_sleep_ms(300); /* the waiter is inside poll */
+	char b;
+	long long t0 = now_ms();
+	if (recv(pj_fd, &b, 1, 0) != 1) /* 7999 bytes stay inside the shim: its wake-up runs */
+		ev_die("recv 1 byte: errno=%s", errno_name(errno));
+	pthread_join(t, NULL);
+	return atomic_load(&pj_woken) ? atomic_load(&pj_woken_ms) - t0 : -1;
+}
+
 static void pollljmp_case(const char *host, const char *port)
 {
 	pj_fd = ev_connect(host, port);
@@ -571,6 +597,26 @@ static void pollljmp_case(const char *host, const char *port)
 	printf("big_poll_jumps=30 heap_growth=%lld\n", grown);
 	if (grown > 16384)
 		ev_fail("30 jumps out of a 100-entry poll left %lld heap bytes behind", grown);
+	/* A fork while the last jump's record is still on the wake list: the child's list starts empty,
+	 * and its waits must neither unlink from it what is not there nor miss their wake-ups. */
+	fflush(stdout);
+	pid_t child = fork();
+	if (child < 0)
+		ev_die("fork: errno=%s", errno_name(errno));
+	if (child == 0) {
+		pj_fd =
+		    ev_connect(host, port); /* the child's own connection (the parent's stays untouched) */
+		struct pollfd q = {.fd = pj_fd, .events = POLLIN};
+		if (poll(&q, 1, 0) != 0)
+			_exit(3);
+		long long ms = pj_wake_check();
+		_exit(ms >= 0 && ms <= 2000 ? 0 : 4);
+	}
+	int st = 0;
+	waitpid(child, &st, 0);
+	printf("fork_child_status=%d\n", WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		ev_fail("the fork child's waiter was not woken (status %d: 3 poll, 4 wake-up)", st);
 	printf("jumps=%d\n", (int)pj_jumps);
 	/* A thread jumps out of its wait and exits. */
 	struct sigaction su = {.sa_handler = pj_usr1};
@@ -607,26 +653,11 @@ static void pollljmp_case(const char *host, const char *port)
 		if (r != 0)
 			ev_die("poll %d with nothing sent returned %d (revents 0x%x)", i, r, q.revents);
 	}
-	int lowat = 512 * 1024, got = 0;
-	socklen_t sl = sizeof got;
-	if (setsockopt(pj_fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat) != 0 ||
-	    getsockopt(pj_fd, SOL_SOCKET, SO_RCVLOWAT, &got, &sl) != 0 || got <= 8000)
-		ev_die("SO_RCVLOWAT: cannot hide the record from the kernel's readiness");
-	ev_write_all(pj_fd, "send 8000\n", 10, "request");
-	ev_sleep_ms(300); /* the record is in the kernel, below the low-water mark */
-	pthread_t t;
-	if (pthread_create(&t, NULL, pj_waiter, NULL) != 0)
-		ev_die("pthread_create: errno=%s", errno_name(errno));
-	ev_sleep_ms(300); /* the waiter is inside poll */
-	char b[8000];
-	long long t0 = now_ms();
-	if (recv(pj_fd, b, 1, 0) != 1) /* 7999 bytes stay inside the shim: its wake-up runs */
-		ev_die("recv 1 byte: errno=%s", errno_name(errno));
-	pthread_join(t, NULL);
-	long long wake_ms = atomic_load(&pj_woken) ? atomic_load(&pj_woken_ms) - t0 : -1;
-	printf("waiter_woken=%d wake_ms=%lld\n", atomic_load(&pj_woken), wake_ms);
-	if (!atomic_load(&pj_woken) || wake_ms > 2000)
+	long long wake_ms = pj_wake_check();
+	printf("waiter_woken=%d wake_ms=%lld\n", wake_ms >= 0, wake_ms);
+	if (wake_ms < 0 || wake_ms > 2000)
 		ev_fail("the waiter beside the jumps was not woken within 2 s (%lld ms)", wake_ms);
+	char b[8000];
 	struct pollfd p = {.fd = pj_fd, .events = POLLIN};
 	int pr = poll(&p, 1, 0);
 	fd_set r;
