@@ -196,6 +196,19 @@ static void *waiter(void *arg)
 	return NULL;
 }
 
+/* Asks the server for an 8000-byte answer on fd with SO_RCVLOWAT above it, so that the record sits in
+ * the kernel where its readiness does not show it, and gives it 300 ms to arrive. */
+static void request_hidden_record(int fd)
+{
+	int lowat = 512 * 1024, got = 0;
+	socklen_t sl = sizeof got;
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat) != 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &got, &sl) != 0 || got <= 8000)
+		ev_die("SO_RCVLOWAT: cannot hide the record from the kernel's readiness");
+	ev_write_all(fd, "send 8000\n", 10, "request");
+	ev_sleep_ms(300); /* the record is in the kernel, below the low-water mark */
+}
+
 static void waiters(const char *host, const char *port, int n, bool on_dup)
 {
 	w_fd = ev_connect(host, port);
@@ -208,13 +221,7 @@ static void waiters(const char *host, const char *port, int n, bool on_dup)
 		if (w_epfd < 0 || epoll_ctl(w_epfd, EPOLL_CTL_ADD, w_poll_fd, &ev) != 0)
 			ev_die("epoll set with fd %d: errno=%s", w_poll_fd, errno_name(errno));
 	}
-	int lowat = 512 * 1024, got_lowat = 0;
-	socklen_t sl = sizeof got_lowat;
-	if (setsockopt(w_fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat) != 0 ||
-	    getsockopt(w_fd, SOL_SOCKET, SO_RCVLOWAT, &got_lowat, &sl) != 0 || got_lowat <= 8000)
-		ev_die("SO_RCVLOWAT: cannot hide the record from the kernel's readiness");
-	ev_write_all(w_fd, "send 8000\n", 10, "request");
-	ev_sleep_ms(300); /* the record is in the kernel, below the low-water mark */
+	request_hidden_record(w_fd);
 	pthread_t *t = calloc((size_t)n, sizeof *t);
 	pthread_attr_t at;
 	pthread_attr_init(&at);
@@ -552,13 +559,7 @@ static void *pj_waiter(void *arg)
 static long long pj_wake_check(void)
 {
 	atomic_store(&pj_woken, 0);
-	int lowat = 512 * 1024, got = 0;
-	socklen_t sl = sizeof got;
-	if (setsockopt(pj_fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat) != 0 ||
-	    getsockopt(pj_fd, SOL_SOCKET, SO_RCVLOWAT, &got, &sl) != 0 || got <= 8000)
-		ev_die("SO_RCVLOWAT: cannot hide the record from the kernel's readiness");
-	ev_write_all(pj_fd, "send 8000\n", 10, "request");
-	ev_sleep_ms(300); /* the record is in the kernel, below the low-water mark */
+	request_hidden_record(pj_fd);
 	pthread_t t;
 	if (pthread_create(&t, NULL, pj_waiter, NULL) != 0)
 		ev_die("pthread_create: errno=%s", errno_name(errno));
