@@ -130,6 +130,7 @@ static _Atomic(set_slot *) set_chunks[SET_TOP];
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ep_set *all_sets, *free_sets;
 static _Atomic int n_inner_sets; /* sets with an inner set: close of a TLS fd skips everything at 0 */
+static _Atomic int n_sets;	 /* sets on all_sets (written under registry_lock): closefrom's test */
 
 /* The shim's own fds (inner sets and wake-up eventfds) by number, below OWN_FD_MAX: set by make_inner,
  * cleared before the shim closes one, each under its set's lock; read without a lock by the close and
@@ -144,7 +145,6 @@ static void own_mark(int fd, bool on)
 	if (fd >= 0 && fd < OWN_FD_MAX)
 		atomic_store_explicit(&own_fds[fd], on, memory_order_release);
 }
-static _Atomic int n_sets; /* sets on all_sets (written under registry_lock): closefrom's test */
 
 static set_slot *set_slot_for(int fd, bool make)
 {
@@ -1594,8 +1594,8 @@ int epoll_move_own_fd(int fd)
 	for (struct ep_set *s = all_sets; s && r < 0 && err == ENOENT; s = s->all_next) {
 		forkgate_lock(&s->lock);
 		int was_inner = s->inner, was_efd = s->efd;
-		own_inner(
-		    s); /* a fork child: its own inner set first; the parent's numbers are closed then */
+		/* a fork child: its own inner set first; the parent's numbers are closed then */
+		own_inner(s);
 		if ((fd == was_inner || fd == was_efd) && fd != s->inner && fd != s->efd) {
 			r = 0;
 		} else if (fd == s->inner) {
