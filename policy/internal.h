@@ -65,6 +65,7 @@ enum pol_opt_id {
 	POL_OPT_SESSION_TICKETS,
 	POL_OPT_SESSION_TICKET_KEY_FILE,
 	POL_OPT_PLAIN_FROM,
+	POL_OPT_COALESCE,
 	POL_OPT_STARTTLS,
 	POL_OPT_PROXY,
 	POL_OPT_PROXY_USER_FILE,
@@ -118,6 +119,8 @@ int pol_parse_allow(const struct pol_opt_def *d, struct policy_tls_opts *o, cons
 		    struct pol_opt_err *e);
 int pol_parse_plain_from(const struct pol_opt_def *d, struct policy_tls_opts *o, const char *v, size_t n,
 			 struct pol_opt_err *e);
+int pol_parse_coalesce(const struct pol_opt_def *d, struct policy_tls_opts *o, const char *v, size_t n,
+		       struct pol_opt_err *e);
 int pol_parse_tickets(const struct pol_opt_def *d, struct policy_tls_opts *o, const char *v, size_t n,
 		      struct pol_opt_err *e);
 int pol_copy_allow(const struct pol_opt_def *d, struct policy_tls_opts *dst,

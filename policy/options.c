@@ -598,6 +598,7 @@ const struct pol_opt_def pol_opts[POL_OPT_COUNT] = {
 	serve.ticket_key_file),
     ROW(POL_OPT_PLAIN_FROM, "plain-from", "comma-separated addresses and networks, e.g. 127.0.0.1/32,[::1]",
 	pol_parse_plain_from, pol_copy_plain_from, serve.plain_from),
+    ROW(POL_OPT_COALESCE, "coalesce", "auto or off", pol_parse_coalesce, copy_raw, serve.coalesce),
     ROW(POL_OPT_STARTTLS, "starttls", "smtp, imap, pop3, postgres or ldap", parse_starttls, copy_raw,
 	starttls),
     ROW(POL_OPT_PROXY, "proxy", "http://HOST:PORT or socks5://HOST:PORT", parse_proxy, copy_proxy,

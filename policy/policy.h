@@ -84,6 +84,7 @@ struct policy_serve_opts {
 	char *ticket_key_file;		     /* session-ticket-key-file= */
 	unsigned n_plain_from;		     /* plain-from= */
 	struct policy_net *plain_from;	     /* n_plain_from networks (owned) */
+	bool coalesce;			     /* coalesce=auto|off (default auto): preload/cork.h */
 };
 
 /* TLS options of one rule (after `defaults` were applied). Strings are NUL-terminated, owned by the

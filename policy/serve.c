@@ -45,6 +45,7 @@ bool pol_opt_allowed(enum pol_opt_id id, enum policy_action a)
 	case POL_OPT_SESSION_TICKETS:
 	case POL_OPT_SESSION_TICKET_KEY_FILE:
 	case POL_OPT_PLAIN_FROM:
+	case POL_OPT_COALESCE:
 		serve_only = true;
 		break;
 	case POL_OPT_NAME:
@@ -93,6 +94,21 @@ int pol_parse_client_auth(const struct pol_opt_def *d, struct policy_tls_opts *o
 		}
 	return fail(e, 0, "invalid client-auth value '%s' (expected %s)", pol_quote(q, sizeof(q), v, n, 40),
 		    d->expect);
+}
+
+int pol_parse_coalesce(const struct pol_opt_def *d, struct policy_tls_opts *o, const char *v, size_t n,
+		       struct pol_opt_err *e)
+{
+	char q[64];
+
+	if (n == 4 && memcmp(v, "auto", 4) == 0)
+		o->serve.coalesce = true;
+	else if (n == 3 && memcmp(v, "off", 3) == 0)
+		o->serve.coalesce = false;
+	else
+		return fail(e, 0, "invalid coalesce value '%s' (expected %s)",
+			    pol_quote(q, sizeof(q), v, n, 40), d->expect);
+	return 0;
 }
 
 int pol_parse_tickets(const struct pol_opt_def *d, struct policy_tls_opts *o, const char *v, size_t n,
@@ -254,6 +270,7 @@ void pol_serve_opts_init(struct policy_serve_opts *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->session_tickets = true;
+	s->coalesce = true;
 }
 
 void pol_serve_opts_free(struct policy_serve_opts *s)

@@ -1,5 +1,6 @@
 /* conn.c: a TLS connection's life: handshake, reads, writes, shutdown and the last close (see conn.h). */
 #include "preload/conn.h"
+#include "preload/cork.h"
 #include "preload/child.h"
 #include "preload/inherit.h"
 #include "preload/dialogue.h"
@@ -147,6 +148,10 @@ struct conn *conn_new(const struct policy_rule *rule)
 	c->dlg = NULL;
 	c->tcp_eof = c->read_eof = c->write_shut = c->peer_close_notify = false;
 	c->out_committed = 0;
+	c->coalesce = c->corked = c->program_cork = c->last_write_first = c->io_more = false;
+	c->read_since_write = true;
+	c->pair_score = 0;
+	c->last_write_us = 0;
 	c->tcp_pending = c->restore_nodelay = c->fail_reported = false;
 	c->want_events = 0;
 	c->fail_errno = 0;
@@ -546,7 +551,8 @@ static int io_send(struct WOLFSSL *ssl, char *buf, int sz, void *ctx)
 {
 	struct conn *c = ctx;
 	for (;;) {
-		ssize_t n = libc.send(c->io_fd, buf, (size_t)sz, MSG_DONTWAIT | MSG_NOSIGNAL);
+		ssize_t n = libc.send(c->io_fd, buf, (size_t)sz,
+				      MSG_DONTWAIT | MSG_NOSIGNAL | (c->io_more ? MSG_MORE : 0));
 		if (n >= 0)
 			return (int)n;
 		if (errno == EINTR)
@@ -747,6 +753,7 @@ static int handshake_done(struct conn *c, int fd, bool ok, int werr, int sys_err
 	}
 	if (ok && c->role == CONN_ROLE_SERVER) {
 		c->state = CONN_ESTABLISHED;
+		c->coalesce = o->serve.coalesce;
 		stats_add(c->rule, STATS_INBOUND, STATS_HANDSHAKES, 1);
 		if (wolfSSL_session_reused(c->ssl))
 			stats_add(c->rule, STATS_INBOUND, STATS_RESUMED, 1);
@@ -1053,9 +1060,12 @@ ssize_t conn_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 	int ra_rounds = 0;
 	if (len > INT_MAX)
 		len = INT_MAX;
+	cork_release_pending(); /* what this thread holds goes out before it waits for an answer */
 	conn_lock(c);
 	if (drive_handshake(c, fd, flags) != 0)
 		return -1;
+	if (c->state == CONN_ESTABLISHED)
+		cork_on_read(c, fd);
 	/* The look that made this fd readable emptied the kernel socket: once this read has bytes, a
 	 * further recv would only say EAGAIN (what comes later raises a kernel event of its own). */
 	bool drained = c->drained && !(flags & (MSG_PEEK | MSG_WAITALL));
@@ -1487,13 +1497,17 @@ ssize_t conn_write(struct conn *c, int fd, const void *buf, size_t len, int flag
 		return child_refuse(fd, "a write");
 	size_t done = 0;
 	long long deadline = -2; /* -2: not yet asked */
+	if (cork_pending_fd >= 0 && cork_pending_fd != fd)
+		cork_flush_pending(); /* another connection's held record: this thread's to push */
 	conn_lock(c);
 	if (drive_handshake(c, fd, flags) != 0)
 		return -1;
+	bool more = c->state == CONN_ESTABLISHED && cork_before_write(c, len, flags), sent_more = false;
 	for (;;) {
 		int err;
 		if (c->state != CONN_ESTABLISHED || c->write_shut) {
 			int e = c->write_shut && c->state == CONN_ESTABLISHED ? EPIPE : dead_errno(c, true);
+			cork_after_write(c, fd, sent_more);
 			conn_unlock(c);
 			if (done)
 				return (ssize_t)done;
@@ -1505,6 +1519,7 @@ ssize_t conn_write(struct conn *c, int fd, const void *buf, size_t len, int flag
 		if (c->out_committed) {
 			err = flush_committed(c, fd);
 		} else if (done == len) {
+			cork_after_write(c, fd, sent_more);
 			conn_unlock(c);
 			return (ssize_t)done;
 		} else if (c->dlg && dialogue_filter_write(c->dlg, c, (const char *)buf + done, len - done)) {
@@ -1513,7 +1528,10 @@ ssize_t conn_write(struct conn *c, int fd, const void *buf, size_t len, int flag
 		} else {
 			size_t chunk = len - done > RECORD_PLAINTEXT_MAX ? RECORD_PLAINTEXT_MAX : len - done;
 			c->io_fd = fd;
+			c->io_more = more;
+			sent_more |= more;
 			int n = wolfSSL_write(c->ssl, (const char *)buf + done, (int)chunk);
+			c->io_more = false;
 			if (n > 0) {
 				done += (size_t)n;
 				c->bytes_out += (unsigned)n;
@@ -1534,6 +1552,8 @@ ssize_t conn_write(struct conn *c, int fd, const void *buf, size_t len, int flag
 		if (err == 0)
 			continue;
 		if (err == WOLFSSL_ERROR_WANT_WRITE || err == WOLFSSL_ERROR_WANT_READ) {
+			cork_after_write(c, fd, sent_more);
+			sent_more = false;
 			conn_unlock(c);
 			if (fd_is_nonblocking(fd, flags)) {
 				if (done)

@@ -94,6 +94,15 @@ struct conn {
 	bool peer_close_notify; /* the server's close_notify arrived */
 	bool write_shut;	/* shutdown(SHUT_WR) done */
 	size_t out_committed;	/* plaintext bytes already reported written whose record is not all sent */
+	/* Write coalescing (cork.h); written under the lock: */
+	bool coalesce;	       /* a server connection whose rule says coalesce=auto (set at the handshake) */
+	bool corked;	       /* the last record left with MSG_MORE and nothing has pushed it yet */
+	bool program_cork;     /* the program holds TCP_CORK on */
+	bool read_since_write; /* the program read since its last write: the next write starts a burst */
+	bool last_write_first; /* the last write started a burst */
+	bool io_more;	       /* io_send adds MSG_MORE (for the write in progress) */
+	unsigned char pair_score; /* how regularly this connection's bursts have been pairs (cork.c) */
+	long long last_write_us;  /* monotonic start of the last write */
 	/* While CONN_CONNECTING: */
 	bool tcp_pending;		   /* the TCP connect itself is still in progress */
 	bool restore_nodelay;		   /* TCP_NODELAY was off: put it back after the handshake */

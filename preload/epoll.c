@@ -1311,12 +1311,14 @@ static int wait_common(int epfd, struct epoll_event *events, int max, int timeou
 EXPORT int epoll_wait(int epfd, struct epoll_event *events, int max, int timeout)
 {
 	libc_ensure();
+	cork_release_pending();
 	return wait_common(epfd, events, max, timeout, NULL, false);
 }
 
 EXPORT int epoll_pwait(int epfd, struct epoll_event *events, int max, int timeout, const sigset_t *sig)
 {
 	libc_ensure();
+	cork_release_pending();
 	return wait_common(epfd, events, max, timeout, sig, true);
 }
 
@@ -1332,6 +1334,7 @@ EXPORT int epoll_pwait2(int epfd, struct epoll_event *events, int max, const str
 			const sigset_t *sig)
 {
 	libc_ensure();
+	cork_release_pending();
 	if (!libc.epoll_pwait2) {
 		errno = ENOSYS;
 		return -1;

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "preload/conn.h"
+#include "preload/cork.h"
 #include "preload/fdtab.h"
 #include "preload/libc.h"
 #include "preload/metrics.h"

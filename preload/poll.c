@@ -194,6 +194,7 @@ static bool has_tls_fd(const struct pollfd *fds, nfds_t n)
 EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
 	libc_ensure();
+	cork_release_pending();
 	if (!has_tls_fd(fds, n) || child_shares_parent_memory()) /* vfork: the kernel's view, no lock */
 		return libc.poll(fds, n, timeout);
 	return poll_tls(fds, n, timeout < 0 ? -1 : timeout, NULL, false);
@@ -215,6 +216,7 @@ static int timespec_ms(const struct timespec *ts)
 EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *sig)
 {
 	libc_ensure();
+	cork_release_pending();
 	if (!has_tls_fd(fds, n) || child_shares_parent_memory())
 		return libc.ppoll(fds, n, ts, sig);
 	return poll_tls(fds, n, timespec_ms(ts), sig, true);
@@ -359,6 +361,7 @@ static bool sets_have_tls_fd(int nfds, const fd_set *r, const fd_set *w, const f
 EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv)
 {
 	libc_ensure();
+	cork_release_pending();
 	nfds = clamp_nfds(nfds);
 	if (nfds <= 0 || !sets_have_tls_fd(nfds, r, w, e) || child_shares_parent_memory())
 		return libc.select(nfds, r, w, e, tv);
@@ -382,6 +385,7 @@ EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv)
 EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *ts, const sigset_t *sig)
 {
 	libc_ensure();
+	cork_release_pending();
 	nfds = clamp_nfds(nfds);
 	if (nfds <= 0 || !sets_have_tls_fd(nfds, r, w, e) || child_shares_parent_memory())
 		return libc.pselect(nfds, r, w, e, ts, sig);

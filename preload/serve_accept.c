@@ -310,11 +310,13 @@ int serve_adopt_inherited(int fd)
 EXPORT int accept(int fd, __SOCKADDR_ARG addr, socklen_t *len)
 {
 	libc_ensure();
+	cork_release_pending();
 	return accepted(fd, libc.accept(fd, SOCKADDR_PTR(addr), len));
 }
 
 EXPORT int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *len, int flags)
 {
 	libc_ensure();
+	cork_release_pending();
 	return accepted(fd, libc.accept4(fd, SOCKADDR_PTR(addr), len, flags));
 }

@@ -17,9 +17,27 @@ static bool is_nodelay(int fd, int level, int name, const void *val, socklen_t l
 	return level == IPPROTO_TCP && name == TCP_NODELAY && val && len >= sizeof(int) && fdtab_load(fd);
 }
 
+/* TCP_CORK on a TLS fd: the program's own cork replaces the shim's (cork.h). */
+static int set_cork(int fd, const void *val, socklen_t len)
+{
+	int r = libc.setsockopt(fd, IPPROTO_TCP, TCP_CORK, val, len);
+	if (r != 0 || child_shares_parent_memory())
+		return r;
+	struct conn *c = conn_get(fd);
+	if (c) {
+		conn_lock(c);
+		cork_program_cork(c, *(const int *)val != 0);
+		conn_unlock(c);
+		conn_put(c);
+	}
+	return r;
+}
+
 EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
 	libc_ensure();
+	if (level == IPPROTO_TCP && name == TCP_CORK && val && len >= sizeof(int) && fdtab_load(fd))
+		return set_cork(fd, val, len);
 	if (!is_nodelay(fd, level, name, val, len) || child_shares_parent_memory())
 		return libc.setsockopt(fd, level, name, val, len); /* vfork: the kernel's, no lock */
 	struct conn *c = conn_get(fd);

@@ -82,6 +82,7 @@ static void print_serve_opts(const struct policy_rule *r)
 	ROW("truncation", "%s", o->truncation == POLICY_TRUNCATION_ALLOW ? "allow" : "error");
 	ROW("session-tickets", "%s%s%s", s->session_tickets ? "on" : "off",
 	    s->ticket_key_file ? ", keys from " : "", s->ticket_key_file ? s->ticket_key_file : "");
+	ROW("coalesce", "%s", s->coalesce ? "auto" : "off");
 }
 
 int explain_accept(const struct policy *p, const char *local, const char *from, const char *sni)

@@ -57,7 +57,7 @@ Test(serve_parse, each_option)
 		 "serve *:1 " CK " client-ca=/ca.pem\n"
 		 "serve *:2 " CK " client-ca=/ca client-auth=optional\n"
 		 "serve *:3 " CK " client-ca=/ca client-auth=none\n"
-		 "serve *:4 " CK " session-tickets=off truncation=error\n"
+		 "serve *:4 " CK " session-tickets=off truncation=error coalesce=off\n"
 		 "serve *:5 " CK " session-ticket-key-file=/t.key handshake-timeout=500ms\n"
 		 "serve *:6 " CK " plain-from=127.0.0.1/32,[::1],10.0.0.0/8,[fd00::]/8\n"
 		 "serve *:7 " CK " name=A.Example. alpn=h2,http/1.1 min-version=1.3\n"
@@ -69,6 +69,8 @@ Test(serve_parse, each_option)
 	cr_expect_eq(p.rules[1].tls.serve.client_auth, POLICY_CLIENT_AUTH_OPTIONAL);
 	cr_expect_eq(p.rules[2].tls.serve.client_auth, POLICY_CLIENT_AUTH_NONE);
 	cr_expect_not(p.rules[3].tls.serve.session_tickets);
+	cr_expect_not(p.rules[3].tls.serve.coalesce, "coalesce=off");
+	cr_expect(p.rules[2].tls.serve.coalesce, "coalesce= defaults to auto");
 	cr_expect_eq(p.rules[3].tls.truncation, POLICY_TRUNCATION_ERROR);
 	cr_expect_str_eq(p.rules[4].tls.serve.ticket_key_file, "/t.key");
 	cr_expect_eq(p.rules[4].tls.handshake_timeout_ms, 500);
@@ -144,6 +146,7 @@ static const struct serve_err_case err_cases[] = {
     {"tls a:1 allow=a.example", 1, 9, "option 'allow' is for serve rules only"},
     {"tls a:1 plain-from=127.0.0.1", 1, 9, "option 'plain-from' is for serve rules only"},
     {"tls a:1 session-tickets=on", 1, 9, "option 'session-tickets' is for serve rules only"},
+    {"tls a:1 coalesce=auto", 1, 9, "option 'coalesce' is for serve rules only"},
     {"serve *:1 " CK " ca-file=/x", 1, 34,
      "option 'ca-file' is for tls rules only (serve rules do not take it)"},
     {"serve *:1 " CK " verify=off", 1, 34, "option 'verify' is for tls rules only"},
@@ -173,6 +176,7 @@ static const struct serve_err_case err_cases[] = {
     {"serve *:1 " CK " client-auth=maybe", 1, 46,
      "invalid client-auth value 'maybe' (expected require, optional or none)"},
     {"serve *:1 " CK " session-tickets=yes", 1, 50, "invalid session-tickets value 'yes'"},
+    {"serve *:1 " CK " coalesce=on", 1, 43, "invalid coalesce value 'on' (expected auto or off)"},
     {"serve *:1 " CK " name=10.0.0.1", 1, 39, "SNI never carries an IP address"},
     {"serve *:1 " CK " name=[::1]", 1, 39, "SNI never carries an IP address"},
     {"serve *:1 " CK " name=a_b", 1, 39, "invalid name= 'a_b' on a serve rule"},
