@@ -4,6 +4,7 @@ server PORT PORTFILE: a plain HTTP/1.1 keep-alive server (one thread per connect
   nginx sets it for keep-alive connections) whose answer depends on the path:
     /pair    headers and body in two send() calls, one right after the other (plain nginx's writev and
              sendfile);
+    /more    the same with MSG_MORE on the first;
     /one     headers and body in one send(), then the next recv() (a request-response server);
     /select  the same, but it waits for the next request in select() first;
     /sleep   headers, then 1 s in time.sleep() (a call the shim does not hook), then the body.
@@ -36,6 +37,9 @@ def serve_conn(c):
         hdr = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % len(BODY)
         if path == "/pair":
             c.send(hdr)
+            c.sendall(BODY)
+        elif path == "/more":
+            c.send(hdr, socket.MSG_MORE)
             c.sendall(BODY)
         elif path == "/sleep":
             c.send(hdr)

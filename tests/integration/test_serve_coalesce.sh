@@ -40,7 +40,7 @@ repeat() {
 }
 
 t_pairs_leave_in_one_segment() {
-	local n=40 on off
+	local n=40 on off more
 	app pairs ""
 	# shellcheck disable=SC2046
 	ask $(repeat /pair $((WARM + n)))
@@ -51,11 +51,17 @@ t_pairs_leave_in_one_segment() {
 	ask $(repeat /pair $((WARM + n)))
 	[ "$RC" = 0 ] || { fail "client failed with coalesce=off (rc=$RC)"; return; }
 	off=$(segs_of /pair)
+	# The program's own MSG_MORE is the kernel's meaning, with coalesce=off too.
+	# shellcheck disable=SC2046
+	ask $(repeat /more $((WARM + n)))
+	[ "$RC" = 0 ] || { fail "client failed for /more (rc=$RC)"; return; }
+	more=$(segs_of /more)
+	[ "$more" -le $((n + n / 4)) ] || { fail "the program's MSG_MORE: $more segments for $n answers (want at most $((n + n / 4)))"; return; }
 	# One segment an answer, plus the odd pure ACK; with coalesce=off two an answer (the control: the
 	# count sees the difference).
 	[ "$on" -le $((n + n / 4)) ] || { fail "coalesce=auto: $on segments for $n two-write answers (want at most $((n + n / 4)))"; return; }
 	[ "$off" -ge $((2 * n - n / 4)) ] || { fail "coalesce=off: only $off segments for $n two-write answers: the count cannot tell"; return; }
-	ok "segments for $n answers written as headers + body: $on (coalesce=auto), $off (coalesce=off)"
+	ok "segments for $n answers written as headers + body: $on (coalesce=auto), $off (coalesce=off), $more (coalesce=off, the program's MSG_MORE on the headers)"
 }
 
 t_single_writes_never_wait() {
