@@ -264,9 +264,8 @@ def targets(b, med):
     out = []
     why_req = "the shim's server path costs more than nginx's in-process OpenSSL here"
     if "req_per_s_nopush" in s and "req_per_s_nopush" in n:
-        why_req = (f"per response plain nginx writes the headers (writev) and the body (sendfile) in two calls, so "
-                   f"the shim sends two TLS records in two TCP segments where nginx's own TLS sends one record; "
-                   f"with `tcp_nopush on` (one segment) the shim makes "
+        why_req = (f"the shim's work per request costs more than nginx's in-process OpenSSL in this run (a response "
+                   f"leaves in one segment on both paths: coalesce=auto); with `tcp_nopush on` the shim makes "
                    f"{med(s['req_per_s_nopush']) / med(n['req_per_s_nopush']):.2f}× (bench/README.md)")
     for m, what in (("mbps", "bulk MB/s"), ("req_per_s", "keep-alive requests/s"), ("conn_per_s", "new connections/s")):
         r = med(s[m]) / med(n[m])
