@@ -96,34 +96,32 @@ int pol_parse_client_auth(const struct pol_opt_def *d, struct policy_tls_opts *o
 		    d->expect);
 }
 
-int pol_parse_coalesce(const struct pol_opt_def *d, struct policy_tls_opts *o, const char *v, size_t n,
-		       struct pol_opt_err *e)
+/* A two-word option (on/off, auto/off): *out = true for `yes`, false for "off". */
+static int parse_switch(const struct pol_opt_def *d, const char *v, size_t n, struct pol_opt_err *e,
+			const char *yes, bool *out)
 {
 	char q[64];
 
-	if (n == 4 && memcmp(v, "auto", 4) == 0)
-		o->serve.coalesce = true;
+	if (strlen(yes) == n && memcmp(v, yes, n) == 0)
+		*out = true;
 	else if (n == 3 && memcmp(v, "off", 3) == 0)
-		o->serve.coalesce = false;
+		*out = false;
 	else
-		return fail(e, 0, "invalid coalesce value '%s' (expected %s)",
+		return fail(e, 0, "invalid %s value '%s' (expected %s)", d->key,
 			    pol_quote(q, sizeof(q), v, n, 40), d->expect);
 	return 0;
+}
+
+int pol_parse_coalesce(const struct pol_opt_def *d, struct policy_tls_opts *o, const char *v, size_t n,
+		       struct pol_opt_err *e)
+{
+	return parse_switch(d, v, n, e, "auto", &o->serve.coalesce);
 }
 
 int pol_parse_tickets(const struct pol_opt_def *d, struct policy_tls_opts *o, const char *v, size_t n,
 		      struct pol_opt_err *e)
 {
-	char q[64];
-
-	if (n == 2 && memcmp(v, "on", 2) == 0)
-		o->serve.session_tickets = true;
-	else if (n == 3 && memcmp(v, "off", 3) == 0)
-		o->serve.session_tickets = false;
-	else
-		return fail(e, 0, "invalid session-tickets value '%s' (expected %s)",
-			    pol_quote(q, sizeof(q), v, n, 40), d->expect);
-	return 0;
+	return parse_switch(d, v, n, e, "on", &o->serve.session_tickets);
 }
 
 int pol_serve_parse_name(const struct pol_opt_def *d, struct policy_tls_opts *o, const char *v, size_t n,
