@@ -327,6 +327,27 @@ for _ in range(100):
 
 # wait_listen PORT [ADDR]: waits (max 10 s) until something listens on PORT (on ADDR when given:
 # 127.0.0.1, or [::1] in brackets).
+# plain_nginx_conf DIR PORT WORKERS CONNECTIONS HTTP...: DIR/nginx.conf for a plain (no TLS) nginx in the
+# foreground serving DIR on 127.0.0.1:PORT, its pid, logs and temp files in DIR (DIR/tmp made here); the
+# rest of the arguments are added to the http block (keep-alive, sendfile, tcp_nopush, ...).
+plain_nginx_conf() {
+	local d=$1 port=$2 workers=$3 conns=$4
+	shift 4
+	mkdir -p "$d/tmp"
+	cat >"$d/nginx.conf" <<EOF
+worker_processes $workers;
+daemon off;
+pid $d/nginx.pid;
+error_log $d/error.log info;
+events { worker_connections $conns; }
+http {
+  access_log off; $*
+  client_body_temp_path $d/tmp; proxy_temp_path $d/tmp; fastcgi_temp_path $d/tmp; uwsgi_temp_path $d/tmp; scgi_temp_path $d/tmp;
+  server { listen 127.0.0.1:$port; root $d; }
+}
+EOF
+}
+
 wait_listen() {
 	local i filter="sport = :$1"
 	[ -n "${2:-}" ] && filter="src $2:$1"

@@ -297,18 +297,7 @@ t_nginx_plain_listener() {
 	# directory) is not, so TLS working proves it was loaded at listen(), before the drop.
 	chmod 711 "$T" && chmod 755 "$d" && chmod 644 "$d/big.bin" "$d/index.html"
 	PORT=$(free_port)
-	cat >"$d/nginx.conf" <<EOF
-worker_processes 2;
-daemon off;
-pid $d/nginx.pid;
-error_log $d/error.log info;
-events { worker_connections 512; }
-http {
-  access_log off; sendfile on; keepalive_timeout 30;
-  client_body_temp_path $d/tmp; proxy_temp_path $d/tmp; fastcgi_temp_path $d/tmp; uwsgi_temp_path $d/tmp; scgi_temp_path $d/tmp;
-  server { listen 127.0.0.1:$PORT; root $d; }
-}
-EOF
+	plain_nginx_conf "$d" "$PORT" 2 512 "sendfile on; keepalive_timeout 30;"
 	shim_bg nginx "serve 127.0.0.1:@PORT@ $CK" nginx -c "$d/nginx.conf" -p "$d"
 	wait_listen "$PORT" || { fail "nginx did not start"; return; }
 	prun big curl -sS --max-time 20 --cacert "$ROOT" "https://localhost:$PORT/big.bin" -o "$T/got.bin"
@@ -341,18 +330,7 @@ t_nginx_keepalive_syscalls() {
 	mkdir -p "$d/tmp" && echo "nginx page" >"$d/index.html"
 	chmod 711 "$T" && chmod 755 "$d" && chmod 644 "$d/index.html"
 	PORT=$(free_port)
-	cat >"$d/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $d/nginx.pid;
-error_log $d/error.log info;
-events { worker_connections 64; }
-http {
-  access_log off; sendfile on; keepalive_timeout 30; keepalive_requests 1000;
-  client_body_temp_path $d/tmp; proxy_temp_path $d/tmp; fastcgi_temp_path $d/tmp; uwsgi_temp_path $d/tmp; scgi_temp_path $d/tmp;
-  server { listen 127.0.0.1:$PORT; root $d; }
-}
-EOF
+	plain_nginx_conf "$d" "$PORT" 1 64 "sendfile on; keepalive_timeout 30; keepalive_requests 1000;"
 	shim_bg nginxk "serve 127.0.0.1:@PORT@ $CK" nginx -c "$d/nginx.conf" -p "$d"
 	wait_listen "$PORT" || { fail "nginx did not start"; return; }
 	local master="" worker=""

@@ -98,18 +98,7 @@ t_nginx_response_one_segment() {
 	mkdir -p "$d/tmp" && head -c 1024 /dev/zero | tr '\0' b >"$d/one.txt"
 	chmod 711 "$T" && chmod 755 "$d" && chmod 644 "$d/one.txt"
 	PORT=$(free_port)
-	cat >"$d/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $d/nginx.pid;
-error_log $d/error.log info;
-events { worker_connections 64; }
-http {
-  access_log off; sendfile on; tcp_nopush off; keepalive_timeout 30; keepalive_requests 1000;
-  client_body_temp_path $d/tmp; proxy_temp_path $d/tmp; fastcgi_temp_path $d/tmp; uwsgi_temp_path $d/tmp; scgi_temp_path $d/tmp;
-  server { listen 127.0.0.1:$PORT; root $d; }
-}
-EOF
+	plain_nginx_conf "$d" "$PORT" 1 64 "sendfile on; tcp_nopush off; keepalive_timeout 30; keepalive_requests 1000;"
 	bg nginx env TLSSHIM_LOG=info TLSSHIM_RULES="serve 127.0.0.1:$PORT $CK" LD_PRELOAD="$PRELOAD" nginx -c "$d/nginx.conf" -p "$d"
 	wait_listen "$PORT" || { fail "nginx did not start"; return; }
 	# shellcheck disable=SC2046
