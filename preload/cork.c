@@ -20,7 +20,7 @@
 /* Only records this small are held: a larger write fills segments of its own. */
 #define CORK_LEN_MAX 16384
 
-__thread int cork_pending_fd __attribute__((tls_model("initial-exec"))) = -1;
+__thread int cork_pending_fd = -1;
 
 static long long mono_us(void)
 {

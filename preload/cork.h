@@ -26,9 +26,10 @@
 struct conn;
 
 /* The fd whose record this thread sent with MSG_MORE and nobody has pushed yet, or -1. Written only by
- * its own thread (cork_after_write, cork_release_pending); initial-exec so that the check in the hooks
- * is one load. */
-extern __thread int cork_pending_fd __attribute__((tls_model("initial-exec")));
+ * its own thread (cork_after_write, cork_release_pending). The default TLS model, not initial-exec: the
+ * library must stay dlopen-able (its TLS block, pollwait.c's scratch included, does not fit in glibc's
+ * static surplus), and only the wait hooks read it, never read/write's pass-through path. */
+extern __thread int cork_pending_fd;
 
 /* Pushes this thread's held record, if any (takes that connection's lock: call with no lock held). */
 void cork_flush_pending(void);
